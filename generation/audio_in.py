@@ -1,0 +1,196 @@
+"""Decode a seed track from any common container to mono float32 at the model's rate.
+
+Limits are checked before and while decoding, never after: the byte size before reading, the
+duration the container claims before decoding, and the decoded duration frame by frame, so a tiny
+file that expands to hours of audio costs no more than the limit to refuse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from generation.errors import AudioInputError
+from generation.humanize import format_bytes, format_duration
+
+MODEL_SAMPLE_RATE = 32_000
+MIN_SOURCE_RATE = 8_000
+MAX_SOURCE_RATE = 192_000
+MAX_SOURCE_CHANNELS = 8
+# -80 dBFS: below one step of 13-bit audio, so nothing a melody could be heard in.
+SILENCE_PEAK = 1e-4
+# Decoders disagree with headers by a frame or two (encoder delay, padding).
+DURATION_SLACK_S = 0.5
+
+NOT_AUDIO = "This file is not audio Restyle can read: try mp3, wav, flac, ogg, opus or m4a."
+
+
+@dataclass(frozen=True)
+class AudioLimits:
+    max_bytes: int = 25 * 1024 * 1024
+    max_seconds: float = 300.0
+    min_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class SeedAudio:
+    """A decoded seed: mono float32 samples in [-1, 1] and where they came from."""
+
+    samples: np.ndarray
+    sample_rate: int
+    sha256: str
+    source: str
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+def decode_audio(
+    source: bytes | str | Path,
+    limits: AudioLimits | None = None,
+    *,
+    sample_rate: int = MODEL_SAMPLE_RATE,
+) -> SeedAudio:
+    """Decode `source` (a path or the file's bytes), downmix to mono and resample.
+
+    Raises `AudioInputError` with a one-line message for anything unusable.
+    """
+    limits = limits or AudioLimits()
+    data = _read_bounded(source, limits.max_bytes)
+    samples, description, errors_seen = _decode(data, limits, sample_rate)
+    _check_content(samples, sample_rate, limits, errors_seen)
+    return SeedAudio(samples, sample_rate, hashlib.sha256(data).hexdigest(), description)
+
+
+def _read_bounded(source: bytes | str | Path, max_bytes: int) -> bytes:
+    if isinstance(source, bytes | bytearray | memoryview):
+        size = len(source)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise AudioInputError(f"There is no file at {path}.")
+        size = path.stat().st_size
+    if size == 0:
+        raise AudioInputError("The file is empty.")
+    if size > max_bytes:
+        raise AudioInputError(f"The file is {format_bytes(size)}; the limit is {format_bytes(max_bytes)}.")
+    return bytes(source) if isinstance(source, bytes | bytearray | memoryview) else Path(source).read_bytes()
+
+
+def _decode(data: bytes, limits: AudioLimits, sample_rate: int) -> tuple[np.ndarray, str, bool]:
+    """Samples, a description of the source, and whether FFmpeg reported errors on the way."""
+    import av
+
+    if av.logging.get_level() is None:  # PyAV drops FFmpeg's messages unless a level is set
+        av.logging.set_level(av.logging.ERROR)
+    with av.logging.Capture() as logs:
+        samples, description = _open_and_decode(data, limits, sample_rate)
+    return samples, description, any(level <= av.logging.ERROR for level, _, _ in logs)
+
+
+def _open_and_decode(data: bytes, limits: AudioLimits, sample_rate: int) -> tuple[np.ndarray, str]:
+    import av
+
+    try:
+        container = av.open(io.BytesIO(data), mode="r")
+    except av.error.EOFError as exc:  # a known container whose data ends too soon
+        raise AudioInputError("The file is damaged or cut short: it ends before its audio does.") from exc
+    except (av.error.FFmpegError, ValueError, UnicodeDecodeError) as exc:
+        raise AudioInputError(NOT_AUDIO) from exc
+    with container:
+        if not container.streams.audio:
+            raise AudioInputError("The file has no audio track.")
+        stream = container.streams.audio[0]
+        _check_stream(stream)
+        claimed = _claimed_seconds(container, stream)
+        if claimed is not None and claimed > limits.max_seconds + DURATION_SLACK_S:
+            limit = format_duration(limits.max_seconds)
+            raise AudioInputError(f"The track is {format_duration(claimed)} long; the limit is {limit}.")
+        samples, decoded_s = _decode_stream(container, stream, limits.max_seconds, sample_rate)
+        description = f"{stream.codec_context.name}, {stream.rate} Hz, {stream.channels} ch"
+    if claimed is not None and decoded_s < claimed - max(DURATION_SLACK_S, 0.05 * claimed):
+        raise AudioInputError(
+            f"The file is damaged or cut short: it should last {format_duration(claimed)} "
+            f"but only {format_duration(decoded_s)} could be read."
+        )
+    return samples, description
+
+
+def _check_stream(stream) -> None:
+    rate, channels = stream.rate or 0, stream.channels or 0
+    if rate == 0 or channels == 0:
+        raise AudioInputError(NOT_AUDIO)
+    if not MIN_SOURCE_RATE <= rate <= MAX_SOURCE_RATE:
+        raise AudioInputError(
+            f"The audio's sample rate ({rate} Hz) is outside what Restyle accepts "
+            f"({MIN_SOURCE_RATE} to {MAX_SOURCE_RATE} Hz)."
+        )
+    if channels > MAX_SOURCE_CHANNELS:
+        raise AudioInputError(
+            f"The audio has {channels} channels; Restyle accepts up to {MAX_SOURCE_CHANNELS}."
+        )
+
+
+def _claimed_seconds(container, stream) -> float | None:
+    """The duration the headers announce, if they announce one."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1_000_000
+    return None
+
+
+def _decode_stream(container, stream, max_seconds: float, sample_rate: int) -> tuple[np.ndarray, float]:
+    import av
+
+    chunks: list[np.ndarray] = []
+    resampler: av.AudioResampler | None = None
+    setup: tuple | None = None
+    decoded_s = 0.0
+    try:
+        for frame in container.decode(stream):
+            decoded_s += frame.samples / frame.sample_rate
+            if decoded_s > max_seconds + DURATION_SLACK_S:
+                raise AudioInputError(f"The track is longer than the {format_duration(max_seconds)} limit.")
+            # A stream may change rate or layout midway (joined mp3s): start a new resampler then.
+            frame_setup = (frame.format.name, frame.layout.name, frame.sample_rate)
+            if frame_setup != setup:
+                _flush(resampler, chunks)
+                resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+                setup = frame_setup
+            chunks.extend(out.to_ndarray()[0] for out in resampler.resample(frame))
+        _flush(resampler, chunks)
+    except av.error.FFmpegError as exc:
+        raise AudioInputError(
+            f"The file is damaged: decoding failed after {format_duration(decoded_s)}."
+        ) from exc
+    samples = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
+    return samples, decoded_s
+
+
+def _flush(resampler, chunks: list[np.ndarray]) -> None:
+    if resampler is not None:
+        chunks.extend(out.to_ndarray()[0] for out in resampler.resample(None))
+
+
+def _check_content(samples: np.ndarray, sample_rate: int, limits: AudioLimits, errors_seen: bool) -> None:
+    if errors_seen and samples.size < limits.min_seconds * sample_rate:
+        # Some demuxers lose their way in damaged data and quietly return almost nothing.
+        raise AudioInputError("The file is damaged: almost none of its audio could be decoded.")
+    if samples.size == 0:
+        raise AudioInputError("The file holds no audio that could be decoded.")
+    if not np.isfinite(samples).all():
+        raise AudioInputError("The file is damaged: it holds samples that are not numbers.")
+    duration = samples.size / sample_rate
+    if duration < limits.min_seconds:
+        raise AudioInputError(
+            f"The track is {format_duration(duration)} long; it needs at least "
+            f"{format_duration(limits.min_seconds)} to carry a melody."
+        )
+    if float(np.abs(samples).max()) < SILENCE_PEAK:
+        raise AudioInputError("The audio is silent, so there is no melody to follow.")

@@ -1,0 +1,196 @@
+"""From a decoded seed and a prompt to finished candidate files: the flow both fronts share.
+
+seed audio -> (stems) -> job (length, seeds, limits checked) -> engine -> adherence
+           -> mastering -> encoding -> audio file + JSON sidecar per candidate
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from generation.audio_in import SeedAudio
+from generation.chroma import melody_adherence
+from generation.engine import CancelToken, Engine, Job, ProgressFn
+from generation.errors import InvalidRequestError
+from generation.humanize import format_duration
+from generation.mastering import MasteringOptions, master, measure
+from generation.sampling import MAX_SEED, SamplingParams, validate_seed
+from generation.sidecar import sidecar
+
+MAX_CANDIDATES = 8
+MAX_PROMPT_CHARS = 500
+
+
+@dataclass(frozen=True)
+class RestyleOptions:
+    candidates: int = 1
+    duration_s: float | None = None  # None: the seed's length, capped by max_duration_s
+    max_duration_s: float = 300.0
+    seed: int | None = None  # candidate i gets seed + i; None draws one
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    stems: bool = False
+
+
+@dataclass
+class Candidate:
+    index: int  # 1-based, as people count them
+    seed: int
+    audio: np.ndarray  # (channels, samples) float32 at `sample_rate`, not yet mastered
+    adherence: float
+
+
+@dataclass
+class Restyled:
+    prompt: str
+    options: RestyleOptions
+    duration_s: float
+    sample_rate: int
+    candidates: list[Candidate]
+    timings: dict[str, float]
+
+
+def check_prompt(prompt: str, max_chars: int = MAX_PROMPT_CHARS) -> str:
+    prompt = " ".join(prompt.split())
+    if not prompt:
+        raise InvalidRequestError("The style prompt is empty: describe the style you want.")
+    if len(prompt) > max_chars:
+        raise InvalidRequestError(f"The style prompt is {len(prompt)} characters; the limit is {max_chars}.")
+    return prompt
+
+
+def output_duration(seed: SeedAudio, options: RestyleOptions) -> float:
+    """The seed's length by default, capped by the maximum; an explicit length must fit the maximum."""
+    if options.duration_s is None:
+        return min(seed.duration_s, options.max_duration_s)
+    if not 1.0 <= options.duration_s <= options.max_duration_s:
+        raise InvalidRequestError(
+            f"The duration must be between 1 s and {format_duration(options.max_duration_s)}."
+        )
+    return options.duration_s
+
+
+def candidate_seeds(options: RestyleOptions) -> tuple[int, ...]:
+    if not 1 <= options.candidates <= MAX_CANDIDATES:
+        raise InvalidRequestError(f"Ask for 1 to {MAX_CANDIDATES} candidates.")
+    base = (
+        secrets.randbelow(MAX_SEED - MAX_CANDIDATES) if options.seed is None else validate_seed(options.seed)
+    )
+    return tuple(validate_seed(base + index) for index in range(options.candidates))
+
+
+def make_job(
+    engine: Engine, seed: SeedAudio, prompt: str, options: RestyleOptions, melody: np.ndarray
+) -> Job:
+    """Check every option before any work starts, and fix the seeds."""
+    if seed.sample_rate != engine.lm.sample_rate:
+        raise InvalidRequestError("The seed must be decoded at the model's sample rate.")
+    options.sampling.validate()
+    return Job(
+        check_prompt(prompt),
+        melody,
+        candidate_seeds(options),
+        output_duration(seed, options),
+        options.sampling,
+    )
+
+
+def restyle(
+    engine: Engine,
+    seed: SeedAudio,
+    prompt: str,
+    options: RestyleOptions,
+    *,
+    on_progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    separate: Callable[[np.ndarray, int], np.ndarray] | None = None,
+) -> Restyled:
+    """Generate the candidates. `separate` keeps the melodic stems (see `generation.stems`)."""
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    melody = seed.samples
+    if options.stems:
+        if separate is None:
+            raise InvalidRequestError("Stem separation was asked for but no separator is loaded.")
+        melody = separate(seed.samples, seed.sample_rate)
+    timings["stems_s"] = time.perf_counter() - clock
+    job = make_job(engine, seed, prompt, options, melody)
+    return run_job(engine, job, options, on_progress=on_progress, cancel=cancel, timings=timings)
+
+
+def run_job(
+    engine: Engine,
+    job: Job,
+    options: RestyleOptions,
+    *,
+    on_progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    timings: dict[str, float] | None = None,
+) -> Restyled:
+    timings = dict(timings or {})
+    clock = time.perf_counter()
+    audio = engine.generate(job, on_progress, cancel)
+    timings["generation_s"] = time.perf_counter() - clock
+    return finish(engine, job, options, audio, timings)
+
+
+def finish(engine: Engine, job: Job, options: RestyleOptions, audio: np.ndarray, timings: dict) -> Restyled:
+    """Wrap generated audio `(candidates, channels, samples)` with seeds and adherence."""
+    rate = engine.lm.sample_rate
+    clock = time.perf_counter()
+    candidates = [
+        Candidate(
+            index + 1, seed, audio[index], melody_adherence(job.melody, audio[index].mean(axis=0), rate)
+        )
+        for index, seed in enumerate(job.seeds)
+    ]
+    timings["adherence_s"] = time.perf_counter() - clock
+    return Restyled(job.prompt, options, job.duration_s, rate, candidates, timings)
+
+
+def candidate_path(out_dir: Path, name: str, index: int, count: int, extension: str) -> Path:
+    """`name.wav` for a lone candidate, `name-1.wav`, `name-2.wav`... for several."""
+    return out_dir / (f"{name}{extension}" if count == 1 else f"{name}-{index}{extension}")
+
+
+def write_candidates(
+    result: Restyled,
+    engine: Engine,
+    seed: SeedAudio,
+    out_dir: Path,
+    name: str,
+    *,
+    format_name: str = "wav",
+    mastering: MasteringOptions | None = None,
+) -> list[Path]:
+    """Master, encode and write each candidate with its JSON sidecar; returns the audio paths."""
+    from generation.audio_out import encode_audio, get_format
+
+    mastering = mastering or MasteringOptions()
+    spec = get_format(format_name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for candidate in result.candidates:
+        audio, gain_db = master(candidate.audio, result.sample_rate, mastering)
+        path = candidate_path(out_dir, name, candidate.index, len(result.candidates), spec.extension)
+        path.write_bytes(encode_audio(audio, result.sample_rate, format_name))
+        loudness = measure(audio, result.sample_rate)
+        meta = sidecar(
+            result,
+            candidate,
+            engine,
+            seed=seed,
+            path=path,
+            format_name=format_name,
+            mastering=mastering,
+            loudness=loudness,
+            gain_db=gain_db,
+        )
+        path.with_suffix(".json").write_text(meta)
+        paths.append(path)
+    return paths

@@ -1,0 +1,88 @@
+"""The JSON written beside each candidate: enough to know how it was made and to make it again."""
+
+from __future__ import annotations
+
+import json
+import platform
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from generation.mastering import Loudness, MasteringOptions
+
+if TYPE_CHECKING:
+    from generation.audio_in import SeedAudio
+    from generation.engine import Engine
+    from generation.pipeline import Candidate, Restyled
+
+LIBRARIES = ("restyle", "torch", "transformers", "av", "numpy", "pyloudnorm")
+
+
+def library_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def sidecar(
+    result: Restyled,
+    candidate: Candidate,
+    engine: Engine,
+    *,
+    seed: SeedAudio,
+    path: Path,
+    format_name: str,
+    mastering: MasteringOptions,
+    loudness: Loudness,
+    gain_db: float,
+) -> str:
+    options, sampling = result.options, result.options.sampling
+    record: dict[str, Any] = {
+        "prompt": result.prompt,
+        "candidate": candidate.index,
+        "seed": candidate.seed,
+        "model": {**engine.lm.describe(), "backend": engine.backend.name},
+        "parameters": {
+            "duration_s": result.duration_s,
+            "candidates": len(result.candidates),
+            "top_k": sampling.top_k,
+            "top_p": sampling.top_p,
+            "temperature": sampling.temperature,
+            "guidance_scale": sampling.guidance_scale,
+            "stems": options.stems,
+            "windows": len(engine.plan(result.duration_s)),
+        },
+        "input": {"sha256": seed.sha256, "source": seed.source, "duration_s": round(seed.duration_s, 3)},
+        "output": {
+            "file": path.name,
+            "format": format_name,
+            "sample_rate": result.sample_rate,
+            "channels": int(candidate.audio.shape[0]),
+            "duration_s": round(candidate.audio.shape[-1] / result.sample_rate, 3),
+        },
+        "loudness": {
+            "normalized": mastering.target_lufs is not None,
+            "target_lufs": mastering.target_lufs,
+            "true_peak_limit_dbtp": mastering.true_peak_db,
+            "gain_db": round(gain_db, 2),
+            "integrated_lufs": _rounded(loudness.integrated_lufs),
+            "true_peak_dbtp": _rounded(loudness.true_peak_dbtp),
+            "fade_out_s": mastering.fade_out_s,
+        },
+        "melody_adherence": round(candidate.adherence, 4),
+        "timings_s": {name: round(value, 3) for name, value in result.timings.items()},
+        "versions": library_versions(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    return json.dumps(record, indent=2, ensure_ascii=False) + "\n"
+
+
+def _rounded(value: float | None) -> float | None:
+    if value is None or value == float("-inf"):
+        return None
+    return round(value, 2)

@@ -1,0 +1,49 @@
+"""Shared fixtures: the debug model (built once, in-process, no network) and test melodies."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+# Nothing in the tests may reach the network, and a half-configured hub must not try.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+from tests.audio_factory import melody
+
+MODEL_RATE = 32_000
+
+
+@pytest.fixture(scope="session")
+def debug_lm():
+    from generation.models import load_model
+
+    return load_model("debug", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def fast_engine(debug_lm):
+    from generation.engine import Engine
+
+    return Engine(debug_lm, backend="fast")
+
+
+@pytest.fixture(scope="session")
+def reference_engine(debug_lm):
+    from generation.engine import Engine
+
+    return Engine(debug_lm, backend="reference")
+
+
+@pytest.fixture(scope="session")
+def rising_melody() -> np.ndarray:
+    """C major scale up, at the model's rate: 4 s."""
+    return melody([261.6, 293.7, 329.6, 349.2, 392.0, 440.0, 493.9, 523.3], 0.5, MODEL_RATE)
+
+
+@pytest.fixture(scope="session")
+def falling_melody() -> np.ndarray:
+    """A different tune of the same length: A minor arpeggio down."""
+    return melody([880.0, 659.3, 523.3, 440.0, 329.6, 261.6, 220.0, 164.8], 0.5, MODEL_RATE)
