@@ -19,9 +19,8 @@ from generation.chroma import melody_adherence
 from generation.engine import CancelToken, Engine, Job, ProgressFn
 from generation.errors import InvalidRequestError
 from generation.humanize import format_duration
-from generation.mastering import MasteringOptions, master, measure
+from generation.mastering import MasteringOptions
 from generation.sampling import MAX_SEED, SamplingParams, validate_seed
-from generation.sidecar import sidecar
 
 MAX_CANDIDATES = 8
 MAX_PROMPT_CHARS = 500
@@ -154,8 +153,12 @@ def finish(engine: Engine, job: Job, options: RestyleOptions, audio: np.ndarray,
 
 
 def candidate_path(out_dir: Path, name: str, index: int, count: int, extension: str) -> Path:
+    return out_dir / candidate_filename(name, index, count, extension)
+
+
+def candidate_filename(name: str, index: int, count: int, extension: str) -> str:
     """`name.wav` for a lone candidate, `name-1.wav`, `name-2.wav`... for several."""
-    return out_dir / (f"{name}{extension}" if count == 1 else f"{name}-{index}{extension}")
+    return f"{name}{extension}" if count == 1 else f"{name}-{index}{extension}"
 
 
 def write_candidates(
@@ -169,28 +172,16 @@ def write_candidates(
     mastering: MasteringOptions | None = None,
 ) -> list[Path]:
     """Master, encode and write each candidate with its JSON sidecar; returns the audio paths."""
-    from generation.audio_out import encode_audio, get_format
+    from generation.render import render_candidates
 
-    mastering = mastering or MasteringOptions()
-    spec = get_format(format_name)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for candidate in result.candidates:
-        audio, gain_db = master(candidate.audio, result.sample_rate, mastering)
-        path = candidate_path(out_dir, name, candidate.index, len(result.candidates), spec.extension)
-        path.write_bytes(encode_audio(audio, result.sample_rate, format_name))
-        loudness = measure(audio, result.sample_rate)
-        meta = sidecar(
-            result,
-            candidate,
-            engine,
-            seed=seed,
-            path=path,
-            format_name=format_name,
-            mastering=mastering,
-            loudness=loudness,
-            gain_db=gain_db,
-        )
-        path.with_suffix(".json").write_text(meta)
+    rendered = render_candidates(
+        result, engine, seed, name=name, format_name=format_name, mastering=mastering
+    )
+    for item in rendered:
+        path = out_dir / item.filename
+        path.write_bytes(item.data)
+        path.with_suffix(".json").write_text(item.sidecar)
         paths.append(path)
     return paths

@@ -6,7 +6,6 @@ import json
 import platform
 from datetime import UTC, datetime
 from importlib import metadata
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from generation.mastering import Loudness, MasteringOptions
@@ -35,8 +34,9 @@ def sidecar(
     engine: Engine,
     *,
     seed: SeedAudio,
-    path: Path,
+    filename: str,
     format_name: str,
+    bitrate: int | None,
     mastering: MasteringOptions,
     loudness: Loudness,
     gain_db: float,
@@ -59,8 +59,9 @@ def sidecar(
         },
         "input": {"sha256": seed.sha256, "source": seed.source, "duration_s": round(seed.duration_s, 3)},
         "output": {
-            "file": path.name,
+            "file": filename,
             "format": format_name,
+            "bitrate": bitrate,
             "sample_rate": result.sample_rate,
             "channels": int(candidate.audio.shape[0]),
             "duration_s": round(candidate.audio.shape[-1] / result.sample_rate, 3),
