@@ -57,7 +57,6 @@ def encode_audio(audio: np.ndarray, sample_rate: int, format_name: str, bitrate:
         frame.sample_rate, frame.pts, frame.time_base = sample_rate, 0, fractions.Fraction(1, sample_rate)
         resampler = av.AudioResampler(format=spec.sample_format, layout=layout, rate=out_rate)
         for converted in [*resampler.resample(frame), *resampler.resample(None)]:
-            converted.pts = None  # let the encoder number frames at its own rate
             for packet in stream.encode(converted):
                 container.mux(packet)
         for packet in stream.encode(None):

@@ -53,3 +53,8 @@ def plan_windows(total_frames: int, max_window_frames: int = 1500, stride_frames
         prompt = max(0, length - stride_frames)
         offset += stride_frames
     return windows
+
+
+def total_steps(duration_s: float, delay: int = 3, frame_rate: int = FRAME_RATE) -> int:
+    """Decoding steps for a piece of `duration_s` (MusicGen-melody: 50 Hz, a delay of 3)."""
+    return sum(window.steps(delay) for window in plan_windows(max(1, round(duration_s * frame_rate))))

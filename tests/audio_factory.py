@@ -64,7 +64,6 @@ def encode(
         frame.sample_rate, frame.pts, frame.time_base = rate, 0, fractions.Fraction(1, rate)
         resampler = av.AudioResampler(format=stream.format.name, layout=layout, rate=rate)
         for chunk in [*resampler.resample(frame), *resampler.resample(None)]:
-            chunk.pts = None
             for packet in stream.encode(chunk):
                 out.mux(packet)
         for packet in stream.encode(None):

@@ -1,0 +1,127 @@
+"""Refusals checked before any work starts: each returns one human line, or None to go ahead."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import PurePath
+
+import discord
+
+from bot.config import BotConfig
+from bot.fair_queue import FairQueue
+from bot.store import Store
+from generation.humanize import format_bytes, format_duration
+from generation.sampling import MAX_SEED
+
+AUDIO_EXTENSIONS = {
+    ".mp3",
+    ".wav",
+    ".flac",
+    ".ogg",
+    ".oga",
+    ".opus",
+    ".m4a",
+    ".aac",
+    ".webm",
+    ".mp4",
+    ".weba",
+}
+# What the bot needs in a channel to post results and count votes there.
+NEEDED_PERMISSIONS = (
+    "view_channel",
+    "send_messages",
+    "attach_files",
+    "add_reactions",
+    "read_message_history",
+)
+
+
+def access_refusal(config: BotConfig, interaction: discord.Interaction) -> str | None:
+    """Where and by whom Restyle may be used, and whether the bot itself can work there."""
+    channel, member = interaction.channel, interaction.user
+    if interaction.guild is None or not isinstance(member, discord.Member):
+        return "Restyle works in servers, not in direct messages."
+    allowed = config.access.channels
+    parent = getattr(channel, "parent_id", None)
+    if allowed and interaction.channel_id not in allowed and parent not in allowed:
+        return f"Restyle works in {', '.join(f'<#{c}>' for c in allowed)}, not here."
+    roles = config.access.roles
+    if roles and not any(role.id in roles for role in member.roles):
+        return f"Restyle is open to members with the {' or '.join(f'<@&{r}>' for r in roles)} role."
+    permissions = interaction.app_permissions
+    missing = [
+        name.replace("_", " ").title() for name in NEEDED_PERMISSIONS if not getattr(permissions, name)
+    ]
+    if missing:
+        return f"I can't post results here: I need the {', '.join(missing)} permission in this channel."
+    return None
+
+
+@dataclass(frozen=True)
+class RequestOptions:
+    """What a person asked for in /restyle (or a remix form), before any check."""
+
+    prompt: str
+    candidates: int
+    duration: float | None = None
+    seed: int | None = None
+    model: str | None = None
+
+
+def request_refusal(config: BotConfig, request: RequestOptions) -> str | None:
+    limits, prompt = config.limits, request.prompt
+    max_seed = MAX_SEED - limits.max_candidates
+    rules = [
+        (bool(prompt.strip()), "The style prompt is empty: describe the style you want."),
+        (
+            len(prompt) <= limits.max_prompt_chars,
+            f"The style prompt is {len(prompt)} characters; the limit is {limits.max_prompt_chars}.",
+        ),
+        (
+            1 <= request.candidates <= limits.max_candidates,
+            f"Ask for 1 to {limits.max_candidates} candidates.",
+        ),
+        (
+            request.duration is None or 1 <= request.duration <= limits.max_output_seconds,
+            f"The duration must be between 1 s and {format_duration(limits.max_output_seconds)}.",
+        ),
+        (
+            request.seed is None or 0 <= request.seed <= max_seed,
+            f"A seed is a whole number from 0 to {max_seed}.",
+        ),
+        (
+            request.model is None or request.model in config.models.choices,
+            f"Unknown model {request.model!r}: choose {', '.join(config.models.choices)}.",
+        ),
+    ]
+    return next((message for ok, message in rules if not ok), None)
+
+
+def attachment_refusal(config: BotConfig, attachment: discord.Attachment) -> str | None:
+    """Size and type from Discord's metadata, before a byte is downloaded."""
+    limit = int(config.limits.max_upload_mb * 1024 * 1024)
+    if attachment.size > limit:
+        return f"The file is {format_bytes(attachment.size)}; the limit is {format_bytes(limit)}."
+    kind = (attachment.content_type or "").split(";")[0]
+    extension = PurePath(attachment.filename).suffix.lower()
+    if not kind.startswith(("audio/", "video/")) and extension not in AUDIO_EXTENSIONS:
+        return "That file is not audio: attach an mp3, wav, flac, ogg, opus or m4a."
+    return None
+
+
+async def quota_refusal(
+    config: BotConfig, store: Store, queue: FairQueue, user_id: int, now: float
+) -> str | None:
+    """The queue's room, the person's share of it, and their cooldown."""
+    limits = config.limits
+    if len(queue) >= limits.max_queue:
+        return f"The queue is full ({len(queue)} jobs): try again in a few minutes."
+    active = await store.active_count(user_id)
+    if active >= limits.max_jobs_per_user:
+        return f"You already have {active} jobs waiting or running; the limit is {limits.max_jobs_per_user}."
+    last = await store.last_request_at(user_id)
+    if last is not None and now - last < limits.cooldown_seconds:
+        wait = math.ceil(limits.cooldown_seconds - (now - last))
+        return f"Please wait {wait} s before your next request."
+    return None

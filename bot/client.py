@@ -1,0 +1,157 @@
+"""The bot: wires config, storage, the fair queue and the GPU worker together at start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.config import BotConfig
+from bot.fair_queue import FairQueue
+from bot.files import DataDir
+from bot.lifecycle import Lifecycle, LoopBridge
+from bot.service import JobService, refuse
+from bot.store import Store
+from bot.views import DYNAMIC_ITEMS
+from bot.worker import Engines, GpuWorker, RenderSettings
+from generation.engine import Engine
+from generation.mastering import MasteringOptions
+
+log = logging.getLogger(__name__)
+
+# Loaded in this order in setup_hook; each module has its own setup().
+EXTENSIONS = ("bot.cogs.restyle", "bot.cogs.queue", "bot.cogs.voting", "bot.cogs.maintenance")
+
+
+class RestyleBot(commands.Bot):
+    def __init__(
+        self,
+        config: BotConfig,
+        *,
+        load_engine: Callable[[str], Engine] | None = None,
+        start_worker: bool = True,
+    ) -> None:
+        # Default intents carry guilds and reactions; Restyle needs no message content.
+        super().__init__(
+            command_prefix=commands.when_mentioned, intents=discord.Intents.default(), help_command=None
+        )
+        self.config = config
+        self.files = DataDir(config.bot.data_dir)
+        self.queue = FairQueue(config.limits.max_queue)
+        self.store: Store
+        self.service: JobService
+        self.lifecycle: Lifecycle
+        self.worker: GpuWorker | None = None
+        self._load_engine = load_engine or self._load_configured_engine
+        self._start_worker = start_worker
+        self._ready_once = False
+
+    async def setup_hook(self) -> None:
+        self.files.create()
+        self.store = await Store.open(self.files.database)
+        self.service = JobService(self)
+        self.lifecycle = Lifecycle(self)
+        self.worker = self._make_worker()
+        self.tree.on_error = self.on_app_command_error
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        self.add_dynamic_items(*DYNAMIC_ITEMS)
+        await self.restore_jobs()
+        if self._start_worker:
+            await self.start_worker()
+        await self.sync_commands()
+
+    def _make_worker(self) -> GpuWorker:
+        output = self.config.output
+        settings = RenderSettings(
+            format_name=output.format,
+            bitrate=output.bitrate_kbps * 1000,
+            mastering=MasteringOptions(target_lufs=output.loudness_lufs, true_peak_db=output.true_peak_db),
+            progress_interval_s=self.config.progress.edit_interval_seconds,
+        )
+        separate = None
+        if self.config.models.stems:
+            from generation.stems import load_separator
+
+            separator = load_separator(offline=self.config.models.offline)
+            separate = separator.melody
+        events = LoopBridge(self.loop, self.lifecycle)
+        engines = Engines(self._load_engine)
+        return GpuWorker(
+            self.queue,
+            self.service.order,
+            engines,
+            events,
+            settings,
+            max_rows=self.config.limits.batch_rows,
+            separate=separate,
+        )
+
+    def _load_configured_engine(self, model: str) -> Engine:
+        from generation.models import load_model
+
+        models = self.config.models
+        lm = load_model(
+            model,
+            device=models.device,
+            dtype=models.dtype,
+            cache_dir=models.cache_dir or None,
+            offline=models.offline,
+        )
+        return Engine(lm, models.backend)
+
+    async def start_worker(self) -> None:
+        """Start the GPU thread once the default model is loaded (on that thread): a model that
+        cannot load stops start-up with its message."""
+        assert self.worker is not None
+        await asyncio.wrap_future(self.worker.start(preload=[self.config.models.default]))
+
+    async def restore_jobs(self) -> None:
+        """Rebuild the queue from the database: interrupted jobs first, then the waiting ones in order."""
+        interrupted = {job.id for job in await self.store.jobs_with_status("running")}
+        await self.store.requeue_running()
+        for job in await self.store.jobs_with_status("queued"):
+            if not self.service.enqueue(job, first=job.id in interrupted):
+                log.warning("job %d could not be requeued: the queue is full", job.id)
+        if interrupted:
+            log.info("restarting interrupted jobs %s", sorted(interrupted))
+
+    async def sync_commands(self) -> None:
+        guilds = self.config.bot.sync_guilds
+        if not guilds:
+            await self.tree.sync()
+            return
+        for guild_id in guilds:
+            guild = discord.Object(guild_id)
+            self.tree.copy_global_to(guild=guild)
+            await self.tree.sync(guild=guild)
+
+    async def on_ready(self) -> None:
+        if self._ready_once:
+            return
+        self._ready_once = True
+        log.info("ready as %s in %d servers", self.user, len(self.guilds))
+        for job in await self.store.jobs_with_status("rendered"):  # finished before a restart, not yet posted
+            await self.lifecycle.publish(job.id)
+        self.dispatch("restyle_ready")
+
+    def seconds_per_step(self) -> float:
+        measured = self.worker.seconds_per_step if self.worker is not None else {}
+        return measured.get(self.config.models.default, self.config.progress.seconds_per_step_guess)
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        log.error("command %s failed", interaction.command and interaction.command.name, exc_info=error)
+        await refuse(interaction, "Something went wrong on our side; it has been logged.")
+
+    async def close(self) -> None:
+        if self.worker is not None:
+            await asyncio.to_thread(self.worker.stop)
+        if hasattr(self, "store"):
+            await self.store.close()
+        await super().close()

@@ -1,0 +1,64 @@
+"""/restyle and /help."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import texts
+from bot.checks import RequestOptions
+from generation.sampling import MAX_SEED
+
+if TYPE_CHECKING:
+    from bot.client import RestyleBot
+
+
+class Restyle(commands.Cog):
+    def __init__(self, bot: RestyleBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="restyle")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        audio="The seed track (mp3, wav, flac, ogg, m4a...): its melody is kept",
+        prompt="The style you want, e.g. serene ambient piano, gentle chimes",
+        candidates="How many versions to make and vote on",
+        duration="Length in seconds (default: the seed's length)",
+        seed="A number that makes the result reproducible",
+        model="Which MusicGen-melody model to use",
+    )
+    async def restyle(  # noqa: PLR0917 - a slash command's options are its parameters
+        self,
+        interaction: discord.Interaction,
+        audio: discord.Attachment,
+        prompt: app_commands.Range[str, 1, 1000],
+        candidates: app_commands.Range[int, 1, 4] | None = None,
+        duration: app_commands.Range[float, 1.0, 600.0] | None = None,
+        seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
+        model: str | None = None,
+    ) -> None:
+        """Keep a track's melody, change its style: candidates are posted here to vote on."""
+        candidates = candidates or self.bot.config.limits.default_candidates
+        request = RequestOptions(prompt, candidates, duration, seed, model)
+        await self.bot.service.restyle(interaction, audio, request)
+
+    @restyle.autocomplete("model")
+    async def model_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        names = [name for name in self.bot.config.models.choices if current.lower() in name.lower()]
+        return [app_commands.Choice(name=name, value=name) for name in names[:25]]
+
+    @app_commands.command(name="help")
+    async def help(self, interaction: discord.Interaction) -> None:
+        """How to use Restyle, its limits, and the model's licence."""
+        limits = self.bot.config.limits
+        text = texts.help_text(limits.max_candidates, limits.max_output_seconds, limits.max_upload_mb)
+        await interaction.response.send_message(text, ephemeral=True)
+
+
+async def setup(bot: RestyleBot) -> None:
+    await bot.add_cog(Restyle(bot))

@@ -1,0 +1,138 @@
+"""Votes by reaction, /results, /leaderboard, closing polls, and catching up after downtime."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands, tasks
+
+from bot import texts
+from bot.service import NO_PINGS, now
+
+if TYPE_CHECKING:
+    from bot.client import RestyleBot
+    from bot.store import JobRow
+
+log = logging.getLogger(__name__)
+
+
+def candidate_for(emoji: discord.PartialEmoji | discord.Emoji | str, job: JobRow) -> int | None:
+    name = str(emoji)
+    if name not in texts.NUMBERS:
+        return None
+    idx = texts.NUMBERS.index(name) + 1
+    return idx if idx <= job.candidates else None
+
+
+class Voting(commands.Cog):
+    def __init__(self, bot: RestyleBot) -> None:
+        self.bot = bot
+
+    async def cog_load(self) -> None:
+        self.close_polls.start()
+
+    async def cog_unload(self) -> None:
+        self.close_polls.cancel()
+
+    async def _poll_vote(self, payload: discord.RawReactionActionEvent) -> tuple[JobRow, int] | None:
+        """The poll and candidate a reaction is about, if it is a vote that counts."""
+        if payload.guild_id is None or payload.user_id == self.bot.user.id:
+            return None
+        job = await self.bot.store.job_for_result_message(payload.message_id)
+        if job is None:
+            return None
+        idx = candidate_for(payload.emoji, job)
+        if idx is None or (job.votes_close_at is not None and now() >= job.votes_close_at):
+            return None
+        return job, idx
+
+    @commands.Cog.listener()
+    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
+        if payload.member is not None and payload.member.bot:
+            return
+        vote = await self._poll_vote(payload)
+        if vote is not None:
+            await self.bot.store.add_vote(vote[0].id, vote[1], payload.user_id, now())
+
+    @commands.Cog.listener()
+    async def on_raw_reaction_remove(self, payload: discord.RawReactionActionEvent) -> None:
+        vote = await self._poll_vote(payload)
+        if vote is not None:
+            await self.bot.store.remove_vote(vote[0].id, vote[1], payload.user_id)
+
+    @app_commands.command(name="results")
+    @app_commands.guild_only()
+    @app_commands.describe(job="The job number (default: the latest results in this channel)")
+    async def results(self, interaction: discord.Interaction, job: int | None = None) -> None:
+        """Show the votes on a job's candidates."""
+        store = self.bot.store
+        row = (
+            await store.job(job)
+            if job is not None
+            else await store.latest_result_in_channel(interaction.channel_id)
+        )
+        if row is None or row.status != "done" or row.guild_id != interaction.guild_id:
+            message = (
+                f"Job #{job} has no results here." if job is not None else "No results in this channel yet."
+            )
+            await interaction.response.send_message(message, ephemeral=True)
+            return
+        text = texts.tallies(row, await store.tallies(row.id))
+        await interaction.response.send_message(text, allowed_mentions=NO_PINGS)
+
+    @app_commands.command(name="leaderboard")
+    @app_commands.guild_only()
+    async def leaderboard(self, interaction: discord.Interaction) -> None:
+        """The server's most-voted candidates."""
+        rows = await self.bot.store.leaderboard(interaction.guild_id, limit=10)
+        await interaction.response.send_message(texts.leaderboard(rows), allowed_mentions=NO_PINGS)
+
+    @tasks.loop(seconds=30)
+    async def close_polls(self) -> None:
+        """Announce the winner of every poll whose voting window has closed."""
+        for job in await self.bot.store.polls_to_announce(now()):
+            counts = await self.bot.store.tallies(job.id)
+            channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+            reference = discord.MessageReference(
+                message_id=job.result_message_id, channel_id=job.channel_id, fail_if_not_exists=False
+            )
+            try:
+                await channel.send(texts.winner(job, counts), reference=reference, allowed_mentions=NO_PINGS)
+            except discord.HTTPException as exc:
+                log.warning("could not announce the winner of job %d: %s", job.id, exc.text or exc.status)
+            await self.bot.store.mark_announced(job.id)
+
+    @close_polls.before_loop
+    async def _wait_until_ready(self) -> None:
+        await self.bot.wait_until_ready()
+
+    @commands.Cog.listener()
+    async def on_restyle_ready(self) -> None:
+        """Votes cast while the bot was away: read the open polls' reactions and make the tally match."""
+        for job in await self.bot.store.open_polls(now()):
+            try:
+                await self.reconcile(job)
+            except discord.HTTPException as exc:
+                log.warning("could not read the votes on job %d: %s", job.id, exc.text or exc.status)
+
+    async def reconcile(self, job: JobRow) -> None:
+        channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        message = await channel.fetch_message(job.result_message_id)
+        votes: set[tuple[int, int]] = set()
+        for reaction in message.reactions:
+            idx = candidate_for(reaction.emoji, job)
+            if idx is None:
+                continue
+            async for user in reaction.users():
+                if not user.bot:
+                    votes.add((idx, user.id))
+        added, removed = await self.bot.store.set_votes(job.id, votes, now())
+        if added or removed:
+            log.info("job %d: %d votes caught up, %d withdrawn while away", job.id, added, removed)
+
+
+async def setup(bot: RestyleBot) -> None:
+    await bot.add_cog(Voting(bot))

@@ -1,0 +1,148 @@
+"""A job's life after the queue: the worker's events, handled on the event loop, in order.
+
+The worker thread calls `LoopBridge`; each call becomes a task on the loop. A per-job lock keeps a
+job's events in the order they happened (a late progress edit never overwrites "done").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot import texts
+from bot.posting import post_results
+from bot.service import NO_PINGS, now
+from bot.store import JobRow
+from bot.worker import Finished
+from generation.windows import total_steps
+
+if TYPE_CHECKING:
+    from bot.client import RestyleBot
+
+log = logging.getLogger(__name__)
+
+
+class LoopBridge:
+    """The worker's `WorkerEvents`: each call is handed to the event loop, never run on the thread."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, lifecycle: Lifecycle) -> None:
+        self.loop = loop
+        self.lifecycle = lifecycle
+        self._tasks: set[asyncio.Task] = set()
+        # The worker thread has a context of its own; handlers must run in the loop's, where
+        # discord.py keeps per-client state (its webhook adapter, for one).
+        self.context = contextvars.copy_context()
+
+    def started(self, job_id: int) -> None:
+        self._post(self.lifecycle.on_started, job_id)
+
+    def progress(self, job_id: int, done: int, total: int, seconds_left: float | None) -> None:
+        self._post(self.lifecycle.on_progress, job_id, done, total, seconds_left)
+
+    def finished(self, outcome: Finished) -> None:
+        self._post(self.lifecycle.on_finished, outcome)
+
+    def failed(self, job_id: int, message: str) -> None:
+        self._post(self.lifecycle.on_failed, job_id, message)
+
+    def cancelled(self, job_id: int) -> None:
+        self._post(self.lifecycle.on_cancelled, job_id)
+
+    def _post(self, handler: Callable[..., Awaitable[None]], *args: Any) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self._spawn, handler, args, context=self.context)
+        except RuntimeError:  # the loop has closed: the database still knows where the job stood
+            log.warning("event %s for %s dropped: the event loop is closed", handler.__name__, args[:1])
+
+    def _spawn(self, handler: Callable[..., Awaitable[None]], args: tuple) -> None:
+        task = asyncio.ensure_future(handler(*args))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+class Lifecycle:
+    def __init__(self, bot: RestyleBot) -> None:
+        self.bot = bot
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    def _lock(self, job_id: int) -> asyncio.Lock:
+        return self._locks.setdefault(job_id, asyncio.Lock())
+
+    async def on_started(self, job_id: int) -> None:
+        async with self._lock(job_id):
+            await self.bot.store.mark_running(job_id, now())
+            job = await self.bot.store.job(job_id)
+            if job is not None:
+                total = total_steps(job.duration_s)
+                self.bot.service.progress[job_id] = (0, total)
+                await self.edit_status(job, texts.running(job, 0, total, None))
+
+    async def on_progress(self, job_id: int, done: int, total: int, seconds_left: float | None) -> None:
+        async with self._lock(job_id):
+            job = await self.bot.store.job(job_id)
+            if job is None or job.status != "running":
+                return
+            self.bot.service.progress[job_id] = (done, total)
+            await self.edit_status(job, texts.running(job, done, total, seconds_left))
+
+    async def on_finished(self, outcome: Finished) -> None:
+        job_id = outcome.job_id
+        async with self._lock(job_id):
+            job = await self.bot.store.job(job_id)
+            if job is None or job.status != "running":
+                return
+            rows = await self.bot.files.save_results(job_id, outcome.rendered)
+            await self.bot.store.mark_rendered(job_id, rows, now())
+            await self.publish(job_id)
+
+    async def publish(self, job_id: int) -> None:
+        """Post a rendered job's results, add the vote reactions, and record it as done."""
+        store = self.bot.store
+        job = await store.job(job_id)
+        if job is None or job.status != "rendered":
+            return
+        candidates = await store.candidates(job_id)
+        window = self.bot.config.voting.window_minutes
+        close_at = now() + window * 60 if window > 0 else None
+        interaction = self.bot.service.interactions.get(job_id)
+        message = await post_results(self.bot, job, candidates, close_at, interaction)
+        await store.mark_done(job_id, message.id, close_at)
+        self.bot.service.forget(job_id)
+        for idx in range(1, len(candidates) + 1):
+            await message.add_reaction(texts.NUMBERS[idx - 1])
+        await self.edit_status(job, texts.done(job, message.jump_url), view=None)
+
+    async def on_failed(self, job_id: int, message: str) -> None:
+        await self._end(job_id, "failed", lambda job: texts.failed(job, message), error=message)
+
+    async def on_cancelled(self, job_id: int) -> None:
+        who = self.bot.service.cancelled_by.pop(job_id, "its owner")
+        await self._end(job_id, "cancelled", lambda job: texts.cancelled(job, who))
+
+    async def _end(
+        self, job_id: int, status: str, text: Callable[[JobRow], str], error: str | None = None
+    ) -> None:
+        async with self._lock(job_id):
+            ended = await self.bot.store.mark_ended(job_id, status, now(), error)
+            self.bot.service.forget(job_id)
+            job = await self.bot.store.job(job_id)
+            if ended and job is not None:
+                await self.edit_status(job, text(job), view=None)
+        self._locks.pop(job_id, None)
+
+    async def edit_status(self, job: JobRow, content: str, **changes: Any) -> None:
+        """Edit the job's public status message; a deleted message is not an error."""
+        if job.status_message_id is None:
+            return
+        channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        try:
+            await channel.get_partial_message(job.status_message_id).edit(
+                content=content, allowed_mentions=NO_PINGS, **changes
+            )
+        except discord.HTTPException as exc:
+            log.warning("could not edit the status of job %d: %s", job.id, exc.text or exc.status)

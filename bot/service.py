@@ -1,0 +1,330 @@
+"""What /restyle and the buttons do: check, acknowledge, decode off the loop, record, queue.
+
+Every refusal is one ephemeral line. Checks that need no download (access, options, size and type,
+quota, cooldown) run before the interaction is acknowledged; decoding runs in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot import texts
+from bot.checks import RequestOptions, access_refusal, attachment_refusal, quota_refusal, request_refusal
+from bot.config import BotConfig
+from bot.fair_queue import QueuedJob, QueueFull
+from bot.store import JobRow, NewJob
+from bot.views import RemixModal, job_view
+from bot.worker import WorkOrder
+from generation.audio_in import AudioLimits, decode_audio
+from generation.errors import AudioInputError
+from generation.sampling import MAX_SEED
+from generation.windows import total_steps
+
+if TYPE_CHECKING:
+    from bot.client import RestyleBot
+
+log = logging.getLogger(__name__)
+
+NO_PINGS = discord.AllowedMentions.none()
+# Multipart overhead: a file must leave this much of the upload limit for the rest of the request.
+UPLOAD_MARGIN = 64 * 1024
+
+
+def now() -> float:
+    """Wall-clock seconds, through discord.py's clock (which tests can drive)."""
+    return discord.utils.utcnow().timestamp()
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A request that passed the quick checks, waiting for its seed to be decoded."""
+
+    prompt: str
+    candidates: int
+    duration: float | None
+    seed: int | None
+    model: str
+    seed_name: str
+    seed_data: bytes | None = None  # a new upload...
+    seed_path: Path | None = None  # ...or a file the bot already has (reroll, remix)
+    kind: str = "restyle"
+    parent_id: int | None = None
+
+
+async def refuse(interaction: discord.Interaction, message: str) -> None:
+    """One ephemeral line, whether or not the interaction was acknowledged yet."""
+    if interaction.response.is_done():
+        await interaction.edit_original_response(content=message, allowed_mentions=NO_PINGS)
+    else:
+        await interaction.response.send_message(message, ephemeral=True, allowed_mentions=NO_PINGS)
+
+
+class JobService:
+    def __init__(self, bot: RestyleBot) -> None:
+        self.bot = bot
+        self.store = bot.store
+        self.queue = bot.queue
+        self.files = bot.files
+        self._orders: dict[int, WorkOrder] = {}
+        self._orders_lock = threading.Lock()
+        self.interactions: dict[int, discord.Interaction] = {}  # for posting results as a follow-up
+        self.progress: dict[int, tuple[int, int]] = {}
+        self.cancelled_by: dict[int, str] = {}
+
+    @property
+    def config(self) -> BotConfig:
+        return self.bot.config  # read per request: a restart with new settings is a new bot anyway
+
+    def order(self, job_id: int) -> WorkOrder | None:
+        """The worker's lookup (any thread)."""
+        with self._orders_lock:
+            return self._orders.get(job_id)
+
+    def forget(self, job_id: int) -> None:
+        with self._orders_lock:
+            self._orders.pop(job_id, None)
+        self.interactions.pop(job_id, None)
+        self.progress.pop(job_id, None)
+
+    # -- entry points ----------------------------------------------------------------------------
+
+    async def restyle(
+        self, interaction: discord.Interaction, audio: discord.Attachment, request: RequestOptions
+    ) -> None:
+        refusal = (
+            access_refusal(self.config, interaction)
+            or request_refusal(self.config, request)
+            or attachment_refusal(self.config, audio)
+            or await quota_refusal(self.config, self.store, self.queue, interaction.user.id, now())
+        )
+        if refusal:
+            await refuse(interaction, refusal)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        data = await audio.read()
+        model = request.model or self.config.models.default
+        submission = Submission(
+            request.prompt, request.candidates, request.duration, request.seed, model, audio.filename, data
+        )
+        await self._submit(interaction, submission)
+
+    async def reroll(self, interaction: discord.Interaction, job_id: int) -> None:
+        job = await self.store.job(job_id)
+        refusal = await self._follow_up_refusal(interaction, job)
+        if refusal or job is None:
+            await refuse(interaction, refusal or "That job no longer exists.")
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        submission = Submission(
+            job.prompt,
+            job.candidates,
+            job.duration_s,
+            None,
+            job.model,
+            job.seed_name,
+            seed_path=Path(job.seed_path),
+            kind="reroll",
+            parent_id=job.id,
+        )
+        await self._submit(interaction, submission)
+
+    async def open_remix(self, interaction: discord.Interaction, job_id: int) -> None:
+        job = await self.store.job(job_id)
+        refusal = await self._follow_up_refusal(interaction, job)
+        if refusal or job is None:
+            await refuse(interaction, refusal or "That job no longer exists.")
+            return
+        await interaction.response.send_modal(
+            RemixModal(job.id, job.candidates, self.config.limits.max_prompt_chars)
+        )
+
+    async def remix(self, interaction: discord.Interaction, job_id: int, which: str, prompt: str) -> None:
+        job = await self.store.job(job_id)
+        refusal = await self._follow_up_refusal(interaction, job)
+        if refusal or job is None:
+            await refuse(interaction, refusal or "That job no longer exists.")
+            return
+        if not which.strip().isdigit() or not 1 <= int(which) <= job.candidates:
+            await refuse(interaction, f"Pick a candidate from 1 to {job.candidates}.")
+            return
+        refusal = request_refusal(self.config, RequestOptions(prompt, job.candidates))
+        if refusal:
+            await refuse(interaction, refusal)
+            return
+        idx = int(which)
+        candidate = next(c for c in await self.store.candidates(job.id) if c.idx == idx)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        submission = Submission(
+            prompt,
+            job.candidates,
+            job.duration_s,
+            None,
+            job.model,
+            f"job {job.id} candidate {idx}",
+            seed_path=Path(candidate.lossless_path),
+            kind="remix",
+            parent_id=job.id,
+        )
+        await self._submit(interaction, submission)
+
+    async def _follow_up_refusal(self, interaction: discord.Interaction, job: JobRow | None) -> str | None:
+        if job is None or job.status != "done":
+            return "That job has no results to build on."
+        if job.files_deleted:
+            return "That job's files have expired."
+        return access_refusal(self.config, interaction) or await quota_refusal(
+            self.config, self.store, self.queue, interaction.user.id, now()
+        )
+
+    # -- submission --------------------------------------------------------------------------------
+
+    async def _submit(self, interaction: discord.Interaction, sub: Submission) -> None:
+        limits = AudioLimits(
+            max_bytes=int(self.config.limits.max_upload_mb * 1024 * 1024),
+            max_seconds=self.config.limits.max_seed_seconds,
+        )
+        try:
+            decoded = await asyncio.to_thread(decode_audio, sub.seed_data or sub.seed_path, limits)
+        except AudioInputError as exc:
+            await refuse(interaction, str(exc))
+            return
+        duration = sub.duration or min(decoded.duration_s, self.config.limits.max_output_seconds)
+        seed_path = sub.seed_path or await self.files.save_seed(sub.seed_data, sub.seed_name)
+        refusal = await quota_refusal(self.config, self.store, self.queue, interaction.user.id, now())
+        if refusal and sub.kind == "restyle":  # the queue may have filled while we decoded
+            await refuse(interaction, refusal)
+            return
+        base_seed = sub.seed if sub.seed is not None else secrets.randbelow(MAX_SEED - sub.candidates)
+        job_id = await self.store.add_job(
+            NewJob(
+                interaction.channel_id,
+                interaction.guild_id,
+                interaction.user.id,
+                " ".join(sub.prompt.split()),
+                sub.model,
+                sub.candidates,
+                duration,
+                base_seed,
+                str(seed_path),
+                sub.seed_name,
+                decoded.sha256,
+                decoded.duration_s,
+                max(1, interaction.filesize_limit - UPLOAD_MARGIN),
+                now(),
+                sub.kind,
+                sub.parent_id,
+            )
+        )
+        job = await self.store.job(job_id)
+        if not self.enqueue(job):
+            await self.store.mark_ended(job_id, "failed", now(), "the queue was full")
+            await refuse(interaction, "The queue filled up meanwhile: try again in a few minutes.")
+            return
+        self.interactions[job_id] = interaction
+        position, wait = self.position(job_id), self.eta(job_id)
+        status = await interaction.channel.send(
+            texts.queued(job, position or 1, wait), view=job_view(job_id), allowed_mentions=NO_PINGS
+        )
+        await self.store.set_status_message(job_id, status.id)
+        await interaction.edit_original_response(
+            content=f"Queued as job #{job_id}: position {position or 1}, {texts.eta(wait)} to go. {status.jump_url}"
+        )
+
+    def enqueue(self, job: JobRow, *, first: bool = False) -> bool:
+        order = WorkOrder(
+            job.id,
+            job.model,
+            Path(job.seed_path),
+            job.prompt,
+            job.candidates,
+            job.duration_s,
+            job.base_seed,
+            job.upload_limit,
+            self.config.models.stems,
+        )
+        with self._orders_lock:
+            self._orders[job.id] = order
+        steps = total_steps(job.duration_s)
+        try:
+            self.queue.push(
+                QueuedJob(
+                    job.id, job.user_id, job.candidates, (job.model, round(job.duration_s * 50)), steps
+                ),
+                first=first,
+            )
+        except QueueFull:
+            self.forget(job.id)
+            return False
+        return True
+
+    # -- queue facts -------------------------------------------------------------------------------
+
+    def position(self, job_id: int) -> int | None:
+        return self.queue.position(job_id)
+
+    def eta(self, job_id: int) -> float | None:
+        """Seconds until `job_id` is done: what runs now, what waits before it, and itself."""
+        per_step = self.bot.seconds_per_step()
+        running = sum(total - done for done, total in self.progress.values())
+        steps = running
+        for queued in self.queue.ordered():
+            steps += queued.steps
+            if queued.job_id == job_id:
+                return steps * per_step
+        return None
+
+    # -- cancel and downloads ----------------------------------------------------------------------
+
+    async def cancel_from_button(self, interaction: discord.Interaction, job_id: int) -> None:
+        job = await self.store.job(job_id)
+        if job is None:
+            await refuse(interaction, "That job no longer exists.")
+            return
+        moderator = isinstance(interaction.user, discord.Member) and interaction.permissions.manage_messages
+        if interaction.user.id != job.user_id and not moderator:
+            await refuse(interaction, "Only the person who asked, or a moderator, can cancel this job.")
+            return
+        if job.status not in ("queued", "running"):
+            await refuse(interaction, f"Job #{job.id} has already ended.")
+            return
+        self.cancelled_by[job.id] = interaction.user.display_name
+        if self.queue.remove(job.id) is not None:
+            await self.bot.lifecycle.on_cancelled(job.id)
+            await refuse(interaction, f"Cancelled job #{job.id}.")
+            return
+        self.bot.worker.cancel(job.id)  # running, or about to: it stops within a step
+        await refuse(interaction, f"Stopping job #{job.id}…")
+
+    async def send_lossless(self, interaction: discord.Interaction, job_id: int, idx: int) -> None:
+        job = await self.store.job(job_id)
+        candidate = next((c for c in await self.store.candidates(job_id) if c.idx == idx), None)
+        if (
+            job is None
+            or candidate is None
+            or job.files_deleted
+            or not await self.files.exists(candidate.lossless_path)
+        ):
+            await refuse(interaction, "That file has expired.")
+            return
+        data = await self.files.read(candidate.lossless_path)
+        if len(data) > interaction.filesize_limit:
+            await refuse(
+                interaction,
+                f"The lossless file is {texts.format_bytes(len(data))}, over this channel's "
+                f"{texts.format_bytes(interaction.filesize_limit)} upload limit.",
+            )
+            return
+        await interaction.response.send_message(
+            f"Lossless {texts.NUMBERS[idx - 1]} of job #{job_id} (FLAC, 32 kHz).",
+            file=discord.File(io.BytesIO(data), filename=f"restyle-{job_id}-{idx}.flac"),
+            ephemeral=True,
+        )

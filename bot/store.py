@@ -1,0 +1,346 @@
+"""All of the bot's SQL: jobs, candidates and votes in one SQLite file (WAL), with numbered migrations.
+
+The database is the source of truth; the in-memory queue is rebuilt from it at start-up. Times are
+UNIX seconds passed in by the caller, so nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: jobs, their candidates, and the votes on them
+    """
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL DEFAULT 'restyle',
+        parent_id INTEGER REFERENCES jobs(id),
+        guild_id INTEGER,
+        channel_id INTEGER NOT NULL,
+        user_id INTEGER NOT NULL,
+        prompt TEXT NOT NULL,
+        model TEXT NOT NULL,
+        candidates INTEGER NOT NULL,
+        duration_s REAL NOT NULL,
+        base_seed INTEGER NOT NULL,
+        seed_path TEXT NOT NULL,
+        seed_name TEXT NOT NULL,
+        seed_sha256 TEXT NOT NULL,
+        seed_duration_s REAL NOT NULL,
+        upload_limit INTEGER NOT NULL,
+        status TEXT NOT NULL
+            CHECK (status IN ('queued', 'running', 'rendered', 'done', 'failed', 'cancelled')),
+        status_message_id INTEGER,
+        result_message_id INTEGER,
+        error TEXT,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        votes_close_at REAL,
+        announced INTEGER NOT NULL DEFAULT 0,
+        files_deleted INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX jobs_by_status ON jobs (status, id);
+    CREATE INDEX jobs_by_user ON jobs (user_id, created_at);
+    CREATE INDEX jobs_by_channel ON jobs (channel_id, status, id);
+    CREATE UNIQUE INDEX jobs_by_result_message ON jobs (result_message_id);
+    CREATE TABLE candidates (
+        job_id INTEGER NOT NULL REFERENCES jobs(id),
+        idx INTEGER NOT NULL,
+        seed INTEGER NOT NULL,
+        adherence REAL NOT NULL,
+        audio_path TEXT NOT NULL,
+        lossless_path TEXT NOT NULL,
+        bitrate INTEGER,
+        PRIMARY KEY (job_id, idx)
+    );
+    CREATE TABLE votes (
+        job_id INTEGER NOT NULL REFERENCES jobs(id),
+        idx INTEGER NOT NULL,
+        user_id INTEGER NOT NULL,
+        cast_at REAL NOT NULL,
+        PRIMARY KEY (job_id, idx, user_id)
+    );
+    """,
+)
+
+ACTIVE = ("queued", "running")
+
+
+@dataclass(frozen=True)
+class NewJob:
+    channel_id: int
+    guild_id: int | None
+    user_id: int
+    prompt: str
+    model: str
+    candidates: int
+    duration_s: float
+    base_seed: int
+    seed_path: str
+    seed_name: str
+    seed_sha256: str
+    seed_duration_s: float
+    upload_limit: int
+    created_at: float
+    kind: str = "restyle"
+    parent_id: int | None = None
+
+
+@dataclass(frozen=True)
+class JobRow(NewJob):
+    id: int = 0
+    status: str = "queued"
+    status_message_id: int | None = None
+    result_message_id: int | None = None
+    error: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    votes_close_at: float | None = None
+    announced: bool = False
+    files_deleted: bool = False
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(self.base_seed + index for index in range(self.candidates))
+
+
+@dataclass(frozen=True)
+class CandidateRow:
+    job_id: int
+    idx: int
+    seed: int
+    adherence: float
+    audio_path: str
+    lossless_path: str
+    bitrate: int | None
+
+
+def _job(row: aiosqlite.Row | dict) -> JobRow:
+    values = dict(row)
+    values["announced"] = bool(values["announced"])
+    values["files_deleted"] = bool(values["files_deleted"])
+    return JobRow(**values)
+
+
+class Store:
+    """One connection, used from the event loop only."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+
+    @classmethod
+    async def open(cls, path: Path) -> Store:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path)
+        db.row_factory = aiosqlite.Row
+        store = cls(db)
+        for pragma in ("journal_mode = WAL", "foreign_keys = ON", "busy_timeout = 5000"):
+            await store._one(f"PRAGMA {pragma}")  # read the answer, or the statement stays open
+        await store.migrate()
+        return store
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def migrate(self) -> None:
+        async with self.db.execute("PRAGMA user_version") as cursor:
+            (version,) = await cursor.fetchone()
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            await self.db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+            log.info("database migrated to version %d", number)
+
+    async def _one(self, sql: str, *args: Any) -> aiosqlite.Row | None:
+        async with self.db.execute(sql, args) as cursor:
+            return await cursor.fetchone()
+
+    async def _all(self, sql: str, *args: Any) -> list[aiosqlite.Row]:
+        async with self.db.execute(sql, args) as cursor:
+            return list(await cursor.fetchall())
+
+    async def _write(self, sql: str, *args: Any) -> int:
+        cursor = await self.db.execute(sql, args)
+        await self.db.commit()
+        return cursor.rowcount
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    async def add_job(self, job: NewJob) -> int:
+        names = [f.name for f in fields(NewJob)]
+        sql = (
+            f"INSERT INTO jobs ({', '.join(names)}, status) VALUES ({', '.join('?' * len(names))}, 'queued')"
+        )
+        cursor = await self.db.execute(sql, [getattr(job, name) for name in names])
+        await self.db.commit()
+        return int(cursor.lastrowid)
+
+    async def job(self, job_id: int) -> JobRow | None:
+        row = await self._one("SELECT * FROM jobs WHERE id = ?", job_id)
+        return _job(row) if row else None
+
+    async def jobs_with_status(self, *statuses: str) -> list[JobRow]:
+        marks = ", ".join("?" * len(statuses))
+        return [
+            _job(r)
+            for r in await self._all(f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY id", *statuses)
+        ]
+
+    async def set_status_message(self, job_id: int, message_id: int) -> None:
+        await self._write("UPDATE jobs SET status_message_id = ? WHERE id = ?", message_id, job_id)
+
+    async def mark_running(self, job_id: int, now: float) -> None:
+        await self._write(
+            "UPDATE jobs SET status = 'running', started_at = ? WHERE id = ? AND status = 'queued'",
+            now,
+            job_id,
+        )
+
+    async def requeue_running(self) -> int:
+        """Jobs a crash or restart interrupted go back to the queue."""
+        return await self._write(
+            "UPDATE jobs SET status = 'queued', started_at = NULL WHERE status = 'running'"
+        )
+
+    async def mark_rendered(self, job_id: int, candidates: list[CandidateRow], now: float) -> None:
+        await self.db.executemany(
+            "INSERT OR REPLACE INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (c.job_id, c.idx, c.seed, c.adherence, c.audio_path, c.lossless_path, c.bitrate)
+                for c in candidates
+            ],
+        )
+        await self.db.execute(
+            "UPDATE jobs SET status = 'rendered', finished_at = ? WHERE id = ?", (now, job_id)
+        )
+        await self.db.commit()
+
+    async def mark_done(self, job_id: int, result_message_id: int, votes_close_at: float | None) -> None:
+        await self._write(
+            "UPDATE jobs SET status = 'done', result_message_id = ?, votes_close_at = ? WHERE id = ?",
+            result_message_id,
+            votes_close_at,
+            job_id,
+        )
+
+    async def mark_ended(self, job_id: int, status: str, now: float, error: str | None = None) -> bool:
+        """Failed or cancelled, unless the job already ended; True if this call ended it."""
+        changed = await self._write(
+            "UPDATE jobs SET status = ?, finished_at = ?, error = ? WHERE id = ? AND status IN ('queued', 'running')",
+            status,
+            now,
+            error,
+            job_id,
+        )
+        return changed == 1
+
+    async def active_count(self, user_id: int) -> int:
+        row = await self._one(
+            "SELECT COUNT(*) FROM jobs WHERE user_id = ? AND status IN ('queued', 'running')", user_id
+        )
+        return int(row[0])
+
+    async def last_request_at(self, user_id: int) -> float | None:
+        row = await self._one("SELECT MAX(created_at) FROM jobs WHERE user_id = ?", user_id)
+        return row[0]
+
+    async def latest_result_in_channel(self, channel_id: int) -> JobRow | None:
+        row = await self._one(
+            "SELECT * FROM jobs WHERE channel_id = ? AND status = 'done' ORDER BY finished_at DESC, id DESC LIMIT 1",
+            channel_id,
+        )
+        return _job(row) if row else None
+
+    async def job_for_result_message(self, message_id: int) -> JobRow | None:
+        row = await self._one("SELECT * FROM jobs WHERE result_message_id = ?", message_id)
+        return _job(row) if row else None
+
+    async def candidates(self, job_id: int) -> list[CandidateRow]:
+        rows = await self._all("SELECT * FROM candidates WHERE job_id = ? ORDER BY idx", job_id)
+        return [CandidateRow(**dict(row)) for row in rows]
+
+    # -- votes -----------------------------------------------------------------------------
+
+    async def add_vote(self, job_id: int, idx: int, user_id: int, now: float) -> bool:
+        """One vote per person and candidate: the primary key makes a repeat a no-op."""
+        return (
+            await self._write("INSERT OR IGNORE INTO votes VALUES (?, ?, ?, ?)", job_id, idx, user_id, now)
+            == 1
+        )
+
+    async def remove_vote(self, job_id: int, idx: int, user_id: int) -> bool:
+        sql = "DELETE FROM votes WHERE job_id = ? AND idx = ? AND user_id = ?"
+        return await self._write(sql, job_id, idx, user_id) == 1
+
+    async def tallies(self, job_id: int) -> dict[int, int]:
+        rows = await self._all("SELECT idx, COUNT(*) FROM votes WHERE job_id = ? GROUP BY idx", job_id)
+        return {int(idx): int(count) for idx, count in rows}
+
+    async def voters(self, job_id: int) -> set[tuple[int, int]]:
+        return {
+            (int(i), int(u))
+            for i, u in await self._all("SELECT idx, user_id FROM votes WHERE job_id = ?", job_id)
+        }
+
+    async def set_votes(self, job_id: int, votes: set[tuple[int, int]], now: float) -> tuple[int, int]:
+        """Make the stored votes exactly `votes` (idx, user); returns (added, removed)."""
+        current = await self.voters(job_id)
+        added, removed = votes - current, current - votes
+        await self.db.executemany(
+            "INSERT OR IGNORE INTO votes VALUES (?, ?, ?, ?)", [(job_id, i, u, now) for i, u in added]
+        )
+        await self.db.executemany(
+            "DELETE FROM votes WHERE job_id = ? AND idx = ? AND user_id = ?",
+            [(job_id, i, u) for i, u in removed],
+        )
+        await self.db.commit()
+        return len(added), len(removed)
+
+    async def open_polls(self, now: float) -> list[JobRow]:
+        sql = "SELECT * FROM jobs WHERE status = 'done' AND (votes_close_at IS NULL OR votes_close_at > ?) ORDER BY id"
+        return [_job(row) for row in await self._all(sql, now)]
+
+    async def polls_to_announce(self, now: float) -> list[JobRow]:
+        sql = "SELECT * FROM jobs WHERE status = 'done' AND announced = 0 AND votes_close_at <= ? ORDER BY id"
+        return [_job(row) for row in await self._all(sql, now)]
+
+    async def mark_announced(self, job_id: int) -> None:
+        await self._write("UPDATE jobs SET announced = 1 WHERE id = ?", job_id)
+
+    async def leaderboard(self, guild_id: int, limit: int) -> list[tuple[JobRow, int, int]]:
+        """The guild's most-voted candidates: (job, candidate, votes), best first."""
+        rows = await self._all(
+            """SELECT jobs.*, votes.idx AS voted_idx, COUNT(*) AS voted FROM votes
+               JOIN jobs ON jobs.id = votes.job_id WHERE jobs.guild_id = ?
+               GROUP BY votes.job_id, votes.idx ORDER BY voted DESC, jobs.id DESC LIMIT ?""",
+            guild_id,
+            limit,
+        )
+        result = []
+        for row in rows:
+            values = dict(row)
+            idx, votes = values.pop("voted_idx"), values.pop("voted")
+            result.append((_job(values), int(idx), int(votes)))
+        return result
+
+    # -- retention ---------------------------------------------------------------------------
+
+    async def expired_jobs(self, before: float) -> list[JobRow]:
+        sql = """SELECT * FROM jobs WHERE files_deleted = 0 AND status IN ('done', 'failed', 'cancelled')
+                 AND COALESCE(finished_at, created_at) < ? ORDER BY id"""
+        return [_job(row) for row in await self._all(sql, before)]
+
+    async def seed_in_use(self, seed_path: str, before: float) -> bool:
+        """Whether a job that is not expired still reads this seed file."""
+        sql = """SELECT 1 FROM jobs WHERE seed_path = ? AND files_deleted = 0
+                 AND (status IN ('queued', 'running', 'rendered') OR COALESCE(finished_at, created_at) >= ?)"""
+        return await self._one(sql, seed_path, before) is not None
+
+    async def mark_files_deleted(self, job_id: int) -> None:
+        await self._write("UPDATE jobs SET files_deleted = 1 WHERE id = ?", job_id)

@@ -1,0 +1,138 @@
+"""Every message the bot writes, in one place, so wording stays consistent and testable."""
+
+from __future__ import annotations
+
+import discord
+
+from bot.store import CandidateRow, JobRow
+from generation.humanize import format_bytes, format_duration
+
+NUMBERS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣")
+LICENCE = "MusicGen weights are CC-BY-NC 4.0: what you make with them is for non-commercial use."
+BAR_WIDTH = 20
+
+
+def safe(text: str) -> str:
+    """User text shown inside our messages: no markdown tricks, no pings."""
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
+
+
+def eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown time"
+    if seconds < 60:
+        return "under a minute"
+    minutes = round(seconds / 60)
+    return f"about {minutes} min" if minutes < 90 else f"about {seconds / 3600:.1f} h"
+
+
+def bar(done: int, total: int) -> str:
+    filled = round(BAR_WIDTH * done / total) if total else 0
+    return "█" * filled + "░" * (BAR_WIDTH - filled)
+
+
+def header(job: JobRow) -> str:
+    count = f"{job.candidates} candidate{'s' if job.candidates > 1 else ''}"
+    origin = {"reroll": f" · reroll of #{job.parent_id}", "remix": f" · remix of #{job.parent_id}"}.get(
+        job.kind, ""
+    )
+    return (
+        f"🎼 **Job #{job.id}** for <@{job.user_id}>{origin}\n"
+        f"*{safe(job.prompt)}* · seed `{safe(job.seed_name)}` · {count} · {format_duration(job.duration_s)}"
+    )
+
+
+def queued(job: JobRow, position: int, seconds: float | None) -> str:
+    return f"{header(job)}\n⏳ Queued: position {position}, {eta(seconds)} to go."
+
+
+def running(job: JobRow, done: int, total: int, seconds_left: float | None) -> str:
+    percent = round(100 * done / total) if total else 0
+    return (
+        f"{header(job)}\n🎛️ `{bar(done, total)}` {percent}% · step {done}/{total} · {eta(seconds_left)} left"
+    )
+
+
+def done(job: JobRow, link: str) -> str:
+    return f"{header(job)}\n✅ Done: {link}"
+
+
+def failed(job: JobRow, message: str) -> str:
+    return f"{header(job)}\n❌ {message}"
+
+
+def cancelled(job: JobRow, by: str) -> str:
+    return f"{header(job)}\n🚫 Cancelled by {by}."
+
+
+def results(job: JobRow, candidates: list[CandidateRow], upload_limit: int, close_at: float | None) -> str:
+    lines = [f"🎶 **Job #{job.id} is ready**, <@{job.user_id}>: *{safe(job.prompt)}*"]
+    lines += [
+        f"{NUMBERS[c.idx - 1]} seed `{c.seed}` · melody adherence {c.adherence:.2f}" for c in candidates
+    ]
+    lines.append(f"model `{job.model}` · {format_duration(job.duration_s)} each")
+    lowered = sorted({c.bitrate for c in candidates if c.bitrate and c.bitrate < 192_000})
+    if lowered:
+        rate = ", ".join(f"{b // 1000}" for b in lowered)
+        lines.append(
+            f"📉 mp3 at {rate} kbps to fit this channel's {format_bytes(upload_limit)} upload limit."
+        )
+    vote = f"Vote with {NUMBERS[0]}–{NUMBERS[len(candidates) - 1]}"
+    lines.append(f"{vote}; voting closes <t:{int(close_at)}:R>." if close_at else f"{vote}.")
+    return "\n".join(lines)
+
+
+def tallies(job: JobRow, counts: dict[int, int]) -> str:
+    lines = [f"🗳️ **Job #{job.id}** · *{safe(job.prompt)}*"]
+    best = max(counts.values(), default=0)
+    for idx in range(1, job.candidates + 1):
+        votes = counts.get(idx, 0)
+        lead = " 👑" if votes and votes == best else ""
+        lines.append(f"{NUMBERS[idx - 1]} {votes} vote{'s' if votes != 1 else ''}{lead}")
+    return "\n".join(lines)
+
+
+def winner(job: JobRow, counts: dict[int, int]) -> str:
+    best = max(counts.values(), default=0)
+    if best == 0:
+        return f"🗳️ Voting on job #{job.id} has closed with no votes."
+    top = [idx for idx, votes in sorted(counts.items()) if votes == best]
+    plural = "s" if best != 1 else ""
+    if len(top) == 1:
+        return f"🏆 Voting on job #{job.id} has closed: candidate {NUMBERS[top[0] - 1]} wins with {best} vote{plural}."
+    tied = " and ".join(NUMBERS[idx - 1] for idx in top)
+    return f"🏆 Voting on job #{job.id} has closed: a tie between {tied}, {best} vote{plural} each."
+
+
+def leaderboard(rows: list[tuple[JobRow, int, int]]) -> str:
+    if not rows:
+        return "No votes yet in this server."
+    lines = ["🏆 **Most-voted candidates**"]
+    for rank, (job, idx, votes) in enumerate(rows, start=1):
+        lines.append(
+            f"{rank}. job #{job.id} {NUMBERS[idx - 1]} · {votes} vote{'s' if votes != 1 else ''} · *{safe(job.prompt)}*"
+        )
+    return "\n".join(lines)
+
+
+def queue_listing(running_jobs: list[JobRow], waiting: list[JobRow]) -> str:
+    if not running_jobs and not waiting:
+        return "The queue is empty: `/restyle` away."
+    lines = [f"🎛️ running: job #{job.id} for <@{job.user_id}> · *{safe(job.prompt)}*" for job in running_jobs]
+    lines += [
+        f"{place}. job #{job.id} for <@{job.user_id}> · *{safe(job.prompt)}*"
+        for place, job in enumerate(waiting, 1)
+    ]
+    return "\n".join(lines)
+
+
+def help_text(max_candidates: int, max_output_s: float, max_upload_mb: float) -> str:
+    return (
+        "**Restyle** keeps a track's melody and changes its style.\n"
+        "`/restyle audio:<file> prompt:<style>` — attach a seed track (mp3, wav, flac, ogg, m4a...) and describe "
+        f"a style. Options: `candidates` (1-{max_candidates}), `duration` (seconds, default the seed's length, "
+        f"at most {format_duration(max_output_s)}), `seed` (reproducible runs), `model`.\n"
+        f"Seeds up to {max_upload_mb:g} MB. Vote on results with the number reactions; `/results` shows the "
+        "tallies, `/leaderboard` the server's favourites, `/queue` what is waiting.\n"
+        f"{LICENCE}"
+    )

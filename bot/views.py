@@ -1,0 +1,131 @@
+"""Buttons and the remix form. Their state lives in their custom ids (DynamicItem), so they keep
+working after a restart; their callbacks hand straight over to the job service."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot.texts import NUMBERS
+
+if TYPE_CHECKING:
+    from bot.service import JobService
+
+
+def _service(interaction: discord.Interaction) -> JobService:
+    return interaction.client.service  # type: ignore[attr-defined]
+
+
+class CancelButton(discord.ui.DynamicItem[discord.ui.Button], template=r"restyle:cancel:(?P<job>[0-9]+)"):
+    def __init__(self, job_id: int) -> None:
+        button = discord.ui.Button(
+            label="Cancel", emoji="✖️", style=discord.ButtonStyle.danger, custom_id=f"restyle:cancel:{job_id}"
+        )
+        super().__init__(button)
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match):
+        return cls(int(match["job"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _service(interaction).cancel_from_button(interaction, self.job_id)
+
+
+class RerollButton(discord.ui.DynamicItem[discord.ui.Button], template=r"restyle:reroll:(?P<job>[0-9]+)"):
+    def __init__(self, job_id: int) -> None:
+        button = discord.ui.Button(
+            label="Reroll",
+            emoji="🔁",
+            style=discord.ButtonStyle.primary,
+            custom_id=f"restyle:reroll:{job_id}",
+        )
+        super().__init__(button)
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match):
+        return cls(int(match["job"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _service(interaction).reroll(interaction, self.job_id)
+
+
+class RemixButton(discord.ui.DynamicItem[discord.ui.Button], template=r"restyle:remix:(?P<job>[0-9]+)"):
+    def __init__(self, job_id: int) -> None:
+        button = discord.ui.Button(
+            label="Remix",
+            emoji="🎨",
+            style=discord.ButtonStyle.secondary,
+            custom_id=f"restyle:remix:{job_id}",
+        )
+        super().__init__(button)
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match):
+        return cls(int(match["job"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _service(interaction).open_remix(interaction, self.job_id)
+
+
+class LosslessButton(
+    discord.ui.DynamicItem[discord.ui.Button], template=r"restyle:flac:(?P<job>[0-9]+):(?P<idx>[0-9]+)"
+):
+    def __init__(self, job_id: int, idx: int) -> None:
+        button = discord.ui.Button(
+            label=f"FLAC {idx}",
+            emoji="💾",
+            style=discord.ButtonStyle.secondary,
+            custom_id=f"restyle:flac:{job_id}:{idx}",
+            row=1,
+        )
+        super().__init__(button)
+        self.job_id, self.idx = job_id, idx
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match):
+        return cls(int(match["job"]), int(match["idx"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _service(interaction).send_lossless(interaction, self.job_id, self.idx)
+
+
+DYNAMIC_ITEMS = (CancelButton, RerollButton, RemixButton, LosslessButton)
+
+
+def job_view(job_id: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(CancelButton(job_id))
+    return view
+
+
+def results_view(job_id: int, candidates: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(RerollButton(job_id))
+    view.add_item(RemixButton(job_id))
+    for idx in range(1, candidates + 1):
+        view.add_item(LosslessButton(job_id, idx))
+    return view
+
+
+class RemixModal(discord.ui.Modal, title="Remix a candidate"):
+    """Use one candidate as the seed of a new job, with a new prompt."""
+
+    def __init__(self, job_id: int, candidates: int, max_prompt: int) -> None:
+        super().__init__(timeout=600)
+        self.job_id = job_id
+        choices = "".join(NUMBERS[:candidates])
+        self.candidate = discord.ui.TextInput(
+            label=f"Which candidate? ({choices})", max_length=1, default="1"
+        )
+        self.prompt = discord.ui.TextInput(
+            label="New style prompt", style=discord.TextStyle.paragraph, max_length=max_prompt
+        )
+        self.add_item(self.candidate)
+        self.add_item(self.prompt)
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await _service(interaction).remix(interaction, self.job_id, self.candidate.value, self.prompt.value)

@@ -1,0 +1,278 @@
+"""The one thread that owns the GPU: it takes jobs from the fair queue, runs the engine, renders files.
+
+It never touches Discord or the event loop directly. Everything it has to say goes through
+`WorkerEvents` (the bot marshals those onto the loop); everything it needs arrives in a `WorkOrder`.
+Progress is throttled here, so the loop hears of it at most once per interval per job.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from bot.fair_queue import FairQueue, QueuedJob
+from generation.audio_in import AudioLimits, SeedAudio, decode_audio
+from generation.engine import CancelToken, Engine, Job
+from generation.errors import GenerationCancelled, RestyleError
+from generation.mastering import MasteringOptions
+from generation.pipeline import Restyled, RestyleOptions, finish, make_job
+from generation.render import Rendered, render_candidates
+from generation.sampling import SamplingParams
+
+log = logging.getLogger(__name__)
+
+# Saved seeds were checked against the bot's limits when they arrived; this only guards the worker.
+SAVED_SEED_LIMITS = AudioLimits(max_bytes=2**34, max_seconds=3600.0)
+
+
+@dataclass(frozen=True)
+class WorkOrder:
+    """What the worker needs to run one job; the bot builds it from the job's row."""
+
+    job_id: int
+    model: str
+    seed_path: Path
+    prompt: str
+    candidates: int
+    duration_s: float
+    base_seed: int
+    upload_limit: int
+    stems: bool = False
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    order: WorkOrder
+    job: Job
+    options: RestyleOptions
+    seed: SeedAudio
+
+
+@dataclass(frozen=True)
+class Finished:
+    job_id: int
+    rendered: list[Rendered]
+    result: Restyled
+    seconds: float
+
+
+class WorkerEvents(Protocol):
+    """Called from the worker thread; implementations hand each call over to the event loop."""
+
+    def started(self, job_id: int) -> None: ...
+    def progress(self, job_id: int, done: int, total: int, seconds_left: float | None) -> None: ...
+    def finished(self, outcome: Finished) -> None: ...
+    def failed(self, job_id: int, message: str) -> None: ...
+    def cancelled(self, job_id: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    format_name: str = "mp3"
+    bitrate: int = 192_000
+    mastering: MasteringOptions = MasteringOptions()
+    progress_interval_s: float = 5.0
+
+
+class Engines:
+    """Loaded engines by model name: loaded on first use, kept warm. Worker thread only."""
+
+    def __init__(self, load: Callable[[str], Engine]) -> None:
+        self._load = load
+        self._engines: dict[str, Engine] = {}
+
+    def get(self, model: str) -> Engine:
+        if model not in self._engines:
+            self._engines[model] = self._load(model)
+        return self._engines[model]
+
+
+class GpuWorker:
+    """Runs queued jobs one batch at a time on its own thread."""
+
+    def __init__(
+        self,
+        queue: FairQueue,
+        orders: Callable[[int], WorkOrder | None],
+        engines: Engines,
+        events: WorkerEvents,
+        settings: RenderSettings,
+        *,
+        max_rows: int = 8,
+        separate: Callable | None = None,
+    ) -> None:
+        self.queue = queue
+        self.orders = orders  # thread-safe lookup of a queued job's order
+        self.engines = engines
+        self.events = events
+        self.settings = settings
+        self.max_rows = max_rows
+        self.separate = separate
+        self._stop = threading.Event()
+        self._tokens: dict[int, CancelToken] = {}
+        self._early_cancels: set[int] = set()  # asked for between leaving the queue and starting
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.ready: Future = Future()
+        self.seconds_per_step: dict[str, float] = {}  # measured, per model
+
+    # -- control, from any thread --------------------------------------------------------------
+
+    def start(self, preload: list[str] = ()) -> Future:
+        """Start the thread; the returned future resolves once `preload` models are loaded on it."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, args=(list(preload),), name="restyle-gpu", daemon=True
+            )
+            self._thread.start()
+        return self.ready
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop after the current step; the interrupted job stays 'running' and is requeued at start."""
+        self._stop.set()
+        with self._lock:
+            for token in self._tokens.values():
+                token.cancel()
+        self.queue.wake()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def cancel(self, job_id: int) -> bool:
+        """Stop a running job within a step. A job taken from the queue but not yet started is
+        stopped as it starts; returns whether it was already running."""
+        with self._lock:
+            token = self._tokens.get(job_id)
+            if token is None:
+                self._early_cancels.add(job_id)
+                return False
+        token.cancel()
+        return True
+
+    @property
+    def running(self) -> list[int]:
+        with self._lock:
+            return list(self._tokens)
+
+    # -- the thread -------------------------------------------------------------------------------
+
+    def _run(self, preload: list[str]) -> None:
+        try:
+            for model in preload:
+                self.engines.get(model)
+        except Exception as exc:
+            self.ready.set_exception(exc)
+            return
+        self.ready.set_result(None)
+        while not self._stop.is_set():
+            batch = self.queue.take(self.max_rows, self._stop)
+            if batch:
+                self._run_batch(batch)
+
+    def _run_batch(self, batch: list[QueuedJob]) -> None:
+        orders = [order for order in (self.orders(job.job_id) for job in batch) if order is not None]
+        if not orders:
+            return
+        with self._lock:
+            for order in orders:
+                self._tokens[order.job_id] = token = CancelToken()
+                if order.job_id in self._early_cancels:
+                    self._early_cancels.discard(order.job_id)
+                    token.cancel()
+        try:
+            self._generate(orders)
+        except Exception as exc:  # a job must fail with a message, never kill the worker
+            log.exception("jobs %s failed", [order.job_id for order in orders])
+            for order in orders:
+                self.events.failed(order.job_id, _message(exc))
+        finally:
+            with self._lock:
+                for order in orders:
+                    self._tokens.pop(order.job_id, None)
+
+    def _generate(self, orders: list[WorkOrder]) -> None:
+        engine = self.engines.get(orders[0].model)
+        prepared = [item for item in (self._prepare(engine, order) for order in orders) if item is not None]
+        if not prepared:
+            return
+        for item in prepared:
+            self.events.started(item.order.job_id)
+        started = time.perf_counter()
+        with self._lock:
+            tokens = [self._tokens[item.order.job_id] for item in prepared]
+        outcomes = engine.generate_many(
+            [item.job for item in prepared],
+            [self._reporter(item.order.job_id, started) for item in prepared],
+            tokens,
+        )
+        elapsed = time.perf_counter() - started
+        self.seconds_per_step[orders[0].model] = elapsed / max(
+            1, engine.total_steps(prepared[0].job.duration_s)
+        )
+        for item, outcome in zip(prepared, outcomes, strict=True):
+            if isinstance(outcome, GenerationCancelled):
+                if not self._stop.is_set():  # a shutdown leaves the job to be run again
+                    self.events.cancelled(item.order.job_id)
+                continue
+            self.events.finished(self._render(engine, item, outcome, elapsed))
+
+    def _render(self, engine: Engine, item: _Prepared, audio, elapsed: float) -> Finished:
+        result = finish(engine, item.job, item.options, audio, {"generation_s": elapsed})
+        rendered = render_candidates(
+            result,
+            engine,
+            item.seed,
+            name=f"restyle-{item.order.job_id}",
+            format_name=self.settings.format_name,
+            mastering=self.settings.mastering,
+            max_bytes=item.order.upload_limit,
+            bitrate=self.settings.bitrate,
+            lossless=True,
+        )
+        return Finished(item.order.job_id, rendered, result, elapsed)
+
+    def _prepare(self, engine: Engine, order: WorkOrder) -> _Prepared | None:
+        """Decode the saved seed and build the engine job; a bad seed fails only its own job."""
+        try:
+            seed = decode_audio(order.seed_path, SAVED_SEED_LIMITS)
+            melody = seed.samples
+            if order.stems and self.separate is not None:
+                melody = self.separate(seed.samples, seed.sample_rate)
+            options = RestyleOptions(
+                order.candidates,
+                order.duration_s,
+                order.duration_s,
+                order.base_seed,
+                SamplingParams(),
+                order.stems,
+            )
+            return _Prepared(order, make_job(engine, seed, order.prompt, options, melody), options, seed)
+        except RestyleError as exc:
+            self.events.failed(order.job_id, str(exc))
+            return None
+
+    def _reporter(self, job_id: int, started: float) -> Callable[[int, int], None]:
+        interval = self.settings.progress_interval_s
+        last = [-interval]
+
+        def report(done: int, total: int) -> None:
+            now = time.perf_counter()
+            if now - last[0] < interval and done < total:
+                return
+            last[0] = now
+            elapsed = now - started
+            left = elapsed / done * (total - done) if done else None
+            self.events.progress(job_id, done, total, left)
+
+        return report
+
+
+def _message(exc: Exception) -> str:
+    if isinstance(exc, RestyleError):
+        return str(exc)
+    return "Something went wrong while generating; the error has been logged."

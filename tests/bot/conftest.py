@@ -1,0 +1,111 @@
+"""An offline Discord (simcord) around the real bot, on the debug model."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+import pytest
+import pytest_asyncio
+import simcord
+
+from bot.client import RestyleBot
+from bot.config import BotConfig, parse_config
+from generation.engine import Engine
+from tests.audio_factory import encode_format, melody
+
+
+def make_config(tmp_path, **sections: dict[str, Any]) -> BotConfig:
+    """The bot's config as a test sets it: debug model, quick progress edits, no cooldown."""
+    raw: dict[str, dict[str, Any]] = {
+        "bot": {"data_dir": str(tmp_path / "data")},
+        "models": {"default": "debug", "backend": "fast"},
+        "limits": {"cooldown_seconds": 0, "max_output_seconds": 60, "max_seed_seconds": 120},
+        "progress": {"edit_interval_seconds": 0.2},
+    }
+    for name, values in sections.items():
+        raw.setdefault(name, {}).update(values)
+    return parse_config(raw)
+
+
+@pytest.fixture(scope="session")
+def shared_engine_loader(debug_lm) -> Callable[[str], Engine]:
+    """One debug model for every bot of the session (each bot still gets its own Engine)."""
+
+    def load(model: str) -> Engine:
+        assert model == "debug", model
+        return Engine(debug_lm, "fast")
+
+    return load
+
+
+def seed_mp3(seconds: float = 3.0, notes: tuple[float, ...] = (392.0, 440.0, 493.9)) -> bytes:
+    return encode_format("mp3", melody(list(notes), seconds / len(notes), 44_100))
+
+
+@dataclass
+class World:
+    env: simcord.Env
+    bot: RestyleBot
+    guild: Any
+    channel: Any
+    alice: Any
+    bob: Any
+    moderator: Any
+
+    def messages(self) -> list[discord.Message]:
+        return self.channel.history()
+
+    def bot_messages(self) -> list[discord.Message]:
+        return [m for m in self.messages() if m.author.id == self.bot.user.id]
+
+    def results(self) -> list[discord.Message]:
+        return [m for m in self.bot_messages() if "is ready" in m.content]
+
+    def status_of(self, job_id: int) -> discord.Message:
+        return next(m for m in self.bot_messages() if f"**Job #{job_id}**" in m.content)
+
+
+async def until(env: simcord.Env, condition: Callable[[], Any], timeout: float = 60.0, what: str = "") -> None:
+    """Let the bot and its GPU thread work until `condition()` holds (real time: the thread is real)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        await env.settle()
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what or condition}")
+
+
+def build_world(env: simcord.Env, bot: RestyleBot) -> World:
+    guild = env.create_guild("Studio")
+    channel = guild.create_text_channel("music-lab")
+    moderators = guild.create_role("Moderators", permissions=discord.Permissions(manage_messages=True))
+    alice = guild.add_member(env.create_user("alice"))
+    bob = guild.add_member(env.create_user("bob"))
+    moderator = guild.add_member(env.create_user("mod"), roles=[moderators])
+    return World(env, bot, guild, channel, alice, bob, moderator)
+
+
+@pytest_asyncio.fixture
+async def running(tmp_path, shared_engine_loader):
+    """Start a bot (optionally with its worker held back) in an offline Discord; stop it after."""
+    started: list[tuple[simcord.Env, RestyleBot]] = []
+
+    async def start(config: BotConfig | None = None, *, start_worker: bool = True) -> World:
+        bot = RestyleBot(config or make_config(tmp_path), load_engine=shared_engine_loader, start_worker=start_worker)
+        env = simcord.Env(bot, settle_timeout=60.0)
+        await env.start()
+        started.append((env, bot))
+        return build_world(env, bot)
+
+    yield start
+    for env, bot in started:
+        if bot.worker is not None:
+            await asyncio.to_thread(bot.worker.stop)
+        await env.shutdown()
+        await bot.store.close()
