@@ -218,7 +218,7 @@ class JobService:
                 sub.seed_name,
                 decoded.sha256,
                 decoded.duration_s,
-                max(1, interaction.filesize_limit - UPLOAD_MARGIN),
+                interaction.filesize_limit,
                 now(),
                 sub.kind,
                 sub.parent_id,
@@ -248,7 +248,7 @@ class JobService:
             job.candidates,
             job.duration_s,
             job.base_seed,
-            job.upload_limit,
+            max(1, job.upload_limit - UPLOAD_MARGIN),
             self.config.models.stems,
         )
         with self._orders_lock:

@@ -119,10 +119,10 @@ class RemixModal(discord.ui.Modal, title="Remix a candidate"):
         self.job_id = job_id
         choices = "".join(NUMBERS[:candidates])
         self.candidate = discord.ui.TextInput(
-            label=f"Which candidate? ({choices})", max_length=1, default="1"
+            label=f"Which candidate? ({choices})", custom_id="candidate", max_length=1, default="1"
         )
         self.prompt = discord.ui.TextInput(
-            label="New style prompt", style=discord.TextStyle.paragraph, max_length=max_prompt
+            label="New style prompt", custom_id="prompt", style=discord.TextStyle.paragraph, max_length=max_prompt
         )
         self.add_item(self.candidate)
         self.add_item(self.prompt)
