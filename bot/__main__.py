@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 EXIT_CONFIG = 2
+EXIT_RUNTIME = 1
 
 
 class RedactToken(logging.Filter):
@@ -75,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(config, token: str) -> int:
+    import aiohttp
     import discord
 
     from bot.client import RestyleBot
@@ -88,6 +90,11 @@ def _run(config, token: str) -> int:
     except RestyleError as exc:  # e.g. the model is not in the cache and the host is offline
         print(f"restyle-bot: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except (aiohttp.ClientConnectionError, OSError) as exc:
+        print(
+            f"restyle-bot: cannot reach Discord ({type(exc).__name__}); check the network.", file=sys.stderr
+        )
+        return EXIT_RUNTIME
     return 0
 
 

@@ -135,8 +135,7 @@ class RestyleBot(commands.Bot):
             return
         self._ready_once = True
         log.info("ready as %s in %d servers", self.user, len(self.guilds))
-        for job in await self.store.jobs_with_status("rendered"):  # finished before a restart, not yet posted
-            await self.lifecycle.publish(job.id)
+        await self.lifecycle.publish_pending()  # finished before a restart, not yet posted
         self.dispatch("restyle_ready")
 
     def seconds_per_step(self) -> float:

@@ -130,7 +130,7 @@ def _section(name: str, kind: type, table: dict[str, Any]):
     return kind(**values)
 
 
-def _coerce(where: str, hint: Any, value: Any) -> Any:
+def _coerce(where: str, hint: Any, value: Any) -> Any:  # noqa: PLR0911 - a return per kind of setting
     text = str(hint)
     if "None" in text and value in ("off", "none", False):
         return None

@@ -98,10 +98,25 @@ class Lifecycle:
                 return
             rows = await self.bot.files.save_results(job_id, outcome.rendered)
             await self.bot.store.mark_rendered(job_id, rows, now())
-            await self.publish(job_id)
+        await self.publish(job_id)
+
+    async def publish_pending(self) -> None:
+        """Post what was rendered but never posted (a restart, or Discord refused it earlier)."""
+        for job in await self.bot.store.jobs_with_status("rendered"):
+            await self.publish(job.id)
 
     async def publish(self, job_id: int) -> None:
-        """Post a rendered job's results, add the vote reactions, and record it as done."""
+        """Post a rendered job's results, add the vote reactions, and record it as done.
+        If Discord refuses, the job stays rendered and `publish_pending` tries again later."""
+        async with self._lock(job_id):
+            try:
+                await self._publish(job_id)
+            except discord.HTTPException as exc:
+                log.warning(
+                    "job %d: posting the results failed (%s); will retry", job_id, exc.text or exc.status
+                )
+
+    async def _publish(self, job_id: int) -> None:
         store = self.bot.store
         job = await store.job(job_id)
         if job is None or job.status != "rendered":

@@ -19,9 +19,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Discord's answers once an interaction's token has expired: Unknown Webhook, Invalid Webhook Token.
-EXPIRED_TOKEN_CODES = {10015, 50027}
-
 
 async def post_results(
     bot: RestyleBot,
@@ -41,10 +38,8 @@ async def post_results(
                 allowed_mentions=mentions,
                 wait=True,
             )
-        except discord.HTTPException as exc:
-            if exc.code not in EXPIRED_TOKEN_CODES and exc.status != 401:
-                raise
-            log.info("job %d: the interaction expired, posting in the channel instead", job.id)
+        except discord.HTTPException as exc:  # expired (10015, 50027) or refused: the channel still works
+            log.info("job %d: follow-up failed (%s), posting in the channel", job.id, exc.code or exc.status)
     channel = bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
     reference = None
     if job.status_message_id is not None:

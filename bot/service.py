@@ -235,8 +235,9 @@ class JobService:
             texts.queued(job, position or 1, wait), view=job_view(job_id), allowed_mentions=NO_PINGS
         )
         await self.store.set_status_message(job_id, status.id)
+        place = f"position {position or 1}, {texts.eta(wait)} to go"
         await interaction.edit_original_response(
-            content=f"Queued as job #{job_id}: position {position or 1}, {texts.eta(wait)} to go. {status.jump_url}"
+            content=f"Queued as job #{job_id}: {place}. {status.jump_url}"
         )
 
     def enqueue(self, job: JobRow, *, first: bool = False) -> bool:

@@ -135,6 +135,7 @@ class Store:
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self.db = db
+        self.closed = False
 
     @classmethod
     async def open(cls, path: Path) -> Store:
@@ -148,7 +149,9 @@ class Store:
         return store
 
     async def close(self) -> None:
-        await self.db.close()
+        if not self.closed:  # closing twice is harmless
+            self.closed = True
+            await self.db.close()
 
     async def migrate(self) -> None:
         async with self.db.execute("PRAGMA user_version") as cursor:
@@ -232,7 +235,8 @@ class Store:
     async def mark_ended(self, job_id: int, status: str, now: float, error: str | None = None) -> bool:
         """Failed or cancelled, unless the job already ended; True if this call ended it."""
         changed = await self._write(
-            "UPDATE jobs SET status = ?, finished_at = ?, error = ? WHERE id = ? AND status IN ('queued', 'running')",
+            """UPDATE jobs SET status = ?, finished_at = ?, error = ?
+               WHERE id = ? AND status IN ('queued', 'running')""",
             status,
             now,
             error,
@@ -252,7 +256,8 @@ class Store:
 
     async def latest_result_in_channel(self, channel_id: int) -> JobRow | None:
         row = await self._one(
-            "SELECT * FROM jobs WHERE channel_id = ? AND status = 'done' ORDER BY finished_at DESC, id DESC LIMIT 1",
+            """SELECT * FROM jobs WHERE channel_id = ? AND status = 'done'
+               ORDER BY finished_at DESC, id DESC LIMIT 1""",
             channel_id,
         )
         return _job(row) if row else None
@@ -303,7 +308,8 @@ class Store:
         return len(added), len(removed)
 
     async def open_polls(self, now: float) -> list[JobRow]:
-        sql = "SELECT * FROM jobs WHERE status = 'done' AND (votes_close_at IS NULL OR votes_close_at > ?) ORDER BY id"
+        sql = """SELECT * FROM jobs WHERE status = 'done'
+                 AND (votes_close_at IS NULL OR votes_close_at > ?) ORDER BY id"""
         return [_job(row) for row in await self._all(sql, now)]
 
     async def polls_to_announce(self, now: float) -> list[JobRow]:
@@ -339,7 +345,8 @@ class Store:
     async def seed_in_use(self, seed_path: str, before: float) -> bool:
         """Whether a job that is not expired still reads this seed file."""
         sql = """SELECT 1 FROM jobs WHERE seed_path = ? AND files_deleted = 0
-                 AND (status IN ('queued', 'running', 'rendered') OR COALESCE(finished_at, created_at) >= ?)"""
+                 AND (status IN ('queued', 'running', 'rendered')
+                      OR COALESCE(finished_at, created_at) >= ?)"""
         return await self._one(sql, seed_path, before) is not None
 
     async def mark_files_deleted(self, job_id: int) -> None:

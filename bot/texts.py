@@ -97,11 +97,15 @@ def winner(job: JobRow, counts: dict[int, int]) -> str:
     if best == 0:
         return f"🗳️ Voting on job #{job.id} has closed with no votes."
     top = [idx for idx, votes in sorted(counts.items()) if votes == best]
-    plural = "s" if best != 1 else ""
+    closed = f"🏆 Voting on job #{job.id} has closed:"
     if len(top) == 1:
-        return f"🏆 Voting on job #{job.id} has closed: candidate {NUMBERS[top[0] - 1]} wins with {best} vote{plural}."
+        return f"{closed} candidate {NUMBERS[top[0] - 1]} wins with {_votes(best)}."
     tied = " and ".join(NUMBERS[idx - 1] for idx in top)
-    return f"🏆 Voting on job #{job.id} has closed: a tie between {tied}, {best} vote{plural} each."
+    return f"{closed} a tie between {tied}, {_votes(best)} each."
+
+
+def _votes(count: int) -> str:
+    return f"{count} vote{'s' if count != 1 else ''}"
 
 
 def leaderboard(rows: list[tuple[JobRow, int, int]]) -> str:
@@ -109,9 +113,7 @@ def leaderboard(rows: list[tuple[JobRow, int, int]]) -> str:
         return "No votes yet in this server."
     lines = ["🏆 **Most-voted candidates**"]
     for rank, (job, idx, votes) in enumerate(rows, start=1):
-        lines.append(
-            f"{rank}. job #{job.id} {NUMBERS[idx - 1]} · {votes} vote{'s' if votes != 1 else ''} · *{safe(job.prompt)}*"
-        )
+        lines.append(f"{rank}. job #{job.id} {NUMBERS[idx - 1]} · {_votes(votes)} · *{safe(job.prompt)}*")
     return "\n".join(lines)
 
 
@@ -129,9 +131,9 @@ def queue_listing(running_jobs: list[JobRow], waiting: list[JobRow]) -> str:
 def help_text(max_candidates: int, max_output_s: float, max_upload_mb: float) -> str:
     return (
         "**Restyle** keeps a track's melody and changes its style.\n"
-        "`/restyle audio:<file> prompt:<style>` — attach a seed track (mp3, wav, flac, ogg, m4a...) and describe "
-        f"a style. Options: `candidates` (1-{max_candidates}), `duration` (seconds, default the seed's length, "
-        f"at most {format_duration(max_output_s)}), `seed` (reproducible runs), `model`.\n"
+        "`/restyle audio:<file> prompt:<style>` — attach a seed track (mp3, wav, flac, ogg, m4a...) "
+        f"and describe a style. Options: `candidates` (1-{max_candidates}), `duration` (seconds, default "
+        f"the seed's length, at most {format_duration(max_output_s)}), `seed` (reproducible runs), `model`.\n"
         f"Seeds up to {max_upload_mb:g} MB. Vote on results with the number reactions; `/results` shows the "
         "tallies, `/leaderboard` the server's favourites, `/queue` what is waiting.\n"
         f"{LICENCE}"

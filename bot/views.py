@@ -122,7 +122,10 @@ class RemixModal(discord.ui.Modal, title="Remix a candidate"):
             label=f"Which candidate? ({choices})", custom_id="candidate", max_length=1, default="1"
         )
         self.prompt = discord.ui.TextInput(
-            label="New style prompt", custom_id="prompt", style=discord.TextStyle.paragraph, max_length=max_prompt
+            label="New style prompt",
+            custom_id="prompt",
+            style=discord.TextStyle.paragraph,
+            max_length=max_prompt,
         )
         self.add_item(self.candidate)
         self.add_item(self.prompt)

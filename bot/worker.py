@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -76,7 +76,7 @@ class WorkerEvents(Protocol):
 class RenderSettings:
     format_name: str = "mp3"
     bitrate: int = 192_000
-    mastering: MasteringOptions = MasteringOptions()
+    mastering: MasteringOptions = field(default_factory=MasteringOptions)
     progress_interval_s: float = 5.0
 
 

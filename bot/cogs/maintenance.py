@@ -22,11 +22,21 @@ class Maintenance(commands.Cog):
         self.bot = bot
 
     async def cog_load(self) -> None:
+        self.retry_posting.start()
         if self.bot.config.output.retention_days > 0:
             self.clean_up.start()
 
     async def cog_unload(self) -> None:
+        self.retry_posting.cancel()
         self.clean_up.cancel()
+
+    @tasks.loop(minutes=1)
+    async def retry_posting(self) -> None:
+        await self.bot.lifecycle.publish_pending()
+
+    @retry_posting.before_loop
+    async def _wait_until_ready(self) -> None:
+        await self.bot.wait_until_ready()
 
     @tasks.loop(hours=1)
     async def clean_up(self) -> None:

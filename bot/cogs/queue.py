@@ -24,7 +24,7 @@ class Queue(commands.Cog):
     async def queue(self, interaction: discord.Interaction) -> None:
         """See what is being made now and what waits, in running order."""
         store = self.bot.store
-        running = [job for job in await store.jobs_with_status("running")]
+        running = await store.jobs_with_status("running")
         waiting = [await store.job(queued.job_id) for queued in self.bot.queue.ordered()]
         text = texts.queue_listing(running, [job for job in waiting if job is not None])
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,7 +59,8 @@ class World:
     moderator: Any
 
     def messages(self) -> list[discord.Message]:
-        return self.channel.history()
+        """Oldest first."""
+        return sorted(self.channel.history(), key=lambda message: message.id)
 
     def bot_messages(self) -> list[discord.Message]:
         return [m for m in self.messages() if m.author.id == self.bot.user.id]
@@ -70,12 +72,17 @@ class World:
         return next(m for m in self.bot_messages() if f"**Job #{job_id}**" in m.content)
 
 
-async def until(env: simcord.Env, condition: Callable[[], Any], timeout: float = 60.0, what: str = "") -> None:
+async def until(
+    env: simcord.Env, condition: Callable[[], Any], timeout: float = 60.0, what: str = ""
+) -> None:
     """Let the bot and its GPU thread work until `condition()` holds (real time: the thread is real)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         await env.settle()
-        if condition():
+        holds = condition()
+        if inspect.isawaitable(holds):
+            holds = await holds
+        if holds:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what or condition}")
@@ -97,7 +104,9 @@ async def running(tmp_path, shared_engine_loader):
     started: list[tuple[simcord.Env, RestyleBot]] = []
 
     async def start(config: BotConfig | None = None, *, start_worker: bool = True) -> World:
-        bot = RestyleBot(config or make_config(tmp_path), load_engine=shared_engine_loader, start_worker=start_worker)
+        bot = RestyleBot(
+            config or make_config(tmp_path), load_engine=shared_engine_loader, start_worker=start_worker
+        )
         env = simcord.Env(bot, settle_timeout=60.0)
         await env.start()
         started.append((env, bot))

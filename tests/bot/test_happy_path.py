@@ -15,7 +15,11 @@ async def test_restyle_from_command_to_votes(running):
     world = await running()
     started = time.perf_counter()
     result = await world.alice.slash(
-        world.channel, "restyle", audio=("level-theme.mp3", seed_mp3(4.0)), prompt="serene ambient piano", candidates=3
+        world.channel,
+        "restyle",
+        audio=("level-theme.mp3", seed_mp3(4.0)),
+        prompt="serene ambient piano",
+        candidates=3,
     )
     assert result.ephemeral
     assert "Queued as job #1" in result.response.content

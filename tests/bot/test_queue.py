@@ -6,7 +6,9 @@ from tests.bot.conftest import make_config, seed_mp3, until
 
 
 async def _submit(world, actor, prompt: str, seconds: float = 2.0, **options):
-    result = await actor.slash(world.channel, "restyle", audio=("seed.mp3", seed_mp3(seconds)), prompt=prompt, **options)
+    result = await actor.slash(
+        world.channel, "restyle", audio=("seed.mp3", seed_mp3(seconds)), prompt=prompt, **options
+    )
     assert "Queued" in result.response.content, result.response.content
     return result
 
@@ -35,7 +37,10 @@ async def test_compatible_jobs_share_a_batch(running, tmp_path):
     await _submit(world, world.moderator, "odd length", candidates=1, duration=4.0)
     batches: list[list[int]] = []
     original = world.bot.worker._run_batch
-    world.bot.worker._run_batch = lambda batch: (batches.append([job.job_id for job in batch]), original(batch))
+    world.bot.worker._run_batch = lambda batch: (
+        batches.append([job.job_id for job in batch]),
+        original(batch),
+    )
     await world.bot.start_worker()
     await until(world.env, lambda: len(world.results()) == 3, what="three results")
     assert batches == [[1, 2], [3]]  # the two 3 s jobs together, the 4 s one after
@@ -72,14 +77,18 @@ async def test_cancelling_a_running_job_stops_it(running, tmp_path):
     await until(world.env, lambda: "step" in world.status_of(1).content, what="the job to run")
     reply = await world.alice.click(world.status_of(1), label="Cancel")
     assert "Stopping job #1" in reply.response.content
-    await until(world.env, lambda: "Cancelled by alice" in world.status_of(1).content, timeout=10, what="the stop")
+    await until(
+        world.env, lambda: "Cancelled by alice" in world.status_of(1).content, timeout=10, what="the stop"
+    )
     assert (await world.bot.store.job(1)).status == "cancelled"
     assert world.results() == []
     assert world.bot.worker.running == []
 
 
 async def test_progress_is_shown_and_throttled(running, tmp_path):
-    world = await running(make_config(tmp_path, models={"backend": "reference"}, progress={"edit_interval_seconds": 0.3}))
+    world = await running(
+        make_config(tmp_path, models={"backend": "reference"}, progress={"edit_interval_seconds": 0.3})
+    )
     edits: list[str] = []
     original = world.bot.lifecycle.edit_status
 

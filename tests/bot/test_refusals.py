@@ -38,7 +38,15 @@ async def _nothing_recorded(world) -> None:
         ({"max_candidates": 2}, {"candidates": 3}, "Ask for 1 to 2 candidates"),
         ({"max_output_seconds": 30}, {"duration": 45.0}, "between 1 s and 30.0 s"),
     ],
-    ids=["too-large", "not-audio-type", "not-audio-content", "too-long", "prompt-too-long", "candidates", "duration"],
+    ids=[
+        "too-large",
+        "not-audio-type",
+        "not-audio-content",
+        "too-long",
+        "prompt-too-long",
+        "candidates",
+        "duration",
+    ],
 )
 async def test_bad_requests(running, tmp_path, limits, options, expected):
     world = await running(make_config(tmp_path, limits=limits))

@@ -37,7 +37,9 @@ def small_upload_limit(monkeypatch):
 
 async def test_files_are_fitted_to_the_upload_limit_and_it_is_said(running, small_upload_limit):
     world = await running()
-    await world.alice.slash(world.channel, "restyle", audio=("theme.mp3", seed_mp3(20.0)), prompt="lofi", candidates=2)
+    await world.alice.slash(
+        world.channel, "restyle", audio=("theme.mp3", seed_mp3(20.0)), prompt="lofi", candidates=2
+    )
     await until(world.env, lambda: world.results(), what="the results")
     posted = world.results()[0]
     assert "kbps to fit this channel's 150.0 KiB upload limit" in posted.content
@@ -49,7 +51,9 @@ async def test_files_are_fitted_to_the_upload_limit_and_it_is_said(running, smal
 
 async def test_lossless_download_reroll_and_remix(running):
     world = await running()
-    await world.alice.slash(world.channel, "restyle", audio=("theme.mp3", seed_mp3(3.0)), prompt="harp", seed=100)
+    await world.alice.slash(
+        world.channel, "restyle", audio=("theme.mp3", seed_mp3(3.0)), prompt="harp", seed=100
+    )
     await until(world.env, lambda: world.results(), what="the first results")
     first = world.results()[0]
 
@@ -63,7 +67,12 @@ async def test_lossless_download_reroll_and_remix(running):
     assert "Queued as job #2" in reroll.response.content
     await until(world.env, lambda: len(world.results()) == 2, what="the reroll")
     rerolled = await world.bot.store.job(2)
-    assert (rerolled.kind, rerolled.parent_id, rerolled.prompt, rerolled.user_id) == ("reroll", 1, "harp", world.bob.id)
+    assert (rerolled.kind, rerolled.parent_id, rerolled.prompt, rerolled.user_id) == (
+        "reroll",
+        1,
+        "harp",
+        world.bob.id,
+    )
     assert rerolled.base_seed != 100
 
     form = await world.alice.click(first, label="Remix")
@@ -79,7 +88,9 @@ async def test_lossless_download_reroll_and_remix(running):
 
 async def test_a_bad_remix_choice_is_refused(running, tmp_path):
     world = await running(make_config(tmp_path))
-    await world.alice.slash(world.channel, "restyle", audio=("theme.mp3", seed_mp3(2.0)), prompt="harp", candidates=2)
+    await world.alice.slash(
+        world.channel, "restyle", audio=("theme.mp3", seed_mp3(2.0)), prompt="harp", candidates=2
+    )
     await until(world.env, lambda: world.results(), what="the results")
     form = await world.alice.click(world.results()[0], label="Remix")
     refused = await world.alice.submit_modal(form, {"candidate": "7", "prompt": "brass"})

@@ -1,0 +1,45 @@
+"""Old files go after the retention period; what still needs them stays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.service import now
+from tests.bot.conftest import seed_mp3, until
+
+
+async def test_expired_files_are_removed_and_buttons_say_so(running):
+    world = await running()
+    await world.alice.slash(
+        world.channel, "restyle", audio=("a.mp3", seed_mp3(2.0)), prompt="old", candidates=1
+    )
+    await until(world.env, lambda: world.results(), what="the results")
+    job = await world.bot.store.job(1)
+    results = world.bot.files.results / "1"
+    assert results.is_dir() and Path(job.seed_path).is_file()
+
+    maintenance = world.bot.get_cog("Maintenance")
+    assert await maintenance.remove_expired(before=job.finished_at - 1) == 0  # not old enough yet
+    assert await maintenance.remove_expired(before=now() + 1) == 1
+    assert not results.exists() and not Path(job.seed_path).exists()
+    assert (await world.bot.store.job(1)).files_deleted
+
+    reply = await world.bob.click(world.results()[0], label="FLAC 1")
+    assert reply.ephemeral and "expired" in reply.response.content
+    reroll = await world.bob.click(world.results()[0], label="Reroll")
+    assert "expired" in reroll.response.content
+
+
+async def test_a_seed_still_queued_is_kept(running):
+    world = await running(start_worker=False)
+    await world.alice.slash(
+        world.channel, "restyle", audio=("a.mp3", seed_mp3(2.0)), prompt="one", candidates=1
+    )
+    await world.alice.click(world.status_of(1), label="Cancel")
+    await world.bob.slash(
+        world.channel, "restyle", audio=("a.mp3", seed_mp3(2.0)), prompt="same seed", candidates=1
+    )
+    job = await world.bot.store.job(2)
+    maintenance = world.bot.get_cog("Maintenance")
+    assert await maintenance.remove_expired(before=now() + 1) == 1  # the cancelled job's files
+    assert Path(job.seed_path).exists()  # the same seed file, still waiting to be used

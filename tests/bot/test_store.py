@@ -1,0 +1,107 @@
+"""The SQLite store on a real file: migrations, WAL, one vote per person and candidate, retention."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from bot.store import MIGRATIONS, CandidateRow, NewJob, Store
+
+
+def new_job(user: int = 1, channel: int = 10, guild: int = 100, at: float = 1000.0) -> NewJob:
+    return NewJob(
+        channel,
+        guild,
+        user,
+        "lofi",
+        "debug",
+        2,
+        30.0,
+        7,
+        "/seeds/a.mp3",
+        "a.mp3",
+        "ab" * 32,
+        31.0,
+        10_000_000,
+        at,
+    )
+
+
+@pytest.fixture
+async def store(tmp_path):
+    opened = await Store.open(tmp_path / "db" / "restyle.sqlite3")
+    yield opened
+    await opened.close()
+
+
+async def test_a_new_file_is_migrated_and_in_wal_mode(store, tmp_path):
+    path = tmp_path / "db" / "restyle.sqlite3"
+    with sqlite3.connect(path) as plain:
+        assert plain.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert plain.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    again = await Store.open(path)  # opening again migrates nothing and keeps the data
+    await again.close()
+
+
+async def test_job_lifecycle(store):
+    job_id = await store.add_job(new_job())
+    assert (await store.job(job_id)).status == "queued"
+    await store.mark_running(job_id, 1001.0)
+    assert await store.active_count(1) == 1
+    assert await store.requeue_running() == 1
+    assert (await store.job(job_id)).status == "queued"
+    await store.mark_running(job_id, 1002.0)
+    rows = [CandidateRow(job_id, i, 7 + i, 0.5, f"/r/{i}.mp3", f"/r/{i}.flac", 192_000) for i in (1, 2)]
+    await store.mark_rendered(job_id, rows, 1003.0)
+    assert await store.candidates(job_id) == rows
+    await store.mark_done(job_id, result_message_id=555, votes_close_at=None)
+    assert (await store.job_for_result_message(555)).id == job_id
+    assert (await store.latest_result_in_channel(10)).id == job_id
+    assert not await store.mark_ended(job_id, "cancelled", 1004.0)  # a finished job stays finished
+    assert (await store.job(job_id)).seeds == (7, 8)
+
+
+async def test_a_vote_is_unique_per_person_and_candidate(store):
+    job_id = await store.add_job(new_job())
+    assert await store.add_vote(job_id, 1, 42, 1.0)
+    assert not await store.add_vote(job_id, 1, 42, 2.0)
+    assert await store.add_vote(job_id, 2, 42, 3.0)
+    assert await store.tallies(job_id) == {1: 1, 2: 1}
+    assert await store.remove_vote(job_id, 1, 42) and not await store.remove_vote(job_id, 1, 42)
+    with pytest.raises(sqlite3.IntegrityError):  # the constraint itself, not just our INSERT OR IGNORE
+        await store.db.execute("INSERT INTO votes VALUES (?, 2, 42, 4.0)", (job_id,))
+
+
+async def test_set_votes_reconciles_both_ways(store):
+    job_id = await store.add_job(new_job())
+    await store.add_vote(job_id, 1, 1, 1.0)
+    await store.add_vote(job_id, 2, 2, 1.0)
+    assert await store.set_votes(job_id, {(1, 1), (2, 3)}, 2.0) == (1, 1)
+    assert await store.voters(job_id) == {(1, 1), (2, 3)}
+
+
+async def test_leaderboard_and_quotas(store):
+    first, second = (
+        await store.add_job(new_job(user=1, at=10.0)),
+        await store.add_job(new_job(user=2, at=20.0)),
+    )
+    other_guild = await store.add_job(new_job(guild=999))
+    for voter in (1, 2, 3):
+        await store.add_vote(second, 2, voter, 1.0)
+    await store.add_vote(first, 1, 1, 1.0)
+    await store.add_vote(other_guild, 1, 1, 1.0)
+    board = await store.leaderboard(100, limit=10)
+    assert [(job.id, idx, votes) for job, idx, votes in board] == [(second, 2, 3), (first, 1, 1)]
+    assert await store.last_request_at(2) == 20.0 and await store.last_request_at(9) is None
+
+
+async def test_expired_jobs_and_seeds_in_use(store):
+    old = await store.add_job(new_job(at=100.0))
+    await store.mark_ended(old, "failed", 150.0, "boom")
+    recent = await store.add_job(new_job(at=900.0))
+    assert [job.id for job in await store.expired_jobs(before=500.0)] == [old]
+    assert await store.seed_in_use("/seeds/a.mp3", before=500.0)  # the recent job still reads it
+    await store.mark_ended(recent, "cancelled", 950.0)
+    await store.mark_files_deleted(recent)
+    assert not await store.seed_in_use("/seeds/a.mp3", before=500.0)

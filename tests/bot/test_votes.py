@@ -1,0 +1,102 @@
+"""Votes by reaction: counted once, withdrawn, ignored from bots and outside the poll, closed on time,
+caught up after the bot was away."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.client import RestyleBot
+from bot.texts import NUMBERS
+from tests.bot.conftest import make_config, seed_mp3, until
+
+
+async def _poll(world, candidates: int = 2):
+    before = len(world.results())
+    await world.alice.slash(
+        world.channel, "restyle", audio=("theme.mp3", seed_mp3(2.0)), prompt="jazz", candidates=candidates
+    )
+
+    def posted() -> bool:
+        results = world.results()
+        return len(results) > before and len(results[-1].reactions) == candidates
+
+    await until(world.env, posted, what="a poll")
+    return world.results()[-1]
+
+
+async def test_votes_are_added_withdrawn_and_counted_once(running):
+    world = await running()
+    poll = await _poll(world)
+    assert await world.bot.store.tallies(1) == {}  # the bot's own reactions are not votes
+    await world.alice.react(poll, NUMBERS[0])
+    await world.bob.react(poll, NUMBERS[0])
+    await world.bob.react(poll, NUMBERS[1])
+    await world.bob.unreact(poll, NUMBERS[0])
+    await world.bob.react(poll, NUMBERS[0])  # back again: still one vote
+    await world.alice.unreact(poll, NUMBERS[0])
+    assert await world.bot.store.tallies(1) == {1: 1, 2: 1}
+    assert await world.bot.store.voters(1) == {(1, world.bob.id), (2, world.bob.id)}
+
+
+async def test_what_is_not_a_vote(running):
+    world = await running()
+    poll = await _poll(world)
+    helper = world.guild.add_member(world.env.create_user("otherbot", bot=True))
+    await helper.react(poll, NUMBERS[0])  # another bot
+    await world.alice.react(poll, "🎉")  # not a number
+    await world.alice.react(poll, NUMBERS[3])  # a number, but there are only two candidates
+    status = world.status_of(1)
+    await world.alice.react(status, NUMBERS[0])  # not the results message
+    assert await world.bot.store.tallies(1) == {}
+
+
+async def test_the_window_closes_and_the_winner_is_announced(running, tmp_path):
+    world = await running(make_config(tmp_path, voting={"window_minutes": 1}))
+    poll = await _poll(world, candidates=3)
+    assert "voting closes <t:" in poll.content
+    await world.alice.react(poll, NUMBERS[2])
+    await world.bob.react(poll, NUMBERS[2])
+    await world.moderator.react(poll, NUMBERS[0])
+    await world.env.advance_time(95)
+    announcement = next(m for m in world.bot_messages() if "has closed" in m.content)
+    assert "candidate 3️⃣ wins with 2 votes" in announcement.content
+    assert announcement.reference.message_id == poll.id
+    await world.moderator.react(poll, NUMBERS[1])  # too late
+    assert await world.bot.store.tallies(1) == {3: 2, 1: 1}
+    await world.env.advance_time(60)
+    assert sum("has closed" in m.content for m in world.bot_messages()) == 1  # announced once
+
+
+async def test_leaderboard_ranks_the_servers_candidates(running):
+    world = await running()
+    first = await _poll(world)
+    second = await _poll(world)
+    await world.alice.react(second, NUMBERS[1])
+    await world.bob.react(second, NUMBERS[1])
+    await world.bob.react(first, NUMBERS[0])
+    board = await world.bob.slash(world.channel, "leaderboard")
+    lines = board.response.content.splitlines()
+    assert lines[1].startswith("1. job #2 2️⃣ · 2 votes")
+    assert lines[2].startswith("2. job #1 1️⃣ · 1 vote")
+
+
+@pytest.mark.parametrize("kind", ["add", "remove"])
+async def test_votes_cast_while_the_bot_was_away_are_caught_up(running, tmp_path, shared_engine_loader, kind):
+    config = make_config(tmp_path)
+    world = await running(config)
+    poll = await _poll(world)
+    await world.alice.react(poll, NUMBERS[0])
+    await world.bot.close()
+    world.env.backend.subscribers.remove(world.env._gateway_feed)  # the gateway is down: no events reach it
+    if kind == "add":
+        await world.bob.react(poll, NUMBERS[1])
+        expected = {(1, world.alice.id), (2, world.bob.id)}
+    else:
+        await world.alice.unreact(poll, NUMBERS[0])
+        expected = set()
+    again = RestyleBot(config, load_engine=shared_engine_loader)
+    await world.env.restart_bot(again)
+    await until(world.env, lambda: again.is_ready(), what="the restart")
+    await world.env.settle()
+    assert await again.store.voters(1) == expected
+    await again.close()
