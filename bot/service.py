@@ -118,10 +118,8 @@ class JobService:
         await self._submit(interaction, submission)
 
     async def reroll(self, interaction: discord.Interaction, job_id: int) -> None:
-        job = await self.store.job(job_id)
-        refusal = await self._follow_up_refusal(interaction, job)
-        if refusal or job is None:
-            await refuse(interaction, refusal or "That job no longer exists.")
+        job = await self._job_to_build_on(interaction, job_id)
+        if job is None:
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         submission = Submission(
@@ -138,20 +136,16 @@ class JobService:
         await self._submit(interaction, submission)
 
     async def open_remix(self, interaction: discord.Interaction, job_id: int) -> None:
-        job = await self.store.job(job_id)
-        refusal = await self._follow_up_refusal(interaction, job)
-        if refusal or job is None:
-            await refuse(interaction, refusal or "That job no longer exists.")
+        job = await self._job_to_build_on(interaction, job_id)
+        if job is None:
             return
         await interaction.response.send_modal(
             RemixModal(job.id, job.candidates, self.config.limits.max_prompt_chars)
         )
 
     async def remix(self, interaction: discord.Interaction, job_id: int, which: str, prompt: str) -> None:
-        job = await self.store.job(job_id)
-        refusal = await self._follow_up_refusal(interaction, job)
-        if refusal or job is None:
-            await refuse(interaction, refusal or "That job no longer exists.")
+        job = await self._job_to_build_on(interaction, job_id)
+        if job is None:
             return
         if not which.strip().isdigit() or not 1 <= int(which) <= job.candidates:
             await refuse(interaction, f"Pick a candidate from 1 to {job.candidates}.")
@@ -176,14 +170,22 @@ class JobService:
         )
         await self._submit(interaction, submission)
 
-    async def _follow_up_refusal(self, interaction: discord.Interaction, job: JobRow | None) -> str | None:
+    async def _job_to_build_on(self, interaction: discord.Interaction, job_id: int) -> JobRow | None:
+        """A finished job a reroll or remix may start from, or None after refusing in one line."""
+        job = await self.store.job(job_id)
+        refusal = None
         if job is None or job.status != "done":
-            return "That job has no results to build on."
-        if job.files_deleted:
-            return "That job's files have expired."
-        return access_refusal(self.config, interaction) or await quota_refusal(
-            self.config, self.store, self.queue, interaction.user.id, now()
-        )
+            refusal = "That job has no results to build on."
+        elif job.files_deleted:
+            refusal = "That job's files have expired."
+        else:
+            refusal = access_refusal(self.config, interaction) or await quota_refusal(
+                self.config, self.store, self.queue, interaction.user.id, now()
+            )
+        if refusal:
+            await refuse(interaction, refusal)
+            return None
+        return job
 
     # -- submission --------------------------------------------------------------------------------
 

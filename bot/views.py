@@ -3,7 +3,7 @@ working after a restart; their callbacks hand straight over to the job service."
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import discord
 
@@ -17,77 +17,69 @@ def _service(interaction: discord.Interaction) -> JobService:
     return interaction.client.service  # type: ignore[attr-defined]
 
 
-class CancelButton(discord.ui.DynamicItem[discord.ui.Button], template=r"restyle:cancel:(?P<job>[0-9]+)"):
-    def __init__(self, job_id: int) -> None:
+class _JobButton:
+    """What the job buttons share: the custom id carries the job (and candidate), nothing else.
+
+    Each subclass is a DynamicItem with its own template and look, and hands its click to the service.
+    """
+
+    _action: ClassVar[str]
+    _label: ClassVar[str]  # may name {idx}
+    _emoji: ClassVar[str]
+    _style: ClassVar[discord.ButtonStyle] = discord.ButtonStyle.secondary
+    _row: ClassVar[int | None] = None
+
+    def __init__(self, job_id: int, idx: int | None = None) -> None:
+        custom_id = f"restyle:{self._action}:{job_id}" + (f":{idx}" if idx is not None else "")
         button = discord.ui.Button(
-            label="Cancel", emoji="✖️", style=discord.ButtonStyle.danger, custom_id=f"restyle:cancel:{job_id}"
+            label=self._label.format(idx=idx),
+            emoji=self._emoji,
+            style=self._style,
+            custom_id=custom_id,
+            row=self._row,
         )
-        super().__init__(button)
-        self.job_id = job_id
+        super().__init__(button)  # DynamicItem's
+        self.job_id, self.idx = job_id, idx
 
     @classmethod
     async def from_custom_id(cls, interaction, item, match):
-        return cls(int(match["job"]))
+        idx = match.groupdict().get("idx")
+        return cls(int(match["job"]), int(idx) if idx else None)
+
+
+class CancelButton(
+    _JobButton, discord.ui.DynamicItem[discord.ui.Button], template=r"restyle:cancel:(?P<job>[0-9]+)"
+):
+    _action, _label, _emoji, _style = "cancel", "Cancel", "✖️", discord.ButtonStyle.danger
 
     async def callback(self, interaction: discord.Interaction) -> None:
         await _service(interaction).cancel_from_button(interaction, self.job_id)
 
 
-class RerollButton(discord.ui.DynamicItem[discord.ui.Button], template=r"restyle:reroll:(?P<job>[0-9]+)"):
-    def __init__(self, job_id: int) -> None:
-        button = discord.ui.Button(
-            label="Reroll",
-            emoji="🔁",
-            style=discord.ButtonStyle.primary,
-            custom_id=f"restyle:reroll:{job_id}",
-        )
-        super().__init__(button)
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(cls, interaction, item, match):
-        return cls(int(match["job"]))
+class RerollButton(
+    _JobButton, discord.ui.DynamicItem[discord.ui.Button], template=r"restyle:reroll:(?P<job>[0-9]+)"
+):
+    _action, _label, _emoji, _style = "reroll", "Reroll", "🔁", discord.ButtonStyle.primary
 
     async def callback(self, interaction: discord.Interaction) -> None:
         await _service(interaction).reroll(interaction, self.job_id)
 
 
-class RemixButton(discord.ui.DynamicItem[discord.ui.Button], template=r"restyle:remix:(?P<job>[0-9]+)"):
-    def __init__(self, job_id: int) -> None:
-        button = discord.ui.Button(
-            label="Remix",
-            emoji="🎨",
-            style=discord.ButtonStyle.secondary,
-            custom_id=f"restyle:remix:{job_id}",
-        )
-        super().__init__(button)
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(cls, interaction, item, match):
-        return cls(int(match["job"]))
+class RemixButton(
+    _JobButton, discord.ui.DynamicItem[discord.ui.Button], template=r"restyle:remix:(?P<job>[0-9]+)"
+):
+    _action, _label, _emoji = "remix", "Remix", "🎨"
 
     async def callback(self, interaction: discord.Interaction) -> None:
         await _service(interaction).open_remix(interaction, self.job_id)
 
 
 class LosslessButton(
-    discord.ui.DynamicItem[discord.ui.Button], template=r"restyle:flac:(?P<job>[0-9]+):(?P<idx>[0-9]+)"
+    _JobButton,
+    discord.ui.DynamicItem[discord.ui.Button],
+    template=r"restyle:flac:(?P<job>[0-9]+):(?P<idx>[0-9]+)",
 ):
-    def __init__(self, job_id: int, idx: int) -> None:
-        button = discord.ui.Button(
-            label=f"FLAC {idx}",
-            emoji="💾",
-            style=discord.ButtonStyle.secondary,
-            custom_id=f"restyle:flac:{job_id}:{idx}",
-            row=1,
-        )
-        super().__init__(button)
-        self.job_id, self.idx = job_id, idx
-
-    @classmethod
-    async def from_custom_id(cls, interaction, item, match):
-        return cls(int(match["job"]), int(match["idx"]))
+    _action, _label, _emoji, _row = "flac", "FLAC {idx}", "💾", 1
 
     async def callback(self, interaction: discord.Interaction) -> None:
         await _service(interaction).send_lossless(interaction, self.job_id, self.idx)

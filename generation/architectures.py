@@ -114,12 +114,15 @@ def build_tokenizer():
     )
 
 
-def build_random_model(name: str, seed: int = 0):
-    """Build architecture `name` with weights drawn from `seed`, leaving the global RNG untouched."""
+def build_random_model(name: str, seed: int = 0, device: torch.device | str = "cpu"):
+    """Build architecture `name` with weights drawn from `seed`, leaving the global RNG untouched.
+
+    Building on the target device skips a multi-gigabyte trip through host memory for the big ones.
+    """
     from transformers import MusicgenMelodyForConditionalGeneration
 
     config = build_config(ARCHITECTURES[name])
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), torch.device(device):
         torch.manual_seed(seed)
         model = MusicgenMelodyForConditionalGeneration(config)
         # EnCodec's codebooks start at zero (they are meant to be loaded): every code would decode

@@ -130,11 +130,27 @@ class Engine:
         carried: torch.Tensor | None = None
         for window, following in zip(windows, [*windows[1:], None], strict=True):
             batch = self._window_batch(jobs, window, single=len(windows) == 1, carried=carried)
-            codes = self.backend.generate_window(batch, watch.step)
+            codes = self._generate_window(batch, watch)
             parts.append(codes[:, :, window.prompt_frames :])
             if following is not None:  # the next window is prompted with this one's last codes
                 carried = codes[:, :, codes.shape[-1] - following.prompt_frames :]
         return torch.cat(parts, dim=-1)
+
+    def _generate_window(self, batch: WindowBatch, watch: _StepWatch) -> torch.Tensor:
+        """The fast backend, falling back for good to transformers' generate if it breaks (a GPU
+        feature it relies on, say). Jobs that shared a batch fail instead: generate cannot mix them."""
+        start = watch.done
+        try:
+            return self.backend.generate_window(batch, watch.step)
+        except RuntimeError as exc:
+            if self.backend.name != "fast" or len(batch.row_groups()) > 1:
+                raise
+            log.warning("fast decoding failed (%s); using transformers' generate from now on", exc)
+        from generation.backends.reference import ReferenceBackend
+
+        self.backend = ReferenceBackend(self.lm)
+        watch.done = start  # the failed attempt's steps do not count
+        return self.backend.generate_window(batch, watch.step)
 
     def _window_batch(self, jobs: Sequence[Job], window: Window, single: bool, carried) -> WindowBatch:
         prompts, chroma, seeds = [], [], []

@@ -143,7 +143,7 @@ def load_model(
     torch_device = pick_device(device)
     torch_dtype = pick_dtype(dtype, torch_device)
     if kind == "random":
-        model, tokenizer = build_random_model(target, seed=seed)
+        model, tokenizer = build_random_model(target, seed=seed, device=torch_device)
         revision = f"random-seed-{seed}"
     else:
         model, tokenizer = _load_pretrained(spec, target, torch_dtype, cache_dir, offline or kind == "local")

@@ -156,3 +156,26 @@ def test_the_stereo_model_gives_two_channels(rising_melody):
     audio = engine.generate(Job("wide stereo pads", rising_melody, (4,), 2.0))
     assert audio.shape == (1, 2, 64_000)
     assert not np.array_equal(audio[0, 0], audio[0, 1])
+
+
+def test_a_broken_fast_path_falls_back_to_generate(debug_lm, rising_melody):
+    class Broken:
+        name = "fast"
+
+        def generate_window(self, batch, on_step):
+            on_step()
+            raise RuntimeError("CUDA graph capture failed")
+
+    engine = Engine(debug_lm, backend="fast")
+    engine.backend = Broken()
+    reports: list[int] = []
+    codes = engine.generate_codes(
+        Job("harp", rising_melody, (8,), 2.0), on_progress=lambda d, t: reports.append(d)
+    )
+    assert engine.backend.name == "reference"
+    assert torch.equal(
+        codes, Engine(debug_lm, "reference").generate_codes(Job("harp", rising_melody, (8,), 2.0))
+    )
+    assert (
+        reports[-1] == engine.total_steps(2.0) and reports.count(1) == 2
+    )  # restarted from the window's start

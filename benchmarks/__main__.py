@@ -1,0 +1,169 @@
+"""python -m benchmarks [--quick] [--only decode,pipeline,batching,bot] [--json PATH]
+
+Prints Markdown tables (ready for benchmarks/RESULTS.md) and writes every figure as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from benchmarks import machine
+
+PARTS = ("decode", "pipeline", "batching", "bot")
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument(
+        "--quick", action="store_true", help="shorter windows on the CPU (10 s instead of 30 s)"
+    )
+    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts: {', '.join(PARTS)}")
+    parser.add_argument("--batches", default="1,4,8", help="candidates per batch (each with guidance)")
+    parser.add_argument(
+        "--json", type=Path, default=Path("benchmarks/last-run.json"), help="where to write figures"
+    )
+    return parser.parse_args()
+
+
+def _decode_configs(quick: bool) -> list[tuple[str, str, float]]:
+    """(name, model spec, window seconds): what runs here, and the real architectures on a GPU."""
+    configs = [("debug", "debug", 30.0), ("mid", "random:mid", 10.0 if quick else 30.0)]
+    if torch.cuda.is_available():
+        configs += [("melody", "random:melody", 30.0), ("melody-large", "random:melody-large", 30.0)]
+    return configs
+
+
+def run_decode(quick: bool, batches: list[int]) -> list[dict]:
+    from benchmarks.decode import SPEC_BANDWIDTH, bandwidth, floor_ms, measure, measure_isolated
+    from generation.models import load_model
+
+    figures = []
+    gpu_bandwidth = bandwidth(torch.device("cuda")) if torch.cuda.is_available() else None
+    print("\n### Decode loop: reference (transformers generate) against fast\n")
+    print(
+        "| config | batch | window | reference ms/step | fast ms/step | speed-up | fast s per 30 s "
+        "| fast RTF "
+        "| peak MiB ref / fast | floor ms/step | fast / floor |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, spec, seconds in _decode_configs(quick):
+        # On the GPU the allocator reports each run's peak; on the CPU each run gets its own process.
+        lm = load_model(spec) if gpu_bandwidth else None
+        for batch in batches:
+            if lm is None:
+                reference = measure_isolated(spec, "reference", batch, seconds, name)
+                fast = measure_isolated(spec, "fast", batch, seconds, name)
+            else:
+                reference = measure(lm, "reference", batch, seconds, name)
+                fast = measure(lm, "fast", batch, seconds, name)
+                fast.floor_ms = reference.floor_ms = floor_ms(lm, batch, seconds, gpu_bandwidth)
+            floor = f"{fast.floor_ms:.2f}" if fast.floor_ms else "n/a (CPU)"
+            ratio = f"{fast.floor_ratio:.2f}" if fast.floor_ratio else "n/a"
+            print(
+                f"| {name} | {batch} | {seconds:g} s | {reference.ms_per_step:.2f} | {fast.ms_per_step:.2f} "
+                f"| {reference.ms_per_step / fast.ms_per_step:.2f}x | {fast.s_per_30s:.1f} | {fast.rtf:.3f} "
+                f"| {reference.peak_mib:.0f} / {fast.peak_mib:.0f} | {floor} | {ratio} |",
+                flush=True,
+            )
+            figures += [asdict(reference), asdict(fast)]
+        del lm
+    if gpu_bandwidth:
+        name = torch.cuda.get_device_name()
+        spec_bw = next((bw for key, bw in SPEC_BANDWIDTH.items() if key in name), None)
+        print(
+            f"\nMeasured copy bandwidth {gpu_bandwidth / 1e12:.2f} TB/s"
+            + (f" (spec {spec_bw / 1e12:.2f})" if spec_bw else "")
+        )
+    return figures
+
+
+def run_pipeline() -> dict:
+    from benchmarks.pipeline import finishing, seed_reading
+
+    figures = {**seed_reading(), **finishing()}
+    print("\n### Around the model\n")
+    print("| step | seconds |\n|---|---|")
+    print(
+        "| decode + resample + chroma, 2-minute 44.1 kHz stereo mp3 "
+        f"| {figures['decode_chroma_2min_mp3_s']:.3f} |"
+    )
+    print(
+        "| loudness + fade + mp3 and flac encoding, four 30 s candidates "
+        f"| {figures['master_encode_4x30s_s']:.3f} |"
+    )
+    return figures
+
+
+def run_batching(quick: bool) -> list[dict]:
+    from benchmarks.pipeline import batching
+    from generation.engine import Engine
+    from generation.models import load_model
+
+    print("\n### Batching jobs together (four one-candidate jobs, different prompts, fast backend)\n")
+    print("| config | window | alone cand./min | batched cand./min | speed-up |\n|---|---|---|---|---|")
+    figures = []
+    for name, spec, seconds in (("debug", "debug", 30.0), ("mid", "random:mid", 5.0 if quick else 10.0)):
+        figure = {"config": name, **batching(Engine(load_model(spec), "fast"), jobs=4, seconds=seconds)}
+        print(
+            f"| {name} | {seconds:g} s | {figure['alone_candidates_per_min']:.1f} "
+            f"| {figure['batched_candidates_per_min']:.1f} | {figure['speedup']:.2f}x |",
+            flush=True,
+        )
+        figures.append(figure)
+    return figures
+
+
+def run_bot() -> dict:
+    from benchmarks.bot_overhead import bot_overhead
+
+    figures = bot_overhead()
+    print("\n### Bot overhead per job (instant engine: no model work; 30 s stereo mp3 seed, 2 candidates)\n")
+    print("| figure | seconds |\n|---|---|")
+    print(
+        "| command to acknowledgement, median / max "
+        f"| {figures['ack_median_s']:.3f} / {figures['ack_max_s']:.3f} |"
+    )
+    print(f"| command to posted results, median | {figures['overhead_per_job_median_s']:.3f} |")
+    return figures
+
+
+def main() -> int:
+    args = _arguments()
+    parts = [part.strip() for part in args.only.split(",") if part.strip()]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        print(f"benchmarks: unknown part {unknown[0]!r}; parts are {', '.join(PARTS)}", file=sys.stderr)
+        return 2
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    about = machine.describe()
+    print(
+        f"## {about['date']} · {about['gpu'] or about['cpu']} · {about['cores']} cores "
+        f"· torch {about['torch']}"
+    )
+    results: dict[str, object] = {"machine": about}
+    batches = [int(b) for b in args.batches.split(",")]
+    if "decode" in parts:
+        results["decode"] = run_decode(args.quick, batches)
+    if "pipeline" in parts:
+        results["pipeline"] = run_pipeline()
+    if "batching" in parts:
+        results["batching"] = run_batching(args.quick)
+    if "bot" in parts:
+        results["bot"] = run_bot()
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nFigures written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
