@@ -71,3 +71,23 @@ async def test_results_discord_refused_are_posted_later_once(running, tmp_path):
     await world.env.advance_time(120)
     assert _posted(world, 1) == 1
     assert (await world.bot.store.job(1)).status == "done"
+
+
+async def test_buttons_keep_working_after_a_restart(running, tmp_path, shared_engine_loader):
+    config = make_config(tmp_path)
+    world = await running(config)
+    await world.alice.slash(
+        world.channel, "restyle", audio=("a.mp3", seed_mp3(2.0)), prompt="bells", candidates=2
+    )
+    await until(world.env, lambda: world.results(), what="the results")
+    await world.alice.slash(
+        world.channel, "restyle", audio=("b.mp3", seed_mp3(2.0)), prompt="later", candidates=1
+    )
+    await world.bot.close()
+    again = RestyleBot(config, load_engine=shared_engine_loader, start_worker=False)
+    await world.env.restart_bot(again)
+    download = await world.bob.click(world.results()[0], label="FLAC 2")
+    assert download.response.attachments[0].filename == "restyle-1-2.flac"
+    cancelled = await world.alice.click(world.status_of(2), label="Cancel")
+    assert "Cancelled job #2" in cancelled.response.content
+    await again.close()

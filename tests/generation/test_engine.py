@@ -179,3 +179,28 @@ def test_a_broken_fast_path_falls_back_to_generate(debug_lm, rising_melody):
     assert (
         reports[-1] == engine.total_steps(2.0) and reports.count(1) == 2
     )  # restarted from the window's start
+
+
+def test_a_cancelled_generation_lets_go_of_its_cache(debug_lm, rising_melody):
+    import gc
+    import weakref
+
+    from generation.backends.fast import FastBackend
+
+    engine = Engine(debug_lm, backend="fast")
+    states: list[weakref.ref] = []
+    allocate = FastBackend._allocate
+
+    def recording(self, batch, prefix, guided):
+        state = allocate(self, batch, prefix, guided)
+        states.append(weakref.ref(state.keys_cache[0]))
+        return state
+
+    token = CancelToken()
+    engine.backend._allocate = recording.__get__(engine.backend)
+    with pytest.raises(GenerationCancelled):
+        engine.generate(
+            Job("pad", rising_melody, (1, 2), 3.0), lambda d, t: d == 20 and token.cancel(), token
+        )
+    gc.collect()
+    assert states and states[0]() is None, "the key/value cache outlived the cancelled job"
