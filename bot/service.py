@@ -24,7 +24,7 @@ from bot.fair_queue import QueuedJob, QueueFull
 from bot.store import JobRow, NewJob
 from bot.views import RemixModal, job_view
 from bot.worker import WorkOrder
-from generation.audio_in import AudioLimits, decode_audio
+from generation.audio_in import AudioLimits, SeedAudio, decode_audio
 from generation.errors import AudioInputError
 from generation.sampling import MAX_SEED
 from generation.windows import total_steps
@@ -190,56 +190,61 @@ class JobService:
     # -- submission --------------------------------------------------------------------------------
 
     async def _submit(self, interaction: discord.Interaction, sub: Submission) -> None:
-        limits = AudioLimits(
-            max_bytes=int(self.config.limits.max_upload_mb * 1024 * 1024),
-            max_seconds=self.config.limits.max_seed_seconds,
-        )
+        """Decode the seed off the loop, record the job, queue it, and tell the channel."""
+        limits = self.config.limits
+        seed_limits = AudioLimits(int(limits.max_upload_mb * 1024 * 1024), limits.max_seed_seconds)
         try:
-            decoded = await asyncio.to_thread(decode_audio, sub.seed_data or sub.seed_path, limits)
+            decoded = await asyncio.to_thread(decode_audio, sub.seed_data or sub.seed_path, seed_limits)
         except AudioInputError as exc:
             await refuse(interaction, str(exc))
             return
-        duration = sub.duration or min(decoded.duration_s, self.config.limits.max_output_seconds)
-        seed_path = sub.seed_path or await self.files.save_seed(sub.seed_data, sub.seed_name)
+        # The queue may have filled, or this person sent another request, while we decoded.
         refusal = await quota_refusal(self.config, self.store, self.queue, interaction.user.id, now())
-        if refusal and sub.kind == "restyle":  # the queue may have filled while we decoded
+        if refusal:
             await refuse(interaction, refusal)
             return
-        base_seed = sub.seed if sub.seed is not None else secrets.randbelow(MAX_SEED - sub.candidates)
-        job_id = await self.store.add_job(
-            NewJob(
-                interaction.channel_id,
-                interaction.guild_id,
-                interaction.user.id,
-                " ".join(sub.prompt.split()),
-                sub.model,
-                sub.candidates,
-                duration,
-                base_seed,
-                str(seed_path),
-                sub.seed_name,
-                decoded.sha256,
-                decoded.duration_s,
-                interaction.filesize_limit,
-                now(),
-                sub.kind,
-                sub.parent_id,
-            )
-        )
-        job = await self.store.job(job_id)
+        job = await self._record(interaction, sub, decoded)
         if not self.enqueue(job):
-            await self.store.mark_ended(job_id, "failed", now(), "the queue was full")
+            await self.store.mark_ended(job.id, "failed", now(), "the queue was full")
             await refuse(interaction, "The queue filled up meanwhile: try again in a few minutes.")
             return
-        self.interactions[job_id] = interaction
-        position, wait = self.position(job_id), self.eta(job_id)
-        status = await interaction.channel.send(
-            texts.queued(job, position or 1, wait), view=job_view(job_id), allowed_mentions=NO_PINGS
+        self.interactions[job.id] = interaction
+        await self._announce(interaction, job)
+
+    async def _record(self, interaction: discord.Interaction, sub: Submission, decoded: SeedAudio) -> JobRow:
+        duration = sub.duration or min(decoded.duration_s, self.config.limits.max_output_seconds)
+        seed_path = sub.seed_path or await self.files.save_seed(sub.seed_data, sub.seed_name)
+        base_seed = sub.seed if sub.seed is not None else secrets.randbelow(MAX_SEED - sub.candidates)
+        new = NewJob(
+            interaction.channel_id,
+            interaction.guild_id,
+            interaction.user.id,
+            " ".join(sub.prompt.split()),
+            sub.model,
+            sub.candidates,
+            duration,
+            base_seed,
+            str(seed_path),
+            sub.seed_name,
+            decoded.sha256,
+            decoded.duration_s,
+            interaction.filesize_limit,
+            now(),
+            sub.kind,
+            sub.parent_id,
         )
-        await self.store.set_status_message(job_id, status.id)
-        place = f"position {position or 1}, {texts.eta(wait)} to go"
+        return await self.store.job(await self.store.add_job(new))
+
+    async def _announce(self, interaction: discord.Interaction, job: JobRow) -> None:
+        """The public job message (with its Cancel button), then the private acknowledgement."""
+        position, wait = self.position(job.id) or 1, self.eta(job.id)
+        status = await interaction.channel.send(
+            texts.queued(job, position, wait), view=job_view(job.id), allowed_mentions=NO_PINGS
+        )
+        await self.store.set_status_message(job.id, status.id)
+        place = f"position {position}, {texts.eta(wait)} to go"
         await interaction.edit_original_response(
-            content=f"Queued as job #{job_id}: {place}. {status.jump_url}"
+            content=f"Queued as job #{job.id}: {place}. {status.jump_url}"
         )
 
     def enqueue(self, job: JobRow, *, first: bool = False) -> bool:
