@@ -6,10 +6,11 @@ Every setting and its default is documented in `config.example.toml`.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, get_type_hints
+
+from generation.tomlfile import read_toml
 
 
 class ConfigError(Exception):
@@ -93,11 +94,9 @@ class BotConfig:
 def load_config(path: Path) -> BotConfig:
     """Read and check a TOML config; a relative data_dir is taken from the config file's folder."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+        raw = read_toml(path)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     config = parse_config(raw)
     data_dir = config.bot.data_dir
     if not data_dir.is_absolute():

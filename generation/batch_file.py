@@ -15,12 +15,12 @@ clockwork = { prompt = "minimalist ticking, soft synth pads, clockwork puzzle", 
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from generation.errors import InvalidRequestError
+from generation.tomlfile import read_toml
 
 TOP_KEYS = {"seed", "model", "format", "output", "candidates", "duration", "random_seed", "stems", "tracks"}
 TRACK_KEYS = {"prompt", "candidates", "duration", "random_seed"}
@@ -52,11 +52,9 @@ class BatchFile:
 def load_batch_file(path: Path) -> BatchFile:
     """Parse and check a batch file; every problem is one `InvalidRequestError` line."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InvalidRequestError(f"Cannot read {path}: {exc.strerror}.") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidRequestError(f"{path} is not valid TOML: {exc}.") from exc
+        data = read_toml(path)
+    except ValueError as exc:
+        raise InvalidRequestError(f"{exc}.") from exc
     _no_unknown(data, TOP_KEYS, str(path))
     if not isinstance(data.get("seed"), str):
         raise InvalidRequestError(f'{path} needs a seed track: seed = "theme.mp3".')
