@@ -21,7 +21,7 @@ from generation.audio_in import AudioLimits, SeedAudio, decode_audio
 from generation.engine import CancelToken, Engine, Job
 from generation.errors import GenerationCancelled, RestyleError
 from generation.mastering import MasteringOptions
-from generation.pipeline import Restyled, RestyleOptions, finish, make_job
+from generation.pipeline import RestyleOptions, finish, make_job
 from generation.render import Rendered, render_candidates
 from generation.sampling import SamplingParams
 
@@ -58,8 +58,6 @@ class _Prepared:
 class Finished:
     job_id: int
     rendered: list[Rendered]
-    result: Restyled
-    seconds: float
 
 
 class WorkerEvents(Protocol):
@@ -234,7 +232,7 @@ class GpuWorker:
             bitrate=self.settings.bitrate,
             lossless=True,
         )
-        return Finished(item.order.job_id, rendered, result, elapsed)
+        return Finished(item.order.job_id, rendered)
 
     def _prepare(self, engine: Engine, order: WorkOrder) -> _Prepared | None:
         """Decode the saved seed and build the engine job; a bad seed fails only its own job."""

@@ -129,7 +129,7 @@ class FastBackend:
 
     def _prefill(self, state: _State, prefix: Prefix, first: int) -> None:
         """Run prefix and forced tokens in one forward, then choose the token at `first`."""
-        embeds = self._embed(state, state.tokens[:, :, :first], state.guided)
+        embeds = self._embed(state.tokens[:, :, :first], state.guided)
         hidden = torch.cat([prefix.states, embeds], dim=1)
         slots = torch.arange(hidden.shape[1], device=hidden.device)
         mask = None
@@ -149,7 +149,7 @@ class FastBackend:
         reads `span` slots, masked past the present, so the shapes stay fixed for a CUDA graph.
         """
         previous = state.tokens.index_select(2, position - 1)
-        embeds = self._embed(state, previous, state.guided)
+        embeds = self._embed(previous, state.guided)
         slot = position - 1 + state.prefix_slots
         mask = None
         if span is None:
@@ -164,7 +164,7 @@ class FastBackend:
 
     # -- pieces ---------------------------------------------------------------------------------
 
-    def _embed(self, state: _State, tokens: torch.Tensor, guided: bool) -> torch.Tensor:
+    def _embed(self, tokens: torch.Tensor, guided: bool) -> torch.Tensor:
         """Sum of the codebooks' embeddings (in transformers' order), doubled for guidance."""
         codebooks = tokens.shape[1]
         embeds = sum(self.core.embed_tokens[k](tokens[:, k]) for k in range(codebooks))
@@ -258,7 +258,7 @@ class _FixedSpanLoop:
 
     def _capture(self, span: int) -> torch.cuda.CUDAGraph:
         backend, state = self.backend, self.state
-        saved = state.tokens.clone()  # warm-up and capture run the step for real: undo their writes
+        saved = state.tokens.clone()  # the warm-up runs the step for real: undo its token write
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
