@@ -115,6 +115,8 @@ class Lifecycle:
                 log.warning(
                     "job %d: posting the results failed (%s); will retry", job_id, exc.text or exc.status
                 )
+                return
+        self._locks.pop(job_id, None)  # the job's story is over: no lock to keep
 
     async def _publish(self, job_id: int) -> None:
         store = self.bot.store

@@ -26,6 +26,7 @@ from bot.views import RemixModal, job_view
 from bot.worker import WorkOrder
 from generation.audio_in import AudioLimits, SeedAudio, decode_audio
 from generation.errors import AudioInputError
+from generation.humanize import format_bytes
 from generation.sampling import MAX_SEED
 from generation.windows import total_steps
 
@@ -327,8 +328,8 @@ class JobService:
         if len(data) > interaction.filesize_limit:
             await refuse(
                 interaction,
-                f"The lossless file is {texts.format_bytes(len(data))}, over this channel's "
-                f"{texts.format_bytes(interaction.filesize_limit)} upload limit.",
+                f"The lossless file is {format_bytes(len(data))}, over this channel's "
+                f"{format_bytes(interaction.filesize_limit)} upload limit.",
             )
             return
         await interaction.response.send_message(
