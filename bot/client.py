@@ -23,6 +23,8 @@ from generation.mastering import MasteringOptions
 
 log = logging.getLogger(__name__)
 
+# How long a shutdown waits for results finished at the last moment to be saved and posted.
+SHUTDOWN_DRAIN_S = 30.0
 # Loaded in this order in setup_hook; each module has its own setup().
 EXTENSIONS = ("bot.cogs.restyle", "bot.cogs.queue", "bot.cogs.voting", "bot.cogs.maintenance")
 
@@ -46,6 +48,7 @@ class RestyleBot(commands.Bot):
         self.service: JobService
         self.lifecycle: Lifecycle
         self.worker: GpuWorker | None = None
+        self.bridge: LoopBridge | None = None
         self._load_engine = load_engine or self._load_configured_engine
         self._start_worker = start_worker
         self._ready_once = False
@@ -79,13 +82,13 @@ class RestyleBot(commands.Bot):
 
             separator = load_separator(offline=self.config.models.offline)
             separate = separator.melody
-        events = LoopBridge(self.loop, self.lifecycle)
+        self.bridge = LoopBridge(self.loop, self.lifecycle)
         engines = Engines(self._load_engine)
         return GpuWorker(
             self.queue,
             self.service.order,
             engines,
-            events,
+            self.bridge,
             settings,
             max_rows=self.config.limits.batch_rows,
             separate=separate,
@@ -149,8 +152,12 @@ class RestyleBot(commands.Bot):
         await refuse(interaction, "Something went wrong on our side; it has been logged.")
 
     async def close(self) -> None:
-        if self.worker is not None:
+        if self.worker is not None and self.bridge is not None:
             await asyncio.to_thread(self.worker.stop)
+            try:  # results finished during the stop are saved (and posted, if Discord is quick)
+                await asyncio.wait_for(self.bridge.drain(), SHUTDOWN_DRAIN_S)
+            except TimeoutError:
+                log.warning("shut down with events still being handled; unposted results post at start")
         if hasattr(self, "store"):
             await self.store.close()
         await super().close()

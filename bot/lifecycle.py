@@ -64,6 +64,13 @@ class LoopBridge:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def drain(self) -> None:
+        """Wait until every event handed over so far has been handled (at shutdown, before the
+        database closes under them)."""
+        await asyncio.sleep(0)  # hand-overs already scheduled become tasks
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
 
 class Lifecycle:
     def __init__(self, bot: RestyleBot) -> None:

@@ -1,7 +1,9 @@
-"""The one thread that owns the GPU: it takes jobs from the fair queue, runs the engine, renders files.
+"""The one thread that owns the GPU: it takes jobs from the fair queue and runs the engine.
 
-It never touches Discord or the event loop directly. Everything it has to say goes through
-`WorkerEvents` (the bot marshals those onto the loop); everything it needs arrives in a `WorkOrder`.
+Each generated job is handed to a finishing thread (adherence, mastering, encoding) so the GPU
+can start the next batch meanwhile. Neither thread touches Discord or the event loop directly:
+everything they have to say goes through `WorkerEvents` (the bot marshals those onto the loop);
+everything they need arrives in a `WorkOrder`.
 Progress is throttled here, so the loop hears of it at most once per interval per job.
 """
 
@@ -13,6 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -20,6 +23,7 @@ from bot.fair_queue import FairQueue, QueuedJob
 from generation.audio_in import AudioLimits, SeedAudio, decode_audio
 from generation.engine import CancelToken, Engine, Job
 from generation.errors import GenerationCancelled, RestyleError
+from generation.finishing import FinishingThread
 from generation.mastering import MasteringOptions
 from generation.pipeline import RestyleOptions, finish, make_job
 from generation.render import Rendered, render_candidates
@@ -61,7 +65,7 @@ class Finished:
 
 
 class WorkerEvents(Protocol):
-    """Called from the worker thread; implementations hand each call over to the event loop."""
+    """Called from the worker's threads; implementations hand each call over to the event loop."""
 
     def started(self, job_id: int) -> None: ...
     def progress(self, job_id: int, done: int, total: int, seconds_left: float | None) -> None: ...
@@ -104,6 +108,7 @@ class GpuWorker:
         *,
         max_rows: int = 8,
         separate: Callable | None = None,
+        finishing: FinishingThread | None = None,
     ) -> None:
         self.queue = queue
         self.orders = orders  # thread-safe lookup of a queued job's order
@@ -112,6 +117,8 @@ class GpuWorker:
         self.settings = settings
         self.max_rows = max_rows
         self.separate = separate
+        # Room for a whole batch while the previous one is still being finished.
+        self.finishing = finishing or FinishingThread(max_pending=max(2, max_rows))
         self._stop = threading.Event()
         self._tokens: dict[int, CancelToken] = {}
         self._early_cancels: set[int] = set()  # asked for between leaving the queue and starting
@@ -132,7 +139,8 @@ class GpuWorker:
         return self.ready
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop after the current step; the interrupted job stays 'running' and is requeued at start."""
+        """Stop after the current step; the interrupted job stays 'running' and is requeued at start.
+        Jobs already generated are finished (their results are not lost) before this returns."""
         self._stop.set()
         with self._lock:
             for token in self._tokens.values():
@@ -140,10 +148,11 @@ class GpuWorker:
         self.queue.wake()
         if self._thread is not None:
             self._thread.join(timeout)
+        self.finishing.close()
 
     def cancel(self, job_id: int) -> bool:
-        """Stop a running job within a step. A job taken from the queue but not yet started is
-        stopped as it starts; returns whether it was already running."""
+        """Stop a running job within a step (or drop it before finishing). A job taken from the
+        queue but not yet started is stopped as it starts; returns whether it was already running."""
         with self._lock:
             token = self._tokens.get(job_id)
             if token is None:
@@ -182,18 +191,24 @@ class GpuWorker:
                 if order.job_id in self._early_cancels:
                     self._early_cancels.discard(order.job_id)
                     token.cancel()
+        handed_over: set[int] = set()  # the finishing thread reports on these, and forgets them
         try:
-            self._generate(orders)
+            self._generate(orders, handed_over)
         except Exception as exc:  # a job must fail with a message, never kill the worker
             log.exception("jobs %s failed", [order.job_id for order in orders])
             for order in orders:
-                self.events.failed(order.job_id, _message(exc))
+                if order.job_id not in handed_over:
+                    self.events.failed(order.job_id, _message(exc))
         finally:
-            with self._lock:
-                for order in orders:
-                    self._tokens.pop(order.job_id, None)
+            for order in orders:
+                if order.job_id not in handed_over:
+                    self._forget(order.job_id)
 
-    def _generate(self, orders: list[WorkOrder]) -> None:
+    def _forget(self, job_id: int) -> None:
+        with self._lock:
+            self._tokens.pop(job_id, None)
+
+    def _generate(self, orders: list[WorkOrder], handed_over: set[int]) -> None:
         engine = self.engines.get(orders[0].model)
         prepared = [item for item in (self._prepare(engine, order) for order in orders) if item is not None]
         if not prepared:
@@ -217,7 +232,34 @@ class GpuWorker:
                 if not self._stop.is_set():  # a shutdown leaves the job to be run again
                     self.events.cancelled(item.order.job_id)
                 continue
-            self.events.finished(self._render(engine, item, outcome, elapsed))
+            self.finishing.submit(partial(self._finish, engine, item, outcome, elapsed))
+            handed_over.add(item.order.job_id)
+
+    def _finish(self, engine: Engine, item: _Prepared, audio, elapsed: float) -> None:
+        """On the finishing thread: render one generated job, unless cancelled meanwhile, and report."""
+        job_id = item.order.job_id
+        try:
+            finished = (
+                None if self._cancelled_meanwhile(job_id) else self._render(engine, item, audio, elapsed)
+            )
+        except Exception as exc:
+            log.exception("job %d could not be finished", job_id)
+            self._forget(job_id)
+            self.events.failed(job_id, _message(exc))
+            return
+        cancelled = self._cancelled_meanwhile(job_id)
+        self._forget(job_id)
+        if finished is None or cancelled:
+            self.events.cancelled(job_id)
+        else:
+            self.events.finished(finished)
+
+    def _cancelled_meanwhile(self, job_id: int) -> bool:
+        """Cancelled by someone since generation ended. A shutdown's cancel does not count: the
+        work is done, and finishing it keeps the results."""
+        with self._lock:
+            token = self._tokens.get(job_id)
+        return token is not None and token.cancelled and not self._stop.is_set()
 
     def _render(self, engine: Engine, item: _Prepared, audio, elapsed: float) -> Finished:
         result = finish(engine, item.job, item.options, audio, {"generation_s": elapsed})

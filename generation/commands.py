@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Callable
+from concurrent.futures import Future
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from generation.audio_out import get_format
 from generation.batch_file import BatchFile, Track, load_batch_file
 from generation.engine import Engine
 from generation.errors import InvalidRequestError
+from generation.finishing import FinishingThread
 from generation.mastering import MasteringOptions
 from generation.models import DEFAULT_MODEL
 from generation.pipeline import (
@@ -59,11 +62,20 @@ def batch(args: argparse.Namespace) -> int:
     for _, options in plans:
         output_duration(seed, options)
     engine, separate = _load(args, args.model or spec.model or DEFAULT_MODEL, spec.stems or args.stems)
-    for track, options in plans:
-        result = _run_with_bar(
-            engine, seed, prompts[track.name], options, separate=separate, label=track.name
-        )
-        _write(result, engine, seed, args, out_dir=out_dir, name=track.name, fmt=format_name)
+    # Each track is written while the next one generates; a failed write stops the batch there.
+    with FinishingThread(max_pending=1, name="restyle-write") as writing:
+        written: Future | None = None
+        for track, options in plans:
+            result = _run_with_bar(
+                engine, seed, prompts[track.name], options, separate=separate, label=track.name
+            )
+            if written is not None:
+                written.result()
+            written = writing.submit(
+                partial(_write, result, engine, seed, args, out_dir=out_dir, name=track.name, fmt=format_name)
+            )
+        if written is not None:
+            written.result()
     return 0
 
 
@@ -162,7 +174,10 @@ def _run_with_bar(
 def _write(
     result: Restyled, engine: Engine, seed: SeedAudio, args, *, out_dir: Path, name: str, fmt: str
 ) -> None:
+    from tqdm import tqdm
+
     mastering = MasteringOptions(target_lufs=None if args.no_normalize else args.lufs)
     paths = write_candidates(result, engine, seed, out_dir, name, format_name=fmt, mastering=mastering)
     for path, candidate in zip(paths, result.candidates, strict=True):
-        print(f"{path}  seed {candidate.seed}  melody adherence {candidate.adherence:.2f}")
+        # tqdm.write keeps the line clear of a progress bar that another track may be drawing
+        tqdm.write(f"{path}  seed {candidate.seed}  melody adherence {candidate.adherence:.2f}")
