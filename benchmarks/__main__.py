@@ -1,4 +1,4 @@
-"""python -m benchmarks [--quick] [--only decode,pipeline,batching,bot] [--json PATH]
+"""python -m benchmarks [--quick] [--only decode,pipeline,batching,worker,bot] [--json PATH]
 
 Prints Markdown tables (ready for benchmarks/RESULTS.md) and writes every figure as JSON.
 """
@@ -15,7 +15,7 @@ import torch
 
 from benchmarks import machine
 
-PARTS = ("decode", "pipeline", "batching", "bot")
+PARTS = ("decode", "pipeline", "batching", "worker", "bot")
 
 
 def _arguments() -> argparse.Namespace:
@@ -119,6 +119,22 @@ def run_batching(quick: bool) -> list[dict]:
     return figures
 
 
+def run_worker(quick: bool) -> dict:
+    from benchmarks.worker import worker_throughput
+
+    gpu_seconds = 2.0 if quick else 5.0
+    figures = worker_throughput(gpu_seconds=gpu_seconds)
+    print(
+        f"\n### The GPU worker (simulated GPU: {gpu_seconds:g} s per job; {figures['jobs']} jobs of four "
+        "30 s candidates, real finishing)\n"
+    )
+    print("| finishing | jobs per hour | GPU busy |\n|---|---|---|")
+    for name, key in (("on the GPU thread", "inline"), ("on its own thread", "overlapped")):
+        print(f"| {name} | {figures[key + '_jobs_per_hour']:.0f} | {figures[key + '_gpu_busy']:.0%} |")
+    print(f"\nSpeed-up: {figures['speedup']:.2f}x")
+    return figures
+
+
 def run_bot() -> dict:
     from benchmarks.bot_overhead import bot_overhead
 
@@ -157,6 +173,8 @@ def main() -> int:
         results["pipeline"] = run_pipeline()
     if "batching" in parts:
         results["batching"] = run_batching(args.quick)
+    if "worker" in parts:
+        results["worker"] = run_worker(args.quick)
     if "bot" in parts:
         results["bot"] = run_bot()
     args.json.parent.mkdir(parents=True, exist_ok=True)
