@@ -118,8 +118,7 @@ class RestyleBot(commands.Bot):
         interrupted = {job.id for job in await self.store.jobs_with_status("running")}
         await self.store.requeue_running()
         for job in await self.store.jobs_with_status("queued"):
-            if not self.service.enqueue(job, first=job.id in interrupted):
-                log.warning("job %d could not be requeued: the queue is full", job.id)
+            self.service.enqueue(job, first=job.id in interrupted, recovered=True)
         if interrupted:
             log.info("restarting interrupted jobs %s", sorted(interrupted))
 

@@ -42,10 +42,12 @@ class FairQueue:
     _serves: itertools.count = field(default_factory=lambda: itertools.count(1))
     _ready: threading.Condition = field(default_factory=threading.Condition)
 
-    def push(self, job: QueuedJob, *, first: bool = False) -> None:
-        """Queue `job`; `first` puts it before everything (a job a restart interrupted)."""
+    def push(self, job: QueuedJob, *, first: bool = False, recovered: bool = False) -> None:
+        """Queue `job`; `first` puts it before everything (a job a restart interrupted).
+        A `recovered` job (rebuilt from the database at start-up) was accepted long ago: the cap,
+        which only refuses new requests, never refuses it, even if that overfills the queue."""
         with self._ready:
-            if len(self._entries) >= self.max_size:
+            if not recovered and len(self._entries) >= self.max_size:
                 raise QueueFull
             order = -1_000_000 + next(self._orders) if first else next(self._orders)
             self._entries.append(_Entry(job, order))

@@ -82,9 +82,9 @@ class Lifecycle:
 
     async def on_started(self, job_id: int) -> None:
         async with self._lock(job_id):
-            await self.bot.store.mark_running(job_id, now())
+            started = await self.bot.store.mark_running(job_id, now())
             job = await self.bot.store.job(job_id)
-            if job is not None:
+            if started and job is not None:  # not cancelled just before the GPU took it
                 total = total_steps(job.duration_s)
                 self.bot.service.progress[job_id] = (0, total)
                 await self.edit_status(job, texts.running(job, 0, total, None))

@@ -248,7 +248,7 @@ class JobService:
             content=f"Queued as job #{job.id}: {place}. {status.jump_url}"
         )
 
-    def enqueue(self, job: JobRow, *, first: bool = False) -> bool:
+    def enqueue(self, job: JobRow, *, first: bool = False, recovered: bool = False) -> bool:
         order = WorkOrder(
             job.id,
             job.model,
@@ -269,6 +269,7 @@ class JobService:
                     job.id, job.user_id, job.candidates, (job.model, round(job.duration_s * 50)), steps
                 ),
                 first=first,
+                recovered=recovered,
             )
         except QueueFull:
             self.forget(job.id)
@@ -306,12 +307,15 @@ class JobService:
             await refuse(interaction, f"Job #{job.id} has already ended.")
             return
         self.cancelled_by[job.id] = interaction.user.display_name
-        if self.queue.remove(job.id) is not None:
-            await self.bot.lifecycle.on_cancelled(job.id)
-            await refuse(interaction, f"Cancelled job #{job.id}.")
+        in_queue = self.queue.remove(job.id) is not None
+        if not in_queue and self.bot.worker is not None and self.bot.worker.cancel(job.id):
+            await refuse(interaction, f"Stopping job #{job.id}…")  # it stops within a step
             return
-        self.bot.worker.cancel(job.id)  # running, or about to: it stops within a step
-        await refuse(interaction, f"Stopping job #{job.id}…")
+        # Waiting, or known to neither the queue nor the GPU (a job its results could not be
+        # saved for, say): the database row ends here. Should the worker have just taken it,
+        # the cancel it was handed stops it as it starts.
+        await self.bot.lifecycle.on_cancelled(job.id)
+        await refuse(interaction, f"Cancelled job #{job.id}.")
 
     async def send_lossless(self, interaction: discord.Interaction, job_id: int, idx: int) -> None:
         job = await self.store.job(job_id)

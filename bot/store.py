@@ -198,8 +198,9 @@ class Store:
     async def set_status_message(self, job_id: int, message_id: int) -> None:
         await self._write("UPDATE jobs SET status_message_id = ? WHERE id = ?", message_id, job_id)
 
-    async def mark_running(self, job_id: int, now: float) -> None:
-        await self._write(
+    async def mark_running(self, job_id: int, now: float) -> bool:
+        """True if the job was waiting (and now runs)."""
+        return 1 == await self._write(
             "UPDATE jobs SET status = 'running', started_at = ? WHERE id = ? AND status = 'queued'",
             now,
             job_id,

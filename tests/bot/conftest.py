@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import discord
@@ -57,6 +57,17 @@ class World:
     alice: Any
     bob: Any
     moderator: Any
+    started: list[tuple[simcord.Env, RestyleBot]] = field(default_factory=list)  # for the teardown
+
+    async def restart(
+        self, config: BotConfig, load_engine: Callable[[str], Engine], *, start_worker: bool = True
+    ) -> RestyleBot:
+        """A new bot on the same data dir, against the same Discord (the old one is gone)."""
+        bot = RestyleBot(config, load_engine=load_engine, start_worker=start_worker)
+        self.started.append((self.env, bot))
+        await self.env.restart_bot(bot)
+        self.bot = bot
+        return bot
 
     def messages(self) -> list[discord.Message]:
         """Oldest first."""
@@ -88,14 +99,14 @@ async def until(
     raise AssertionError(f"timed out waiting for {what or condition}")
 
 
-def build_world(env: simcord.Env, bot: RestyleBot) -> World:
+def build_world(env: simcord.Env, bot: RestyleBot, started: list | None = None) -> World:
     guild = env.create_guild("Studio")
     channel = guild.create_text_channel("music-lab")
     moderators = guild.create_role("Moderators", permissions=discord.Permissions(manage_messages=True))
     alice = guild.add_member(env.create_user("alice"))
     bob = guild.add_member(env.create_user("bob"))
     moderator = guild.add_member(env.create_user("mod"), roles=[moderators])
-    return World(env, bot, guild, channel, alice, bob, moderator)
+    return World(env, bot, guild, channel, alice, bob, moderator, started if started is not None else [])
 
 
 @pytest_asyncio.fixture
@@ -110,11 +121,15 @@ async def running(tmp_path, shared_engine_loader):
         env = simcord.Env(bot, settle_timeout=60.0)
         await env.start()
         started.append((env, bot))
-        return build_world(env, bot)
+        return build_world(env, bot, started)
 
     yield start
+    envs = []
     for env, bot in started:
         if bot.worker is not None:
             await asyncio.to_thread(bot.worker.stop)
-        await env.shutdown()
-        await bot.store.close()
+        if env not in envs:
+            envs.append(env)
+            await env.shutdown()
+        if hasattr(bot, "store"):
+            await bot.store.close()

@@ -91,3 +91,35 @@ async def test_buttons_keep_working_after_a_restart(running, tmp_path, shared_en
     cancelled = await world.alice.click(world.status_of(2), label="Cancel")
     assert "Cancelled job #2" in cancelled.response.content
     await again.close()
+
+
+async def test_a_restart_with_a_full_queue_keeps_every_job(running, tmp_path, shared_engine_loader):
+    config = make_config(tmp_path, models={"backend": "reference"}, limits={"batch_rows": 1, "max_queue": 2})
+    world = await running(config)
+    await world.alice.slash(
+        world.channel, "restyle", audio=("a.mp3", seed_mp3(30.0)), prompt="long", candidates=1
+    )
+    await until(world.env, lambda: "step" in world.status_of(1).content, what="job 1 to run")
+    for actor, prompt in ((world.bob, "second"), (world.moderator, "third")):
+        await actor.slash(
+            world.channel, "restyle", audio=("b.mp3", seed_mp3(2.0)), prompt=prompt, candidates=1
+        )
+    assert len(world.bot.queue) == 2  # full, with job 1 running beside it
+    await world.bot.close()
+
+    again = await world.restart(config, shared_engine_loader, start_worker=False)
+    assert [job.job_id for job in again.queue.ordered()] == [1, 2, 3]  # the interrupted job first
+    await again.start_worker()
+    await until(world.env, lambda: all(_posted(world, job_id) for job_id in (1, 2, 3)), timeout=120)
+    assert [_posted(world, job_id) for job_id in (1, 2, 3)] == [1, 1, 1]
+
+
+async def test_cancel_ends_a_queued_job_the_queue_does_not_hold(running):
+    world = await running(start_worker=False)
+    await world.alice.slash(world.channel, "restyle", audio=("a.mp3", seed_mp3(2.0)), prompt="lost")
+    world.bot.queue.remove(1)  # as a job the queue refused at start-up was
+    reply = await world.alice.click(world.status_of(1), label="Cancel")
+    assert "Cancelled job #1" in reply.response.content
+    assert (await world.bot.store.job(1)).status == "cancelled"
+    assert "Cancelled by alice" in world.status_of(1).content
+    assert await world.bot.store.active_count(world.alice.id) == 0  # the slot is free again
