@@ -85,3 +85,12 @@ def test_take_blocks_until_a_job_arrives_and_stops_when_told():
     queue.wake()
     waiting.join(2)
     assert got[1] == [] and not waiting.is_alive()
+
+
+def test_a_recovered_job_is_never_refused():
+    queue = FairQueue(max_size=1)
+    queue.push(job(1, user=100))
+    with pytest.raises(QueueFull):
+        queue.push(job(2, user=200))
+    queue.push(job(2, user=200), recovered=True)  # rebuilt from the database: it was accepted before
+    assert [queued.job_id for queued in queue.ordered()] == [1, 2]
