@@ -17,7 +17,7 @@ import discord
 from bot import texts
 from bot.posting import post_results
 from bot.service import NO_PINGS, now
-from bot.store import JobRow
+from bot.store import ACTIVE, JobRow
 from bot.worker import Finished
 from generation.windows import total_steps
 
@@ -101,7 +101,7 @@ class Lifecycle:
         job_id = outcome.job_id
         async with self._lock(job_id):
             job = await self.bot.store.job(job_id)
-            if job is None or job.status != "running":
+            if job is None or job.status not in ACTIVE:  # still 'queued' if marking it running failed
                 return
             rows = await self.bot.files.save_results(job_id, outcome.rendered)
             await self.bot.store.mark_rendered(job_id, rows, now())

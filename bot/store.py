@@ -1,19 +1,31 @@
 """All of the bot's SQL: jobs, candidates and votes in one SQLite file (WAL), with numbered migrations.
 
 The database is the source of truth; the in-memory queue is rebuilt from it at start-up. Times are
-UNIX seconds passed in by the caller, so nothing here reads a clock.
+UNIX seconds passed in by the caller, so nothing here reads the wall clock.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# SQLite waits this long for another process's lock before a statement fails...
+BUSY_TIMEOUT_MS = 5000
+# ...and a write is then tried again until this much time has passed: a backup or an admin's
+# sqlite3 shell holding the file delays a vote or a job's state, never loses it.
+WRITE_PATIENCE_S = 300.0
+RETRY_GAP_S = 0.5  # tries at least this far apart
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: jobs, their candidates, and the votes on them
@@ -123,6 +135,14 @@ class CandidateRow:
     bitrate: int | None
 
 
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED (with their extended codes): another connection holds the file."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(error) or "busy" in str(error)
+
+
 def _job(row: aiosqlite.Row | dict) -> JobRow:
     values = dict(row)
     values["announced"] = bool(values["announced"])
@@ -136,6 +156,9 @@ class Store:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self.db = db
         self.closed = False
+        # One write unit at a time on the shared connection, so a retry's rollback never
+        # undoes another coroutine's statements.
+        self._writing = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: Path) -> Store:
@@ -143,7 +166,7 @@ class Store:
         db = await aiosqlite.connect(path)
         db.row_factory = aiosqlite.Row
         store = cls(db)
-        for pragma in ("journal_mode = WAL", "foreign_keys = ON", "busy_timeout = 5000"):
+        for pragma in ("journal_mode = WAL", "foreign_keys = ON", f"busy_timeout = {BUSY_TIMEOUT_MS}"):
             await store._one(f"PRAGMA {pragma}")  # read the answer, or the statement stays open
         await store.migrate()
         return store
@@ -169,9 +192,32 @@ class Store:
             return list(await cursor.fetchall())
 
     async def _write(self, sql: str, *args: Any) -> int:
-        cursor = await self.db.execute(sql, args)
-        await self.db.commit()
-        return cursor.rowcount
+        async def statement() -> int:
+            cursor = await self.db.execute(sql, args)
+            return cursor.rowcount
+
+        return await self._transaction(statement)
+
+    async def _transaction(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run `work`'s statements and commit them as one unit. While another process holds the
+        database, roll back and run it again (SQLite's busy handler waits `BUSY_TIMEOUT_MS` in
+        each try, on aiosqlite's thread), for up to `WRITE_PATIENCE_S`; then the error is raised."""
+        deadline = time.perf_counter() + WRITE_PATIENCE_S  # a real clock, even where tests fake time
+        async with self._writing:
+            while True:
+                tried = time.perf_counter()
+                try:
+                    result = await work()
+                    await self.db.commit()
+                    return result
+                except sqlite3.OperationalError as exc:
+                    await self.db.rollback()
+                    pause = max(0.0, RETRY_GAP_S - (time.perf_counter() - tried))
+                    if not _is_busy(exc) or time.perf_counter() + pause > deadline:
+                        raise
+                    log.warning("the database is locked by another process; trying again")
+                if pause:  # the lock was refused at once: wait a little, off the event loop
+                    await asyncio.to_thread(time.sleep, pause)
 
     # -- jobs ------------------------------------------------------------------------------
 
@@ -180,9 +226,12 @@ class Store:
         sql = (
             f"INSERT INTO jobs ({', '.join(names)}, status) VALUES ({', '.join('?' * len(names))}, 'queued')"
         )
-        cursor = await self.db.execute(sql, [getattr(job, name) for name in names])
-        await self.db.commit()
-        return int(cursor.lastrowid)
+
+        async def insert() -> int:
+            cursor = await self.db.execute(sql, [getattr(job, name) for name in names])
+            return int(cursor.lastrowid)
+
+        return await self._transaction(insert)
 
     async def job(self, job_id: int) -> JobRow | None:
         row = await self._one("SELECT * FROM jobs WHERE id = ?", job_id)
@@ -200,11 +249,8 @@ class Store:
 
     async def mark_running(self, job_id: int, now: float) -> bool:
         """True if the job was waiting (and now runs)."""
-        return 1 == await self._write(
-            "UPDATE jobs SET status = 'running', started_at = ? WHERE id = ? AND status = 'queued'",
-            now,
-            job_id,
-        )
+        sql = "UPDATE jobs SET status = 'running', started_at = ? WHERE id = ? AND status = 'queued'"
+        return await self._write(sql, now, job_id) == 1
 
     async def requeue_running(self) -> int:
         """Jobs a crash or restart interrupted go back to the queue."""
@@ -213,17 +259,19 @@ class Store:
         )
 
     async def mark_rendered(self, job_id: int, candidates: list[CandidateRow], now: float) -> None:
-        await self.db.executemany(
-            "INSERT OR REPLACE INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                (c.job_id, c.idx, c.seed, c.adherence, c.audio_path, c.lossless_path, c.bitrate)
-                for c in candidates
-            ],
-        )
-        await self.db.execute(
-            "UPDATE jobs SET status = 'rendered', finished_at = ? WHERE id = ?", (now, job_id)
-        )
-        await self.db.commit()
+        async def record() -> None:
+            await self.db.executemany(
+                "INSERT OR REPLACE INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (c.job_id, c.idx, c.seed, c.adherence, c.audio_path, c.lossless_path, c.bitrate)
+                    for c in candidates
+                ],
+            )
+            await self.db.execute(
+                "UPDATE jobs SET status = 'rendered', finished_at = ? WHERE id = ?", (now, job_id)
+            )
+
+        await self._transaction(record)
 
     async def mark_done(self, job_id: int, result_message_id: int, votes_close_at: float | None) -> None:
         await self._write(
@@ -296,17 +344,20 @@ class Store:
 
     async def set_votes(self, job_id: int, votes: set[tuple[int, int]], now: float) -> tuple[int, int]:
         """Make the stored votes exactly `votes` (idx, user); returns (added, removed)."""
-        current = await self.voters(job_id)
-        added, removed = votes - current, current - votes
-        await self.db.executemany(
-            "INSERT OR IGNORE INTO votes VALUES (?, ?, ?, ?)", [(job_id, i, u, now) for i, u in added]
-        )
-        await self.db.executemany(
-            "DELETE FROM votes WHERE job_id = ? AND idx = ? AND user_id = ?",
-            [(job_id, i, u) for i, u in removed],
-        )
-        await self.db.commit()
-        return len(added), len(removed)
+
+        async def replace() -> tuple[int, int]:
+            current = await self.voters(job_id)
+            added, removed = votes - current, current - votes
+            await self.db.executemany(
+                "INSERT OR IGNORE INTO votes VALUES (?, ?, ?, ?)", [(job_id, i, u, now) for i, u in added]
+            )
+            await self.db.executemany(
+                "DELETE FROM votes WHERE job_id = ? AND idx = ? AND user_id = ?",
+                [(job_id, i, u) for i, u in removed],
+            )
+            return len(added), len(removed)
+
+        return await self._transaction(replace)
 
     async def open_polls(self, now: float) -> list[JobRow]:
         sql = """SELECT * FROM jobs WHERE status = 'done'

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 import discord
@@ -30,12 +32,15 @@ def candidate_for(emoji: discord.PartialEmoji | discord.Emoji | str, job: JobRow
 class Voting(commands.Cog):
     def __init__(self, bot: RestyleBot) -> None:
         self.bot = bot
+        self._unrecorded: set[int] = set()  # polls with a vote the database refused
 
     async def cog_load(self) -> None:
         self.close_polls.start()
+        self.catch_up_votes.start()
 
     async def cog_unload(self) -> None:
         self.close_polls.cancel()
+        self.catch_up_votes.cancel()
 
     async def _poll_vote(self, payload: discord.RawReactionActionEvent) -> tuple[JobRow, int] | None:
         """The poll and candidate a reaction is about, if it is a vote that counts."""
@@ -55,13 +60,38 @@ class Voting(commands.Cog):
             return
         vote = await self._poll_vote(payload)
         if vote is not None:
-            await self.bot.store.add_vote(vote[0].id, vote[1], payload.user_id, now())
+            await self._count(vote[0], self.bot.store.add_vote(vote[0].id, vote[1], payload.user_id, now()))
 
     @commands.Cog.listener()
     async def on_raw_reaction_remove(self, payload: discord.RawReactionActionEvent) -> None:
         vote = await self._poll_vote(payload)
         if vote is not None:
-            await self.bot.store.remove_vote(vote[0].id, vote[1], payload.user_id)
+            await self._count(vote[0], self.bot.store.remove_vote(vote[0].id, vote[1], payload.user_id))
+
+    async def _count(self, job: JobRow, write: Awaitable[bool]) -> None:
+        """Record a vote; if the database stays locked past the store's patience, the poll is read
+        back from its reactions a minute later (the reactions on Discord are the votes)."""
+        try:
+            await write
+        except sqlite3.OperationalError as exc:
+            log.warning("job %d: a vote could not be recorded (%s); reading the poll back later", job.id, exc)
+            self._unrecorded.add(job.id)
+
+    @tasks.loop(minutes=1)
+    async def catch_up_votes(self) -> None:
+        for job_id in sorted(self._unrecorded):
+            job = await self.bot.store.job(job_id)
+            try:
+                if job is not None:
+                    await self.reconcile(job)
+            except (discord.HTTPException, sqlite3.OperationalError) as exc:
+                log.warning("job %d: the votes could not be read back yet (%s)", job_id, exc)
+                continue
+            self._unrecorded.discard(job_id)
+
+    @catch_up_votes.before_loop
+    async def _wait_until_ready_to_catch_up(self) -> None:
+        await self.bot.wait_until_ready()
 
     @app_commands.command(name="results")
     @app_commands.guild_only()

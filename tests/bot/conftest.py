@@ -133,3 +133,18 @@ async def running(tmp_path, shared_engine_loader):
             await env.shutdown()
         if hasattr(bot, "store"):
             await bot.store.close()
+
+
+async def post_poll(world: World, candidates: int = 2) -> discord.Message:
+    """A /restyle from alice, run to its results with all the vote reactions on."""
+    before = len(world.results())
+    await world.alice.slash(
+        world.channel, "restyle", audio=("theme.mp3", seed_mp3(2.0)), prompt="jazz", candidates=candidates
+    )
+
+    def posted() -> bool:
+        results = world.results()
+        return len(results) > before and len(results[-1].reactions) == candidates
+
+    await until(world.env, posted, what="a poll")
+    return world.results()[-1]

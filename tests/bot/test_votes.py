@@ -7,26 +7,12 @@ import pytest
 
 from bot.client import RestyleBot
 from bot.texts import NUMBERS
-from tests.bot.conftest import make_config, seed_mp3, until
-
-
-async def _poll(world, candidates: int = 2):
-    before = len(world.results())
-    await world.alice.slash(
-        world.channel, "restyle", audio=("theme.mp3", seed_mp3(2.0)), prompt="jazz", candidates=candidates
-    )
-
-    def posted() -> bool:
-        results = world.results()
-        return len(results) > before and len(results[-1].reactions) == candidates
-
-    await until(world.env, posted, what="a poll")
-    return world.results()[-1]
+from tests.bot.conftest import make_config, post_poll, until
 
 
 async def test_votes_are_added_withdrawn_and_counted_once(running):
     world = await running()
-    poll = await _poll(world)
+    poll = await post_poll(world)
     assert await world.bot.store.tallies(1) == {}  # the bot's own reactions are not votes
     await world.alice.react(poll, NUMBERS[0])
     await world.bob.react(poll, NUMBERS[0])
@@ -40,7 +26,7 @@ async def test_votes_are_added_withdrawn_and_counted_once(running):
 
 async def test_what_is_not_a_vote(running):
     world = await running()
-    poll = await _poll(world)
+    poll = await post_poll(world)
     helper = world.guild.add_member(world.env.create_user("otherbot", bot=True))
     await helper.react(poll, NUMBERS[0])  # another bot
     await world.alice.react(poll, "🎉")  # not a number
@@ -52,7 +38,7 @@ async def test_what_is_not_a_vote(running):
 
 async def test_the_window_closes_and_the_winner_is_announced(running, tmp_path):
     world = await running(make_config(tmp_path, voting={"window_minutes": 1}))
-    poll = await _poll(world, candidates=3)
+    poll = await post_poll(world, candidates=3)
     assert "voting closes <t:" in poll.content
     await world.alice.react(poll, NUMBERS[2])
     await world.bob.react(poll, NUMBERS[2])
@@ -69,8 +55,8 @@ async def test_the_window_closes_and_the_winner_is_announced(running, tmp_path):
 
 async def test_leaderboard_ranks_the_servers_candidates(running):
     world = await running()
-    first = await _poll(world)
-    second = await _poll(world)
+    first = await post_poll(world)
+    second = await post_poll(world)
     await world.alice.react(second, NUMBERS[1])
     await world.bob.react(second, NUMBERS[1])
     await world.bob.react(first, NUMBERS[0])
@@ -84,7 +70,7 @@ async def test_leaderboard_ranks_the_servers_candidates(running):
 async def test_votes_cast_while_the_bot_was_away_are_caught_up(running, tmp_path, shared_engine_loader, kind):
     config = make_config(tmp_path)
     world = await running(config)
-    poll = await _poll(world)
+    poll = await post_poll(world)
     await world.alice.react(poll, NUMBERS[0])
     await world.bot.close()
     world.env.backend.subscribers.remove(world.env._gateway_feed)  # the gateway is down: no events reach it
