@@ -103,8 +103,18 @@ class Lifecycle:
             job = await self.bot.store.job(job_id)
             if job is None or job.status not in ACTIVE:  # still 'queued' if marking it running failed
                 return
-            rows = await self.bot.files.save_results(job_id, outcome.rendered)
-            await self.bot.store.mark_rendered(job_id, rows, now())
+            try:
+                rows = await self.bot.files.save_results(job_id, outcome.rendered)
+            except OSError as exc:  # a full disk, a read-only data dir: this job fails, the bot goes on
+                log.error("job %d: the results could not be saved: %s", job_id, exc)
+                await asyncio.to_thread(self.bot.files.remove_results, job_id)
+                unsaved = texts.unsaved(exc)
+            else:
+                await self.bot.store.mark_rendered(job_id, rows, now())
+                unsaved = None
+        if unsaved is not None:
+            await self.on_failed(job_id, unsaved)
+            return
         await self.publish(job_id)
 
     async def publish_pending(self) -> None:

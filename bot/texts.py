@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 import discord
 
 from bot.store import CandidateRow, JobRow
@@ -59,6 +61,14 @@ def done(job: JobRow, link: str) -> str:
 
 def failed(job: JobRow, message: str) -> str:
     return f"{header(job)}\n❌ {message}"
+
+
+def unsaved(error: OSError) -> str:
+    """Why a job's results could not be written, without the server's paths."""
+    reasons = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up"}
+    reasons |= {errno.EROFS: "the data folder is read-only", errno.EACCES: "the data folder is read-only"}
+    reason = reasons.get(error.errno, errno.errorcode.get(error.errno or 0, "a disk error"))
+    return f"The results could not be saved: {reason}. Please try again later."
 
 
 def cancelled(job: JobRow, by: str) -> str:
