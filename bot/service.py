@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot import texts
+from bot import refusals, texts
 from bot.checks import RequestOptions, access_refusal, attachment_refusal, quota_refusal, request_refusal
 from bot.config import BotConfig
 from bot.fair_queue import QueuedJob, QueueFull
@@ -239,13 +239,34 @@ class JobService:
     async def _announce(self, interaction: discord.Interaction, job: JobRow) -> None:
         """The public job message (with its Cancel button), then the private acknowledgement."""
         position, wait = self.position(job.id) or 1, self.eta(job.id)
-        status = await interaction.channel.send(
-            texts.queued(job, position, wait), view=job_view(job.id), allowed_mentions=NO_PINGS
-        )
+        place = f"Queued as job #{job.id}: position {position}, {texts.eta(wait)} to go."
+        try:
+            status = await interaction.channel.send(
+                texts.queued(job, position, wait), view=job_view(job.id), allowed_mentions=NO_PINGS
+            )
+        except discord.HTTPException as exc:
+            await self._announce_privately(interaction, job, place, exc)
+            return
         await self.store.set_status_message(job.id, status.id)
-        place = f"position {position}, {texts.eta(wait)} to go"
-        await interaction.edit_original_response(
-            content=f"Queued as job #{job.id}: {place}. {status.jump_url}"
+        await interaction.edit_original_response(content=f"{place} {status.jump_url}")
+
+    async def _announce_privately(
+        self, interaction: discord.Interaction, job: JobRow, place: str, error: discord.HTTPException
+    ) -> None:
+        """Discord refused the public status message. Refused for good (no permission, say): the
+        results would be too, so the job is withdrawn. Refused for now: the job stays, and its
+        Cancel button comes with the private acknowledgement."""
+        log.warning("job %d: the status message was refused: %s", job.id, refusals.describe(error))
+        if not refusals.is_permanent(error):
+            note = "(The public status message could not be posted; cancel here if you like.)"
+            await interaction.edit_original_response(content=f"{place} {note}", view=job_view(job.id))
+            return
+        if self.queue.remove(job.id) is None and self.bot.worker is not None:
+            self.bot.worker.cancel(job.id)
+        await self.bot.lifecycle.on_failed(job.id, "the status message was refused")
+        why = refusals.describe(error)
+        await refuse(
+            interaction, f"I could not post in this channel ({why}), so job #{job.id} was not queued."
         )
 
     def enqueue(self, job: JobRow, *, first: bool = False, recovered: bool = False) -> bool:

@@ -14,9 +14,19 @@ LICENCE = "MusicGen weights are CC-BY-NC 4.0: what you make with them is for non
 BAR_WIDTH = 20
 
 
+# User text is cut to these lengths (before escaping, which at most doubles it), so that every
+# message fits Discord's 2,000 characters whatever a member sends.
+PROMPT_SHOWN = 400
+NAME_SHOWN = 100
+
+
 def safe(text: str) -> str:
     """User text shown inside our messages: no markdown tricks, no pings."""
     return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def eta(seconds: float | None) -> str:
@@ -40,7 +50,8 @@ def header(job: JobRow) -> str:
     )
     return (
         f"🎼 **Job #{job.id}** for <@{job.user_id}>{origin}\n"
-        f"*{safe(job.prompt)}* · seed `{safe(job.seed_name)}` · {count} · {format_duration(job.duration_s)}"
+        f"*{safe(clip(job.prompt, PROMPT_SHOWN))}* · seed `{safe(clip(job.seed_name, NAME_SHOWN))}` · "
+        f"{count} · {format_duration(job.duration_s)}"
     )
 
 
@@ -76,7 +87,7 @@ def cancelled(job: JobRow, by: str) -> str:
 
 
 def results(job: JobRow, candidates: list[CandidateRow], upload_limit: int, close_at: float | None) -> str:
-    lines = [f"🎶 **Job #{job.id} is ready**, <@{job.user_id}>: *{safe(job.prompt)}*"]
+    lines = [f"🎶 **Job #{job.id} is ready**, <@{job.user_id}>: *{safe(clip(job.prompt, PROMPT_SHOWN))}*"]
     lines += [
         f"{NUMBERS[c.idx - 1]} seed `{c.seed}` · melody adherence {c.adherence:.2f}" for c in candidates
     ]
@@ -93,7 +104,7 @@ def results(job: JobRow, candidates: list[CandidateRow], upload_limit: int, clos
 
 
 def tallies(job: JobRow, counts: dict[int, int]) -> str:
-    lines = [f"🗳️ **Job #{job.id}** · *{safe(job.prompt)}*"]
+    lines = [f"🗳️ **Job #{job.id}** · *{safe(clip(job.prompt, PROMPT_SHOWN))}*"]
     best = max(counts.values(), default=0)
     for idx in range(1, job.candidates + 1):
         votes = counts.get(idx, 0)

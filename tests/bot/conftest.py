@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,11 +14,56 @@ import discord
 import pytest
 import pytest_asyncio
 import simcord
+import simcord.http.router
+import simcord.interactions
+from simcord.backend.errors import BackendError
 
 from bot.client import RestyleBot
 from bot.config import BotConfig, parse_config
 from generation.engine import Engine
 from tests.audio_factory import encode_format, melody
+
+
+@dataclass
+class DiscordLimits:
+    """What Discord enforces and simcord leaves out: 2,000 characters of content per message, and
+    the upload limit on the whole request (every file plus the JSON), 413 with code 40005 past it.
+    The limit is also what Discord reports to the bot with each interaction."""
+
+    upload: int = 25 * 1024 * 1024
+    content: int = 2000
+    refused: list[str] = field(default_factory=list)  # what was refused, for the tests to read
+
+    def check(self, path: str, body: Any, files: list[Any]) -> None:
+        payload = body if isinstance(body, dict) else {}
+        content = payload.get("content") or (payload.get("data") or {}).get("content") or ""
+        if len(content) > self.content:
+            self.refused.append(f"{path}: content of {len(content)} characters")
+            raise BackendError(400, 50035, f"Invalid Form Body: content must be {self.content} or fewer")
+        size = sum(len(file.fp.getvalue()) for file in files) + len(json.dumps(payload))
+        if files and size > self.upload:
+            self.refused.append(f"{path}: {size} bytes")
+            raise BackendError(413, 40005, "Request entity too large")
+
+
+@pytest.fixture(autouse=True)
+def discord_limits(monkeypatch) -> DiscordLimits:
+    limits = DiscordLimits()
+    dispatch = simcord.http.router.dispatch
+    payload = simcord.interactions.base_payload
+
+    def limited_dispatch(backend, method, path, **request):
+        limits.check(path, request.get("json"), request.get("files") or [])
+        return dispatch(backend, method, path, **request)
+
+    def reported_limit(*args, **kwargs):
+        record, data = payload(*args, **kwargs)
+        data["attachment_size_limit"] = limits.upload
+        return record, data
+
+    monkeypatch.setattr(simcord.http.router, "dispatch", limited_dispatch)
+    monkeypatch.setattr(simcord.interactions, "base_payload", reported_limit)
+    return limits
 
 
 def make_config(tmp_path, **sections: dict[str, Any]) -> BotConfig:

@@ -4,7 +4,6 @@ them (reroll, remix, lossless)."""
 from __future__ import annotations
 
 import pytest
-import simcord.interactions
 
 from generation.audio_in import decode_audio
 from tests.bot.conftest import make_config, seed_mp3, until
@@ -22,20 +21,8 @@ async def test_results_after_the_interaction_expired_reply_to_the_job(running):
     assert (await world.bot.store.job(1)).result_message_id == posted.id
 
 
-@pytest.fixture
-def small_upload_limit(monkeypatch):
-    """A server whose upload limit is 150 KiB (Discord reports it per interaction)."""
-    original = simcord.interactions.base_payload
-
-    def with_limit(*args, **kwargs):
-        record, payload = original(*args, **kwargs)
-        payload["attachment_size_limit"] = 150 * 1024
-        return record, payload
-
-    monkeypatch.setattr(simcord.interactions, "base_payload", with_limit)
-
-
-async def test_files_are_fitted_to_the_upload_limit_and_it_is_said(running, small_upload_limit):
+async def test_files_are_fitted_to_the_upload_limit_and_it_is_said(running, discord_limits):
+    discord_limits.upload = 150 * 1024  # a server whose limit is 150 KiB
     world = await running()
     await world.alice.slash(
         world.channel, "restyle", audio=("theme.mp3", seed_mp3(20.0)), prompt="lofi", candidates=2
