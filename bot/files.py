@@ -70,6 +70,10 @@ class DataDir:
             return await file.read()
 
     @staticmethod
+    async def size(path: str | Path) -> int:
+        return await aiofiles.os.path.getsize(path)
+
+    @staticmethod
     async def exists(path: str | Path) -> bool:
         return await aiofiles.os.path.exists(path)
 

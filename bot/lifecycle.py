@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot import texts
-from bot.posting import post_results
+from bot import refusals, texts
+from bot.posting import add_vote_reactions, post_results
 from bot.service import NO_PINGS, now
 from bot.store import ACTIVE, JobRow
 from bot.worker import Finished
@@ -25,6 +26,12 @@ if TYPE_CHECKING:
     from bot.client import RestyleBot
 
 log = logging.getLogger(__name__)
+
+# Results Discord refused for now are tried again after 1, 2, 4... minutes (at most an hour
+# apart), and given up on after this many sends.
+FIRST_POST_RETRY_S = 60.0
+LONGEST_POST_RETRY_S = 3600.0
+MAX_POST_ATTEMPTS = 12
 
 
 class LoopBridge:
@@ -118,20 +125,29 @@ class Lifecycle:
         await self.publish(job_id)
 
     async def publish_pending(self) -> None:
-        """Post what was rendered but never posted (a restart, or Discord refused it earlier)."""
-        for job in await self.bot.store.jobs_with_status("rendered"):
+        """Post what was rendered but not yet posted (a restart, or Discord refused it for now)."""
+        for job in await self.bot.store.rendered_due(now()):
             await self.publish(job.id)
 
     async def publish(self, job_id: int) -> None:
         """Post a rendered job's results, add the vote reactions, and record it as done.
-        If Discord refuses, the job stays rendered and `publish_pending` tries again later."""
+        Refused for now (5xx, 429, no connection): the job stays rendered and `publish_pending`
+        tries again after a growing pause, a bounded number of times. Refused for good (too
+        large, invalid, no permission, no channel): the job fails, and its status says so."""
         async with self._lock(job_id):
             try:
                 await self._publish(job_id)
             except discord.HTTPException as exc:
-                log.warning(
-                    "job %d: posting the results failed (%s); will retry", job_id, exc.text or exc.status
-                )
+                if refusals.is_permanent(exc):
+                    await self._give_up_posting(job_id, texts.refused(refusals.describe(exc)))
+                else:
+                    await self._post_later(job_id, refusals.describe(exc))
+                return
+            except refusals.NETWORK_ERRORS as exc:
+                await self._post_later(job_id, type(exc).__name__)
+                return
+            except sqlite3.OperationalError as exc:  # the database stayed locked: next round
+                log.warning("job %d: posting waits for the database: %s", job_id, exc)
                 return
         self._locks.pop(job_id, None)  # the job's story is over: no lock to keep
 
@@ -144,12 +160,41 @@ class Lifecycle:
         window = self.bot.config.voting.window_minutes
         close_at = now() + window * 60 if window > 0 else None
         interaction = self.bot.service.interactions.get(job_id)
-        message = await post_results(self.bot, job, candidates, close_at, interaction)
-        await store.mark_done(job_id, message.id, close_at)
+        parts = await post_results(self.bot, job, candidates, close_at, interaction)
+        # Status first: a crash after it finds the parts recorded and ends the job again.
+        link = self._channel(job).get_partial_message(parts[0].message_id).jump_url
+        await self.edit_status(job, texts.done(job, link), view=None)
+        await store.mark_done(job_id, parts[0].message_id, close_at)
         self.bot.service.forget(job_id)
-        for idx in range(1, len(candidates) + 1):
-            await message.add_reaction(texts.NUMBERS[idx - 1])
-        await self.edit_status(job, texts.done(job, message.jump_url), view=None)
+        for part in parts:  # a refused one is tried again by the maintenance loop
+            await add_vote_reactions(self.bot, job, part)
+
+    async def _post_later(self, job_id: int, why: str) -> None:
+        attempts = (await self.bot.store.delivery(job_id)).attempts
+        if attempts >= MAX_POST_ATTEMPTS:
+            await self._give_up_posting(job_id, texts.refused(why, attempts))
+            return
+        pause = min(FIRST_POST_RETRY_S * 2 ** max(0, attempts - 1), LONGEST_POST_RETRY_S)
+        await self.bot.store.post_later(job_id, now() + pause)
+        log.warning("job %d: posting the results failed (%s); trying again in %d s", job_id, why, pause)
+
+    async def _give_up_posting(self, job_id: int, message: str) -> None:
+        """The job ends as failed; its status message says why, or, without one, a line in the channel."""
+        log.error("job %d: %s", job_id, message)
+        if not await self.bot.store.mark_post_failed(job_id, now(), message):
+            return
+        self.bot.service.forget(job_id)
+        job = await self.bot.store.job(job_id)
+        if job.status_message_id is not None:
+            await self.edit_status(job, texts.failed(job, message), view=None)
+            return
+        try:
+            await self._channel(job).send(f"❌ Job #{job.id}: {message}", allowed_mentions=NO_PINGS)
+        except discord.HTTPException as exc:
+            log.warning("job %d: could not say so either: %s", job_id, refusals.describe(exc))
+
+    def _channel(self, job: JobRow) -> discord.PartialMessageable:
+        return self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
 
     async def on_failed(self, job_id: int, message: str) -> None:
         await self._end(job_id, "failed", lambda job: texts.failed(job, message), error=message)
@@ -173,10 +218,11 @@ class Lifecycle:
         """Edit the job's public status message; a deleted message is not an error."""
         if job.status_message_id is None:
             return
-        channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         try:
-            await channel.get_partial_message(job.status_message_id).edit(
-                content=content, allowed_mentions=NO_PINGS, **changes
+            await (
+                self._channel(job)
+                .get_partial_message(job.status_message_id)
+                .edit(content=content, allowed_mentions=NO_PINGS, **changes)
             )
         except discord.HTTPException as exc:
             log.warning("could not edit the status of job %d: %s", job.id, exc.text or exc.status)

@@ -1,23 +1,52 @@
 """Posting a job's results: as a follow-up to its command while the interaction lives, otherwise
-(after 15 minutes, or after a restart) as a channel message replying to the job's status message."""
+(after 15 minutes, or after a restart) as a channel message replying to the job's status message.
+
+Discord's upload limit covers a whole request, so the files go out in as few messages ("parts")
+as fit it. Each part is recorded the moment it is out, and every send is recorded as an attempt
+before it leaves; a part that went out just before a crash is then found in the channel (by its
+buttons) rather than posted twice. Channel sends also carry a nonce Discord enforces.
+"""
 
 from __future__ import annotations
 
 import io
 import logging
+from datetime import UTC, datetime
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 import discord
 
 from bot import texts
-from bot.store import CandidateRow, JobRow
+from bot.service import now, upload_budget
+from bot.store import CandidateRow, JobRow, ResultPart
 from bot.views import results_view
 
 if TYPE_CHECKING:
     from bot.client import RestyleBot
 
 log = logging.getLogger(__name__)
+
+MAX_FILES = 10  # per message, Discord's limit
+# A part sent at an attempt appears within seconds of it; look a little further back, and no
+# further than this many messages.
+SEARCH_MARGIN_S = 60.0
+SEARCH_LIMIT = 100
+# The follow-up is gone (expired token, unknown webhook): the channel is the way.
+FOLLOW_UP_GONE = (401, 404)
+
+
+def plan_parts(candidates: list[CandidateRow], sizes: list[int], budget: int) -> list[list[CandidateRow]]:
+    """Candidates in order, in as few messages as the budget (bytes per request) allows."""
+    parts: list[list[CandidateRow]] = []
+    used = budget + 1
+    for candidate, size in zip(candidates, sizes, strict=True):
+        if used + size > budget or len(parts[-1]) >= MAX_FILES:
+            parts.append([])
+            used = 0
+        parts[-1].append(candidate)
+        used += size
+    return parts
 
 
 async def post_results(
@@ -26,20 +55,72 @@ async def post_results(
     candidates: list[CandidateRow],
     close_at: float | None,
     interaction: discord.Interaction | None,
+) -> list[ResultPart]:
+    """Post every part not recorded yet; the job's parts, in order."""
+    store = bot.store
+    sizes = [await bot.files.size(candidate.audio_path) for candidate in candidates]
+    groups = plan_parts(candidates, sizes, upload_budget(job.upload_limit))
+    posted = {part.part: part for part in await store.result_parts(job.id)}
+    earlier = (await store.delivery(job.id)).last_attempt_at
+    for number, group in enumerate(groups, start=1):
+        if number in posted:
+            continue
+        message = await find_posted(bot, job, group[0].idx, earlier) if earlier is not None else None
+        if message is None:
+            await store.note_post_attempt(job.id, now())
+            content = texts.results_part(job, groups, number, close_at)
+            message = await _send(bot, job, number, content, group, interaction=interaction)
+        posted[number] = ResultPart(message.id, job.id, number, group[0].idx, group[-1].idx)
+        await store.add_result_part(posted[number])
+    return [posted[number] for number in sorted(posted)]
+
+
+async def find_posted(bot: RestyleBot, job: JobRow, first_idx: int, since: float) -> discord.Message | None:
+    """The bot's message carrying this part's first lossless button, sent since `since`, if any."""
+    channel = bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+    start = datetime.fromtimestamp(since - SEARCH_MARGIN_S, tz=UTC)
+    wanted = f"restyle:flac:{job.id}:{first_idx}"
+    try:
+        async for message in channel.history(
+            after=discord.Object(discord.utils.time_snowflake(start)), limit=SEARCH_LIMIT, oldest_first=True
+        ):
+            if message.author.id == bot.user.id and wanted in _custom_ids(message):
+                log.info("job %d: part with candidate %d was already posted", job.id, first_idx)
+                return message
+    except discord.Forbidden:  # no history to read: the nonce is then the only guard
+        log.warning("job %d: cannot read the channel to check for an earlier post", job.id)
+    return None
+
+
+def _custom_ids(message: discord.Message) -> set[str]:
+    return {
+        getattr(child, "custom_id", None) or ""
+        for row in message.components
+        for child in getattr(row, "children", ())
+    }
+
+
+async def _send(
+    bot: RestyleBot,
+    job: JobRow,
+    number: int,
+    content: str,
+    group: list[CandidateRow],
+    *,
+    interaction: discord.Interaction | None,
 ) -> discord.Message:
-    content = texts.results(job, candidates, job.upload_limit, close_at)
     mentions = discord.AllowedMentions(users=[discord.Object(job.user_id)], roles=False, everyone=False)
+    view = results_view(job.id, [candidate.idx for candidate in group], actions=number == 1)
     if interaction is not None:
         try:
             return await interaction.followup.send(
-                content,
-                files=await _files(bot, job, candidates),
-                view=results_view(job.id, job.candidates),
-                allowed_mentions=mentions,
-                wait=True,
+                content, files=await _files(bot, job, group), view=view, allowed_mentions=mentions, wait=True
             )
-        except discord.HTTPException as exc:  # expired (10015, 50027) or refused: the channel still works
-            log.info("job %d: follow-up failed (%s), posting in the channel", job.id, exc.code or exc.status)
+        except discord.HTTPException as exc:
+            if exc.status not in FOLLOW_UP_GONE:
+                raise  # the channel would refuse it the same way
+            log.info("job %d: the follow-up has expired (%s), posting in the channel", job.id, exc.code)
+            bot.service.interactions.pop(job.id, None)
     channel = bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
     reference = None
     if job.status_message_id is not None:
@@ -51,10 +132,11 @@ async def post_results(
         )
     return await channel.send(
         content,
-        files=await _files(bot, job, candidates),
-        view=results_view(job.id, job.candidates),
+        files=await _files(bot, job, group),
+        view=view,
         allowed_mentions=mentions,
         reference=reference,
+        nonce=f"restyle-{job.id}-{number}",  # Discord returns the first message for a repeat
     )
 
 
@@ -66,3 +148,23 @@ async def _files(bot: RestyleBot, job: JobRow, candidates: list[CandidateRow]) -
         name = f"restyle-{job.id}-{candidate.idx}{PurePath(candidate.audio_path).suffix}"
         files.append(discord.File(io.BytesIO(data), filename=name))
     return files
+
+
+async def add_vote_reactions(bot: RestyleBot, job: JobRow, part: ResultPart) -> None:
+    """Put on the part's missing vote reactions; those Discord refuses are tried again later
+    (the results text names the emoji, so the poll works without them)."""
+    message = bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id).get_partial_message(
+        part.message_id
+    )
+    reactions = part.reactions
+    for idx in part.indices:
+        bit = 1 << (idx - 1)
+        if reactions & bit:
+            continue
+        try:
+            await message.add_reaction(texts.NUMBERS[idx - 1])
+        except discord.HTTPException as exc:
+            log.warning("job %d: reaction %d refused (%s); trying later", job.id, idx, exc.text or exc.status)
+            break
+        reactions |= bit
+    await bot.store.set_reactions(part.message_id, reactions)

@@ -36,8 +36,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NO_PINGS = discord.AllowedMentions.none()
-# Multipart overhead: a file must leave this much of the upload limit for the rest of the request.
+# Discord's upload limit covers a whole request: this much of it stays free for the message's
+# JSON and the multipart overhead; the files of one message share the rest.
 UPLOAD_MARGIN = 64 * 1024
+
+
+def upload_budget(upload_limit: int) -> int:
+    """Bytes of files one message may carry under `upload_limit`."""
+    return max(1, upload_limit - UPLOAD_MARGIN)
 
 
 def now() -> float:
@@ -278,7 +284,7 @@ class JobService:
             job.candidates,
             job.duration_s,
             job.base_seed,
-            max(1, job.upload_limit - UPLOAD_MARGIN),
+            upload_budget(job.upload_limit),
             self.config.models.stems,
         )
         with self._orders_lock:

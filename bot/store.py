@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -17,15 +15,11 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from bot.patience import BUSY_TIMEOUT_MS, patiently
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-# SQLite waits this long for another process's lock before a statement fails...
-BUSY_TIMEOUT_MS = 5000
-# ...and a write is then tried again until this much time has passed: a backup or an admin's
-# sqlite3 shell holding the file delays a vote or a job's state, never loses it.
-WRITE_PATIENCE_S = 300.0
-RETRY_GAP_S = 0.5  # tries at least this far apart
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: jobs, their candidates, and the votes on them
@@ -79,6 +73,30 @@ MIGRATIONS: tuple[str, ...] = (
         user_id INTEGER NOT NULL,
         cast_at REAL NOT NULL,
         PRIMARY KEY (job_id, idx, user_id)
+    );
+    """,
+    # 2: each message a job's results went out in (more than one when the files need several
+    # uploads), the vote reactions the bot has put on each (bit i-1: candidate i), and how posting
+    # has gone, so a crash between sending and recording is found again instead of posted twice
+    """
+    CREATE TABLE result_messages (
+        message_id INTEGER PRIMARY KEY,
+        job_id INTEGER NOT NULL REFERENCES jobs(id),
+        part INTEGER NOT NULL,
+        first_idx INTEGER NOT NULL,
+        last_idx INTEGER NOT NULL,
+        reactions INTEGER NOT NULL DEFAULT 0,
+        reaction_tries INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (job_id, part)
+    );
+    INSERT INTO result_messages (message_id, job_id, part, first_idx, last_idx, reactions)
+        SELECT result_message_id, id, 1, 1, candidates, (1 << candidates) - 1
+        FROM jobs WHERE result_message_id IS NOT NULL;
+    CREATE TABLE deliveries (
+        job_id INTEGER PRIMARY KEY REFERENCES jobs(id),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_attempt_at REAL,
+        next_attempt_at REAL
     );
     """,
 )
@@ -135,12 +153,30 @@ class CandidateRow:
     bitrate: int | None
 
 
-def _is_busy(error: sqlite3.OperationalError) -> bool:
-    """SQLITE_BUSY or SQLITE_LOCKED (with their extended codes): another connection holds the file."""
-    code = getattr(error, "sqlite_errorcode", None)
-    if code is not None:
-        return (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-    return "locked" in str(error) or "busy" in str(error)
+@dataclass(frozen=True)
+class ResultPart:
+    """One message of a job's results: candidates first_idx..last_idx, voted on by reaction."""
+
+    message_id: int
+    job_id: int
+    part: int
+    first_idx: int
+    last_idx: int
+    reactions: int = 0  # bit i-1 set: the bot's reaction for candidate i is on the message
+    reaction_tries: int = 0
+
+    @property
+    def indices(self) -> range:
+        return range(self.first_idx, self.last_idx + 1)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How posting a job's results has gone so far."""
+
+    attempts: int = 0
+    last_attempt_at: float | None = None
+    next_attempt_at: float | None = None
 
 
 def _job(row: aiosqlite.Row | dict) -> JobRow:
@@ -199,25 +235,9 @@ class Store:
         return await self._transaction(statement)
 
     async def _transaction(self, work: Callable[[], Awaitable[T]]) -> T:
-        """Run `work`'s statements and commit them as one unit. While another process holds the
-        database, roll back and run it again (SQLite's busy handler waits `BUSY_TIMEOUT_MS` in
-        each try, on aiosqlite's thread), for up to `WRITE_PATIENCE_S`; then the error is raised."""
-        deadline = time.perf_counter() + WRITE_PATIENCE_S  # a real clock, even where tests fake time
+        """`work`'s statements, committed as one unit, waiting out another process's lock."""
         async with self._writing:
-            while True:
-                tried = time.perf_counter()
-                try:
-                    result = await work()
-                    await self.db.commit()
-                    return result
-                except sqlite3.OperationalError as exc:
-                    await self.db.rollback()
-                    pause = max(0.0, RETRY_GAP_S - (time.perf_counter() - tried))
-                    if not _is_busy(exc) or time.perf_counter() + pause > deadline:
-                        raise
-                    log.warning("the database is locked by another process; trying again")
-                if pause:  # the lock was refused at once: wait a little, off the event loop
-                    await asyncio.to_thread(time.sleep, pause)
+            return await patiently(self.db, work)
 
     # -- jobs ------------------------------------------------------------------------------
 
@@ -273,6 +293,70 @@ class Store:
 
         await self._transaction(record)
 
+    async def rendered_due(self, now: float) -> list[JobRow]:
+        """Rendered jobs whose results may be posted now (not waiting out a retry pause)."""
+        sql = """SELECT jobs.* FROM jobs LEFT JOIN deliveries ON deliveries.job_id = jobs.id
+                 WHERE status = 'rendered' AND COALESCE(next_attempt_at, 0) <= ? ORDER BY id"""
+        return [_job(row) for row in await self._all(sql, now)]
+
+    async def delivery(self, job_id: int) -> Delivery:
+        row = await self._one(
+            "SELECT attempts, last_attempt_at, next_attempt_at FROM deliveries WHERE job_id = ?", job_id
+        )
+        return Delivery(*row) if row else Delivery()
+
+    async def note_post_attempt(self, job_id: int, now: float) -> None:
+        """Recorded before each send, so that a restart knows to look for what may have gone out."""
+        await self._write(
+            """INSERT INTO deliveries (job_id, attempts, last_attempt_at) VALUES (?, 1, ?)
+               ON CONFLICT (job_id) DO UPDATE SET attempts = attempts + 1, last_attempt_at = ?""",
+            job_id,
+            now,
+            now,
+        )
+
+    async def post_later(self, job_id: int, at: float) -> None:
+        await self._write(
+            """INSERT INTO deliveries (job_id, next_attempt_at) VALUES (?, ?)
+               ON CONFLICT (job_id) DO UPDATE SET next_attempt_at = ?""",
+            job_id,
+            at,
+            at,
+        )
+
+    async def mark_post_failed(self, job_id: int, now: float, error: str) -> bool:
+        """A rendered job Discord will never take; True if this call ended it."""
+        sql = """UPDATE jobs SET status = 'failed', finished_at = ?, error = ?
+                 WHERE id = ? AND status = 'rendered'"""
+        return await self._write(sql, now, error, job_id) == 1
+
+    async def add_result_part(self, part: ResultPart) -> None:
+        await self._write(
+            "INSERT OR REPLACE INTO result_messages VALUES (?, ?, ?, ?, ?, ?, ?)",
+            *(getattr(part, f.name) for f in fields(ResultPart)),
+        )
+
+    async def result_parts(self, job_id: int) -> list[ResultPart]:
+        rows = await self._all("SELECT * FROM result_messages WHERE job_id = ? ORDER BY part", job_id)
+        return [ResultPart(**dict(row)) for row in rows]
+
+    async def set_reactions(self, message_id: int, reactions: int) -> None:
+        sql = """UPDATE result_messages SET reactions = ?, reaction_tries = reaction_tries + 1
+                 WHERE message_id = ?"""
+        await self._write(sql, reactions, message_id)
+
+    async def parts_missing_reactions(self, since: float, max_tries: int) -> list[ResultPart]:
+        """Result messages of recent, open polls that lack some of the bot's vote reactions."""
+        rows = await self._all(
+            """SELECT result_messages.* FROM result_messages JOIN jobs ON jobs.id = job_id
+               WHERE jobs.status = 'done' AND jobs.finished_at >= ? AND reaction_tries < ?
+               AND reactions != ((1 << (last_idx + 1)) - (1 << (first_idx - 1)))
+               ORDER BY message_id""",
+            since,
+            max_tries,
+        )
+        return [ResultPart(**dict(row)) for row in rows]
+
     async def mark_done(self, job_id: int, result_message_id: int, votes_close_at: float | None) -> None:
         await self._write(
             "UPDATE jobs SET status = 'done', result_message_id = ?, votes_close_at = ? WHERE id = ?",
@@ -311,9 +395,14 @@ class Store:
         )
         return _job(row) if row else None
 
-    async def job_for_result_message(self, message_id: int) -> JobRow | None:
-        row = await self._one("SELECT * FROM jobs WHERE result_message_id = ?", message_id)
-        return _job(row) if row else None
+    async def poll_part(self, message_id: int) -> tuple[JobRow, ResultPart] | None:
+        """The job whose results `message_id` carries, and which of its candidates."""
+        part_row = await self._one("SELECT * FROM result_messages WHERE message_id = ?", message_id)
+        if part_row is None:
+            return None
+        part = ResultPart(**dict(part_row))
+        job = await self.job(part.job_id)
+        return (job, part) if job is not None else None
 
     async def candidates(self, job_id: int) -> list[CandidateRow]:
         rows = await self._all("SELECT * FROM candidates WHERE job_id = ? ORDER BY idx", job_id)
@@ -359,10 +448,11 @@ class Store:
 
         return await self._transaction(replace)
 
-    async def open_polls(self, now: float) -> list[JobRow]:
-        sql = """SELECT * FROM jobs WHERE status = 'done'
-                 AND (votes_close_at IS NULL OR votes_close_at > ?) ORDER BY id"""
-        return [_job(row) for row in await self._all(sql, now)]
+    async def open_polls(self, now: float, since: float, limit: int) -> list[JobRow]:
+        """Polls still open, posted since `since`: the newest `limit` of them, newest first."""
+        sql = """SELECT * FROM jobs WHERE status = 'done' AND finished_at >= ?
+                 AND (votes_close_at IS NULL OR votes_close_at > ?) ORDER BY id DESC LIMIT ?"""
+        return [_job(row) for row in await self._all(sql, since, now, limit)]
 
     async def polls_to_announce(self, now: float) -> list[JobRow]:
         sql = "SELECT * FROM jobs WHERE status = 'done' AND announced = 0 AND votes_close_at <= ? ORDER BY id"

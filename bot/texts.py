@@ -82,11 +82,36 @@ def unsaved(error: OSError) -> str:
     return f"The results could not be saved: {reason}. Please try again later."
 
 
+def refused(why: str, attempts: int = 0) -> str:
+    """Why a job's results will not be posted."""
+    if attempts:
+        return f"Discord kept failing to take the results ({why}; {attempts} tries): nothing was posted."
+    return f"Discord refused the results ({why}): nothing was posted."
+
+
 def cancelled(job: JobRow, by: str) -> str:
     return f"{header(job)}\n🚫 Cancelled by {by}."
 
 
-def results(job: JobRow, candidates: list[CandidateRow], upload_limit: int, close_at: float | None) -> str:
+def results_part(job: JobRow, parts: list[list[CandidateRow]], number: int, close_at: float | None) -> str:
+    """The text of results message `number` (from 1): the whole story on the first, a pointer on
+    the others."""
+    here = parts[number - 1]
+    if number == 1:
+        everyone = [candidate for part in parts for candidate in part]
+        return results(job, everyone, job.upload_limit, close_at, here if len(parts) > 1 else None)
+    shown = "".join(NUMBERS[c.idx - 1] for c in here)
+    return f"🎶 Job #{job.id}, part {number} of {len(parts)}: {shown}. Vote on them here, with their numbers."
+
+
+def results(
+    job: JobRow,
+    candidates: list[CandidateRow],
+    upload_limit: int,
+    close_at: float | None,
+    here: list[CandidateRow] | None = None,
+) -> str:
+    """`here`: the candidates of this message, when the files needed more than one."""
     lines = [f"🎶 **Job #{job.id} is ready**, <@{job.user_id}>: *{safe(clip(job.prompt, PROMPT_SHOWN))}*"]
     lines += [
         f"{NUMBERS[c.idx - 1]} seed `{c.seed}` · melody adherence {c.adherence:.2f}" for c in candidates
@@ -98,7 +123,13 @@ def results(job: JobRow, candidates: list[CandidateRow], upload_limit: int, clos
         lines.append(
             f"📉 mp3 at {rate} kbps to fit this channel's {format_bytes(upload_limit)} upload limit."
         )
-    vote = f"Vote with {NUMBERS[0]}–{NUMBERS[len(candidates) - 1]}"
+    if here is not None:
+        lines.append(
+            f"📎 The files needed more than one message to fit the {format_bytes(upload_limit)} limit."
+        )
+    shown = here or candidates
+    vote = f"Vote with {NUMBERS[shown[0].idx - 1]}–{NUMBERS[shown[-1].idx - 1]}"
+    vote += " here, and on the next messages with theirs" if here is not None else ""
     lines.append(f"{vote}; voting closes <t:{int(close_at)}:R>." if close_at else f"{vote}.")
     return "\n".join(lines)
 

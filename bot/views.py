@@ -3,6 +3,7 @@ working after a restart; their callbacks hand straight over to the job service."
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, ClassVar
 
 import discord
@@ -94,11 +95,14 @@ def job_view(job_id: int) -> discord.ui.View:
     return view
 
 
-def results_view(job_id: int, candidates: int) -> discord.ui.View:
+def results_view(job_id: int, indices: Iterable[int], *, actions: bool = True) -> discord.ui.View:
+    """A results message's buttons: Reroll and Remix (on the first, with `actions`) and a
+    lossless download for each candidate it carries."""
     view = discord.ui.View(timeout=None)
-    view.add_item(RerollButton(job_id))
-    view.add_item(RemixButton(job_id))
-    for idx in range(1, candidates + 1):
+    if actions:
+        view.add_item(RerollButton(job_id))
+        view.add_item(RemixButton(job_id))
+    for idx in indices:
         view.add_item(LosslessButton(job_id, idx))
     return view
 

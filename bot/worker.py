@@ -22,10 +22,10 @@ from typing import Protocol
 from bot.fair_queue import FairQueue, QueuedJob
 from generation.audio_in import AudioLimits, SeedAudio, decode_audio
 from generation.engine import CancelToken, Engine, Job
-from generation.errors import GenerationCancelled, RestyleError
+from generation.errors import GenerationCancelled, InvalidRequestError, RestyleError
 from generation.finishing import FinishingThread
 from generation.mastering import MasteringOptions
-from generation.pipeline import RestyleOptions, finish, make_job
+from generation.pipeline import Restyled, RestyleOptions, finish, make_job
 from generation.render import Rendered, render_candidates
 from generation.sampling import SamplingParams
 
@@ -46,7 +46,7 @@ class WorkOrder:
     candidates: int
     duration_s: float
     base_seed: int
-    upload_limit: int
+    upload_limit: int  # bytes of files one results message may carry
     stems: bool = False
 
 
@@ -262,19 +262,28 @@ class GpuWorker:
         return token is not None and token.cancelled and not self._stop.is_set()
 
     def _render(self, engine: Engine, item: _Prepared, audio, elapsed: float) -> Finished:
+        """Files that share one message's upload budget; if even the lowest bitrate cannot do
+        that, files that each fit a message of their own (the bot then posts several)."""
         result = finish(engine, item.job, item.options, audio, {"generation_s": elapsed})
-        rendered = render_candidates(
+        budget = item.order.upload_limit
+        try:
+            rendered = self._encode(engine, item, result, budget // max(1, len(result.candidates)))
+        except InvalidRequestError:
+            rendered = self._encode(engine, item, result, budget)
+        return Finished(item.order.job_id, rendered)
+
+    def _encode(self, engine: Engine, item: _Prepared, result: Restyled, max_bytes: int) -> list[Rendered]:
+        return render_candidates(
             result,
             engine,
             item.seed,
             name=f"restyle-{item.order.job_id}",
             format_name=self.settings.format_name,
             mastering=self.settings.mastering,
-            max_bytes=item.order.upload_limit,
+            max_bytes=max_bytes,
             bitrate=self.settings.bitrate,
             lossless=True,
         )
-        return Finished(item.order.job_id, rendered)
 
     def _prepare(self, engine: Engine, order: WorkOrder) -> _Prepared | None:
         """Decode the saved seed and build the engine job; a bad seed fails only its own job."""

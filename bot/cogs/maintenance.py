@@ -9,12 +9,18 @@ from typing import TYPE_CHECKING
 
 from discord.ext import commands, tasks
 
+from bot.posting import add_vote_reactions
 from bot.service import now
 
 if TYPE_CHECKING:
     from bot.client import RestyleBot
 
 log = logging.getLogger(__name__)
+
+# The bot's vote reactions Discord refused are tried again each minute, this many times, on
+# polls of the last REACTION_DAYS.
+REACTION_TRIES = 10
+REACTION_DAYS = 7
 
 
 class Maintenance(commands.Cog):
@@ -32,7 +38,13 @@ class Maintenance(commands.Cog):
 
     @tasks.loop(minutes=1)
     async def retry_posting(self) -> None:
+        """Results Discord refused for now, and vote reactions it refused (a few tries each)."""
         await self.bot.lifecycle.publish_pending()
+        store = self.bot.store
+        for part in await store.parts_missing_reactions(now() - REACTION_DAYS * 86_400, REACTION_TRIES):
+            job = await store.job(part.job_id)
+            if job is not None:
+                await add_vote_reactions(self.bot, job, part)
 
     @retry_posting.before_loop
     async def _wait_until_ready(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from collections.abc import Awaitable
@@ -19,6 +20,12 @@ if TYPE_CHECKING:
     from bot.store import JobRow
 
 log = logging.getLogger(__name__)
+
+# After a restart, votes cast meanwhile are read back from the polls posted in the last
+# CATCH_UP_DAYS, newest first, at most CATCH_UP_POLLS of them, CATCH_UP_PAUSE_S apart.
+CATCH_UP_DAYS = 7
+CATCH_UP_POLLS = 50
+CATCH_UP_PAUSE_S = 0.5
 
 
 def candidate_for(emoji: discord.PartialEmoji | discord.Emoji | str, job: JobRow) -> int | None:
@@ -43,14 +50,16 @@ class Voting(commands.Cog):
         self.catch_up_votes.cancel()
 
     async def _poll_vote(self, payload: discord.RawReactionActionEvent) -> tuple[JobRow, int] | None:
-        """The poll and candidate a reaction is about, if it is a vote that counts."""
+        """The poll and candidate a reaction is about, if it is a vote that counts: a candidate
+        of the message reacted on (the results may span several)."""
         if payload.guild_id is None or payload.user_id == self.bot.user.id:
             return None
-        job = await self.bot.store.job_for_result_message(payload.message_id)
-        if job is None:
+        found = await self.bot.store.poll_part(payload.message_id)
+        if found is None:
             return None
+        job, part = found
         idx = candidate_for(payload.emoji, job)
-        if idx is None or (job.votes_close_at is not None and now() >= job.votes_close_at):
+        if idx not in part.indices or (job.votes_close_at is not None and now() >= job.votes_close_at):
             return None
         return job, idx
 
@@ -141,8 +150,12 @@ class Voting(commands.Cog):
 
     @commands.Cog.listener()
     async def on_restyle_ready(self) -> None:
-        """Votes cast while the bot was away: read the open polls' reactions and make the tally match."""
-        for job in await self.bot.store.open_polls(now()):
+        """Votes cast while the bot was away: read the open polls' reactions and make the tally
+        match. Only recent polls, newest first, a bounded number, paced: each costs a few requests."""
+        since = now() - CATCH_UP_DAYS * 86_400
+        for number, job in enumerate(await self.bot.store.open_polls(now(), since, CATCH_UP_POLLS)):
+            if number:
+                await asyncio.sleep(CATCH_UP_PAUSE_S)
             try:
                 await self.reconcile(job)
             except discord.HTTPException as exc:
@@ -150,15 +163,16 @@ class Voting(commands.Cog):
 
     async def reconcile(self, job: JobRow) -> None:
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
-        message = await channel.fetch_message(job.result_message_id)
         votes: set[tuple[int, int]] = set()
-        for reaction in message.reactions:
-            idx = candidate_for(reaction.emoji, job)
-            if idx is None:
-                continue
-            async for user in reaction.users():
-                if not user.bot:
-                    votes.add((idx, user.id))
+        for part in await self.bot.store.result_parts(job.id):
+            message = await channel.fetch_message(part.message_id)
+            for reaction in message.reactions:
+                idx = candidate_for(reaction.emoji, job)
+                if idx not in part.indices:
+                    continue
+                async for user in reaction.users():
+                    if not user.bot:
+                        votes.add((idx, user.id))
         added, removed = await self.bot.store.set_votes(job.id, votes, now())
         if added or removed:
             log.info("job %d: %d votes caught up, %d withdrawn while away", job.id, added, removed)

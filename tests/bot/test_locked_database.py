@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-import bot.store
+import bot.patience
 from bot.texts import NUMBERS
 from tests.bot.conftest import post_poll, seed_mp3, until
 
@@ -44,7 +44,7 @@ async def test_a_vote_cast_while_the_database_is_locked_is_kept(running):
 
 
 async def test_a_vote_the_database_refused_for_too_long_is_read_back(running, monkeypatch):
-    monkeypatch.setattr(bot.store, "WRITE_PATIENCE_S", 0.3)
+    monkeypatch.setattr(bot.patience, "WRITE_PATIENCE_S", 0.3)
     world = await running()
     poll = await post_poll(world)
     await world.bot.store.db.execute(SHORT_BUSY_TIMEOUT)

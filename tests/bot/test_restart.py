@@ -50,15 +50,12 @@ async def test_restart_with_a_queued_and_a_running_job(running, tmp_path, shared
     await again.close()
 
 
-async def test_results_discord_refused_are_posted_later_once(running, tmp_path):
+async def test_results_discord_failed_to_take_are_posted_later_once(running, tmp_path):
     world = await running(make_config(tmp_path), start_worker=False)
     await world.alice.slash(
         world.channel, "restyle", audio=("a.mp3", seed_mp3(2.0)), prompt="shy", candidates=1
     )
-    world.env.inject_error("POST", "/webhooks/*", status=400, code=50035, message="Invalid Form Body")
-    world.env.inject_error(
-        "POST", "/channels/*/messages", status=400, code=50035, message="Invalid Form Body"
-    )
+    world.env.inject_error("POST", "/webhooks/*", status=503, message="Service Unavailable")
     await world.bot.start_worker()
 
     async def rendered() -> bool:

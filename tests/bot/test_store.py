@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from bot.store import MIGRATIONS, CandidateRow, NewJob, Store
+from bot.store import MIGRATIONS, CandidateRow, NewJob, ResultPart, Store
 
 
 def new_job(user: int = 1, channel: int = 10, guild: int = 100, at: float = 1000.0) -> NewJob:
@@ -55,8 +55,10 @@ async def test_job_lifecycle(store):
     rows = [CandidateRow(job_id, i, 7 + i, 0.5, f"/r/{i}.mp3", f"/r/{i}.flac", 192_000) for i in (1, 2)]
     await store.mark_rendered(job_id, rows, 1003.0)
     assert await store.candidates(job_id) == rows
+    await store.add_result_part(ResultPart(555, job_id, 1, 1, 2))
     await store.mark_done(job_id, result_message_id=555, votes_close_at=None)
-    assert (await store.job_for_result_message(555)).id == job_id
+    job, part = await store.poll_part(555)
+    assert (job.id, part.indices) == (job_id, range(1, 3))
     assert (await store.latest_result_in_channel(10)).id == job_id
     assert not await store.mark_ended(job_id, "cancelled", 1004.0)  # a finished job stays finished
     assert (await store.job(job_id)).seeds == (7, 8)
