@@ -4,6 +4,8 @@ refusal that passes is made up for later."""
 
 from __future__ import annotations
 
+import bot.lifecycle
+from bot.texts import NUMBERS
 from tests.bot.conftest import seed_mp3, until
 
 
@@ -45,3 +47,98 @@ async def test_a_channel_that_refuses_the_status_message_gets_no_job(running):
     assert "Missing Permissions" in reply.response.content
     assert len(world.bot.queue) == 0
     assert await world.bot.store.active_count(world.alice.id) == 0
+
+
+async def _job_status(world, job_id: int = 1) -> str:
+    return (await world.bot.store.job(job_id)).status
+
+
+def _uploads(world) -> int:
+    """Requests that carried the results (a follow-up or a channel message with files)."""
+    return sum(
+        1
+        for request in world.env.http_requests
+        if request.method == "POST" and "attachments" in (request.json or {})
+    )
+
+
+async def test_files_that_cannot_share_one_upload_go_in_several_messages(running, discord_limits):
+    discord_limits.upload = 64 * 1024 + 120 * 1024  # 120 KiB of files per message: one 20 s file, not two
+    world = await running()
+    await world.alice.slash(
+        world.channel, "restyle", audio=("a.mp3", seed_mp3(20.0)), prompt="split", candidates=2
+    )
+    await until(world.env, lambda: len(world.bot_messages()) >= 3 and "Done" in world.status_of(1).content)
+    first, second = [m for m in world.bot_messages() if m.attachments]
+    assert [a.filename for a in first.attachments + second.attachments] == [
+        "restyle-1-1.mp3",
+        "restyle-1-2.mp3",
+    ]
+    assert "more than one message" in first.content and "part 2 of 2" in second.content
+    assert discord_limits.refused == []
+    await until(world.env, lambda: len(first.reactions) == 1 and len(second.reactions) == 1)
+    await world.bob.react(second, NUMBERS[1])
+    await world.bob.react(second, NUMBERS[0])  # candidate 1 is voted on its own message
+    await world.moderator.react(first, NUMBERS[0])
+    assert await world.bot.store.voters(1) == {(2, world.bob.id), (1, world.moderator.id)}
+
+
+async def test_results_refused_for_good_fail_once_and_say_so(running, discord_limits):
+    world = await running(start_worker=False)
+    await _queued(world, world.alice)
+    for path in ("/webhooks/*", "/channels/*/messages"):
+        world.env.inject_error(
+            "POST", path, status=413, code=40005, message="Request entity too large", times=None
+        )
+    await world.bot.start_worker()
+
+    async def failed() -> bool:
+        return await _job_status(world) == "failed"
+
+    await until(world.env, failed, what="the job to fail")
+    assert "Discord refused the results (Request entity too large)" in world.status_of(1).content
+    tries = _uploads(world)
+    await world.env.advance_time(3 * 3600)
+    assert _uploads(world) == tries == 1  # never tried again
+
+
+async def test_results_discord_keeps_failing_are_given_up_after_a_few_tries(running, monkeypatch):
+    monkeypatch.setattr(bot.lifecycle, "MAX_POST_ATTEMPTS", 3)
+    world = await running(start_worker=False)
+    await _queued(world, world.alice)
+    for path in ("/webhooks/*", "/channels/*/messages"):
+        world.env.inject_error("POST", path, status=502, message="Bad Gateway", times=None)
+    await world.bot.start_worker()
+    await until(world.env, lambda: _uploads(world) == 1, what="a first try")
+    await world.env.advance_time(10 * 60)  # tries after 1 and 2 minutes, then no more
+    assert await _job_status(world) == "failed"
+    assert _uploads(world) == 3
+    assert "Discord kept failing to take the results (Bad Gateway; 3 tries)" in world.status_of(1).content
+    await world.env.advance_time(3600)
+    assert _uploads(world) == 3
+
+
+async def test_vote_reactions_refused_are_added_later_and_votes_count_meanwhile(running):
+    world = await running(start_worker=False)
+    await _queued(world, world.alice)
+    world.env.inject_error(
+        "PUT",
+        "/channels/*/messages/*/reactions/*",
+        status=403,
+        code=50013,
+        message="Missing Permissions",
+        times=2,
+    )
+    await world.bot.start_worker()
+    await until(
+        world.env, lambda: world.results() and "Done" in world.status_of(1).content, what="the results"
+    )
+    poll = world.results()[0]
+    assert poll.reactions == []
+    await world.bob.react(poll, NUMBERS[1])  # members can vote without the bot's reactions
+    assert await world.bot.store.voters(1) == {(2, world.bob.id)}
+    await world.env.advance_time(61)  # refused once more
+    await world.env.advance_time(61)
+    reactions = {str(r.emoji): r.count for r in world.results()[0].reactions}
+    assert reactions == {NUMBERS[0]: 1, NUMBERS[1]: 2}  # the bot's own, and bob's vote
+    assert (await world.bot.store.result_parts(1))[0].reactions == 0b11
