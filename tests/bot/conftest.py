@@ -160,9 +160,16 @@ async def running(tmp_path, shared_engine_loader):
     """Start a bot (optionally with its worker held back) in an offline Discord; stop it after."""
     started: list[tuple[simcord.Env, RestyleBot]] = []
 
-    async def start(config: BotConfig | None = None, *, start_worker: bool = True) -> World:
+    async def start(
+        config: BotConfig | None = None,
+        *,
+        start_worker: bool = True,
+        load_engine: Callable[[str], Engine] | None = None,
+    ) -> World:
         bot = RestyleBot(
-            config or make_config(tmp_path), load_engine=shared_engine_loader, start_worker=start_worker
+            config or make_config(tmp_path),
+            load_engine=load_engine or shared_engine_loader,
+            start_worker=start_worker,
         )
         env = simcord.Env(bot, settle_timeout=60.0)
         await env.start()
