@@ -63,6 +63,8 @@ class AccessSection:
 @dataclass(frozen=True)
 class VotingSection:
     window_minutes: float = 0.0  # 0: polls stay open
+    catch_up_days: float = 7.0  # after a restart, votes are read back from polls this recent...
+    catch_up_polls: int = 50  # ...at most this many, newest first
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,10 @@ def _check(config: BotConfig) -> None:
         (32 <= output.bitrate_kbps <= 320, "output.bitrate_kbps must be between 32 and 320"),
         (output.retention_days >= 0, "output.retention_days must not be negative"),
         (config.voting.window_minutes >= 0, "voting.window_minutes must not be negative"),
+        (
+            config.voting.catch_up_days >= 0 and config.voting.catch_up_polls >= 0,
+            "voting.catch_up_days and voting.catch_up_polls must not be negative",
+        ),
         (config.progress.edit_interval_seconds > 0, "progress.edit_interval_seconds must be positive"),
         (
             config.models.backend in ("auto", "fast", "reference"),

@@ -21,10 +21,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# After a restart, votes cast meanwhile are read back from the polls posted in the last
-# CATCH_UP_DAYS, newest first, at most CATCH_UP_POLLS of them, CATCH_UP_PAUSE_S apart.
-CATCH_UP_DAYS = 7
-CATCH_UP_POLLS = 50
+# After a restart the polls are read back this far apart (each read is a few requests).
 CATCH_UP_PAUSE_S = 0.5
 
 
@@ -152,8 +149,11 @@ class Voting(commands.Cog):
     async def on_restyle_ready(self) -> None:
         """Votes cast while the bot was away: read the open polls' reactions and make the tally
         match. Only recent polls, newest first, a bounded number, paced: each costs a few requests."""
-        since = now() - CATCH_UP_DAYS * 86_400
-        for number, job in enumerate(await self.bot.store.open_polls(now(), since, CATCH_UP_POLLS)):
+        voting = self.bot.config.voting
+        polls = await self.bot.store.open_polls(
+            now(), now() - voting.catch_up_days * 86_400, voting.catch_up_polls
+        )
+        for number, job in enumerate(polls):
             if number:
                 await asyncio.sleep(CATCH_UP_PAUSE_S)
             try:

@@ -19,6 +19,12 @@ async def test_results_after_the_interaction_expired_reply_to_the_job(running):
     assert posted.reference is not None and posted.reference.message_id == world.status_of(1).id
     assert len(posted.attachments) == 2
     assert (await world.bot.store.job(1)).result_message_id == posted.id
+    (sent,) = [
+        r
+        for r in world.env.http_requests
+        if r.path.startswith("/channels/") and "attachments" in (r.json or {})
+    ]
+    assert (sent.json["nonce"], sent.json["enforce_nonce"]) == ("restyle-1-1", True)  # Discord drops a repeat
 
 
 async def test_files_are_fitted_to_the_upload_limit_and_it_is_said(running, discord_limits):

@@ -86,3 +86,23 @@ async def test_votes_cast_while_the_bot_was_away_are_caught_up(running, tmp_path
     await world.env.settle()
     assert await again.store.voters(1) == expected
     await again.close()
+
+
+async def test_the_catch_up_reads_only_recent_polls_and_a_bounded_number(
+    running, tmp_path, shared_engine_loader
+):
+    ten_minutes = 10 / (24 * 60)
+    config = make_config(tmp_path, voting={"catch_up_days": ten_minutes, "catch_up_polls": 2})
+    world = await running(config)
+    polls = [await post_poll(world)]
+    await world.env.advance_time(20 * 60)  # the first poll is now too old to read back
+    polls += [await post_poll(world), await post_poll(world), await post_poll(world)]
+    await world.bot.close()
+    world.env.backend.subscribers.remove(world.env._gateway_feed)
+    for poll in polls:
+        await world.bob.react(poll, NUMBERS[0])
+    await world.restart(config, shared_engine_loader)
+    await until(world.env, lambda: world.bot.is_ready(), what="the restart")
+    await world.env.settle()
+    caught_up = [bool(await world.bot.store.voters(job_id)) for job_id in (1, 2, 3, 4)]
+    assert caught_up == [False, False, True, True]  # the newest two
