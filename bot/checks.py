@@ -101,6 +101,8 @@ def request_refusal(config: BotConfig, request: RequestOptions) -> str | None:
 def attachment_refusal(config: BotConfig, attachment: discord.Attachment) -> str | None:
     """Size and type from Discord's metadata, before a byte is downloaded."""
     limit = int(config.limits.max_upload_mb * 1024 * 1024)
+    if attachment.size == 0:
+        return "The file is empty."
     if attachment.size > limit:
         return f"The file is {format_bytes(attachment.size)}; the limit is {format_bytes(limit)}."
     kind = (attachment.content_type or "").split(";")[0]

@@ -195,7 +195,8 @@ class JobService:
         limits = self.config.limits
         seed_limits = AudioLimits(int(limits.max_upload_mb * 1024 * 1024), limits.max_seed_seconds)
         try:
-            decoded = await asyncio.to_thread(decode_audio, sub.seed_data or sub.seed_path, seed_limits)
+            source = sub.seed_data if sub.seed_data is not None else sub.seed_path
+            decoded = await asyncio.to_thread(decode_audio, source, seed_limits)
         except AudioInputError as exc:
             await refuse(interaction, str(exc))
             return
