@@ -61,6 +61,12 @@ class Submission:
     parent_id: int | None = None
 
 
+def candidate_number(text: str) -> int | None:
+    """A candidate typed in the remix form: ASCII digits only ("²" is a digit to `isdigit`)."""
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 async def refuse(interaction: discord.Interaction, message: str) -> None:
     """One ephemeral line, whether or not the interaction was acknowledged yet."""
     if interaction.response.is_done():
@@ -148,14 +154,14 @@ class JobService:
         job = await self._job_to_build_on(interaction, job_id)
         if job is None:
             return
-        if not which.strip().isdigit() or not 1 <= int(which) <= job.candidates:
+        idx = candidate_number(which)
+        if idx is None or not 1 <= idx <= job.candidates:
             await refuse(interaction, f"Pick a candidate from 1 to {job.candidates}.")
             return
         refusal = request_refusal(self.config, RequestOptions(prompt, job.candidates))
         if refusal:
             await refuse(interaction, refusal)
             return
-        idx = int(which)
         candidate = next(c for c in await self.store.candidates(job.id) if c.idx == idx)
         await interaction.response.defer(ephemeral=True, thinking=True)
         submission = Submission(
