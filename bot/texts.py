@@ -1,6 +1,15 @@
-"""Every message the bot writes, in one place, so wording stays consistent and testable."""
+"""Every message the bot writes, in one place, so wording stays consistent and testable.
+
+User text (prompts, filenames, display names) goes through `safe` or `code` before it is shown:
+one line, without control characters or bidi overrides, without markdown or pings, and with links
+that do not unfurl. Listings are trimmed to one Discord message.
+"""
 
 from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
 
 import discord
 
@@ -10,11 +19,68 @@ from generation.humanize import format_bytes, format_duration
 NUMBERS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣")
 LICENCE = "MusicGen weights are CC-BY-NC 4.0: what you make with them is for non-commercial use."
 BAR_WIDTH = 20
+MESSAGE_LIMIT = 2000  # characters in one Discord message
+NAME_SHOWN = 80  # characters of a filename shown
+LISTED_PROMPT = 80  # characters of a prompt in /queue and /leaderboard
+
+# Bidi embeddings, overrides, isolates and marks: they turn the rest of the bot's line around.
+BIDI_CONTROLS = dict.fromkeys(
+    map(ord, "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+)
+# A web address, or a Discord invite typed without one (Discord unfurls both), in optional <>.
+LINK = re.compile(
+    r"<?((?:https?://|(?:www\.)?(?:discord\.gg/|discord(?:app)?\.com/invite/))[^\s<>]+)>?", re.IGNORECASE
+)
 
 
-def safe(text: str) -> str:
-    """User text shown inside our messages: no markdown tricks, no pings."""
+def clean(text: str) -> str:
+    """User text as one line of visible characters: line breaks and tabs become spaces; NUL and
+    other control characters and bidi overrides go."""
+    kept = (
+        " " if char.isspace() else char
+        for char in text.translate(BIDI_CONTROLS)
+        if char.isspace() or unicodedata.category(char) != "Cc"
+    )
+    return " ".join("".join(kept).split())
+
+
+def shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _quiet_link(match: re.Match[str]) -> str:
+    link = match[1] if match[1].lower().startswith(("http://", "https://")) else f"https://{match[1]}"
+    return f"<{link}>"  # Discord shows no preview of a link in angle brackets
+
+
+def safe(text: str, limit: int | None = None) -> str:
+    """User text shown inside our messages: one line, no markdown tricks, no pings, no unfurls;
+    cut to `limit` characters (before escaping, which only adds backslashes) if given."""
+    text = clean(text)
+    text = LINK.sub(_quiet_link, shorten(text, limit) if limit else text)
     return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
+
+
+def code(text: str, limit: int = NAME_SHOWN) -> str:
+    """User text (a filename) as an inline code span, shown exactly: markdown, mentions and links
+    are inert inside one, so nothing is escaped; only a backtick, which would end it, is swapped
+    for a look-alike."""
+    return f"`{shorten(clean(text), limit).replace('`', 'ˋ') or '?'}`"
+
+
+def fit(lines: list[str], more: Callable[[int], str], limit: int = MESSAGE_LIMIT) -> str:
+    """As many of `lines` as fit in one message, then `more(how many were left out)` if any were."""
+    whole = "\n".join(lines)
+    if len(whole) <= limit:
+        return whole
+    kept: list[str] = []
+    size = 0  # of the kept lines, each with its line break
+    for line in lines:
+        if size + len(line) + 1 + len(more(len(lines) - len(kept) - 1)) > limit:
+            break
+        kept.append(line)
+        size += len(line) + 1
+    return "\n".join([*kept, more(len(lines) - len(kept))])
 
 
 def eta(seconds: float | None) -> str:
@@ -38,7 +104,7 @@ def header(job: JobRow) -> str:
     )
     return (
         f"🎼 **Job #{job.id}** for <@{job.user_id}>{origin}\n"
-        f"*{safe(job.prompt)}* · seed `{safe(job.seed_name)}` · {count} · {format_duration(job.duration_s)}"
+        f"*{safe(job.prompt)}* · seed {code(job.seed_name)} · {count} · {format_duration(job.duration_s)}"
     )
 
 
@@ -62,7 +128,7 @@ def failed(job: JobRow, message: str) -> str:
 
 
 def cancelled(job: JobRow, by: str) -> str:
-    return f"{header(job)}\n🚫 Cancelled by {by}."
+    return f"{header(job)}\n🚫 Cancelled by {safe(by, NAME_SHOWN)}."
 
 
 def results(job: JobRow, candidates: list[CandidateRow], upload_limit: int, close_at: float | None) -> str:
@@ -113,19 +179,23 @@ def leaderboard(rows: list[tuple[JobRow, int, int]]) -> str:
         return "No votes yet in this server."
     lines = ["🏆 **Most-voted candidates**"]
     for rank, (job, idx, votes) in enumerate(rows, start=1):
-        lines.append(f"{rank}. job #{job.id} {NUMBERS[idx - 1]} · {_votes(votes)} · *{safe(job.prompt)}*")
-    return "\n".join(lines)
+        prompt = safe(job.prompt, LISTED_PROMPT)
+        lines.append(f"{rank}. job #{job.id} {NUMBERS[idx - 1]} · {_votes(votes)} · *{prompt}*")
+    return fit(lines, lambda left: f"…and {left} more.")
 
 
 def queue_listing(running_jobs: list[JobRow], waiting: list[JobRow]) -> str:
     if not running_jobs and not waiting:
         return "The queue is empty: `/restyle` away."
-    lines = [f"🎛️ running: job #{job.id} for <@{job.user_id}> · *{safe(job.prompt)}*" for job in running_jobs]
+    lines = [
+        f"🎛️ running: job #{job.id} for <@{job.user_id}> · *{safe(job.prompt, LISTED_PROMPT)}*"
+        for job in running_jobs
+    ]
     lines += [
-        f"{place}. job #{job.id} for <@{job.user_id}> · *{safe(job.prompt)}*"
+        f"{place}. job #{job.id} for <@{job.user_id}> · *{safe(job.prompt, LISTED_PROMPT)}*"
         for place, job in enumerate(waiting, 1)
     ]
-    return "\n".join(lines)
+    return fit(lines, lambda left: f"…and {left} more waiting.")
 
 
 def help_text(max_candidates: int, max_output_s: float, max_upload_mb: float) -> str:
