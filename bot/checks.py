@@ -9,8 +9,7 @@ from pathlib import PurePath
 import discord
 
 from bot.config import BotConfig
-from bot.fair_queue import FairQueue
-from bot.store import Store
+from bot.store import Reservation, Store
 from generation.humanize import format_bytes, format_duration
 from generation.sampling import MAX_SEED
 
@@ -101,6 +100,8 @@ def request_refusal(config: BotConfig, request: RequestOptions) -> str | None:
 def attachment_refusal(config: BotConfig, attachment: discord.Attachment) -> str | None:
     """Size and type from Discord's metadata, before a byte is downloaded."""
     limit = int(config.limits.max_upload_mb * 1024 * 1024)
+    if attachment.size == 0:
+        return "The file is empty."
     if attachment.size > limit:
         return f"The file is {format_bytes(attachment.size)}; the limit is {format_bytes(limit)}."
     kind = (attachment.content_type or "").split(";")[0]
@@ -110,13 +111,24 @@ def attachment_refusal(config: BotConfig, attachment: discord.Attachment) -> str
     return None
 
 
-async def quota_refusal(
-    config: BotConfig, store: Store, queue: FairQueue, user_id: int, now: float
-) -> str | None:
-    """The queue's room, the person's share of it, and their cooldown."""
+async def reserve(config: BotConfig, store: Store, user_id: int, now: float) -> Reservation | None:
+    """A place in the queue for this person's request (see `Store.reserve`), or None."""
     limits = config.limits
-    if len(queue) >= limits.max_queue:
-        return f"The queue is full ({len(queue)} jobs): try again in a few minutes."
+    return await store.reserve(
+        user_id,
+        now,
+        max_queue=limits.max_queue,
+        max_jobs=limits.max_jobs_per_user,
+        cooldown_s=limits.cooldown_seconds,
+    )
+
+
+async def quota_refusal(config: BotConfig, store: Store, user_id: int, now: float) -> str:
+    """Why `reserve` refused: the queue's room, the person's share of it, or their cooldown."""
+    limits = config.limits
+    waiting = await store.waiting_count()
+    if waiting >= limits.max_queue:
+        return f"The queue is full ({waiting} jobs): try again in a few minutes."
     active = await store.active_count(user_id)
     if active >= limits.max_jobs_per_user:
         return f"You already have {active} jobs waiting or running; the limit is {limits.max_jobs_per_user}."
@@ -124,4 +136,4 @@ async def quota_refusal(
     if last is not None and now - last < limits.cooldown_seconds:
         wait = math.ceil(limits.cooldown_seconds - (now - last))
         return f"Please wait {wait} s before your next request."
-    return None
+    return "Too many requests at once: try again in a moment."  # it changed while we looked

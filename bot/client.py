@@ -115,6 +115,8 @@ class RestyleBot(commands.Bot):
 
     async def restore_jobs(self) -> None:
         """Rebuild the queue from the database: interrupted jobs first, then the waiting ones in order."""
+        if dropped := await self.store.drop_reservations():  # requests never recorded: asked again
+            log.info("dropped %d requests a restart interrupted before they were recorded", dropped)
         interrupted = {job.id for job in await self.store.jobs_with_status("running")}
         await self.store.requeue_running()
         for job in await self.store.jobs_with_status("queued"):
@@ -157,6 +159,8 @@ class RestyleBot(commands.Bot):
                 await asyncio.wait_for(self.bridge.drain(), SHUTDOWN_DRAIN_S)
             except TimeoutError:
                 log.warning("shut down with events still being handled; unposted results post at start")
+        if hasattr(self, "service"):
+            self.service.close()
         if hasattr(self, "store"):
             await self.store.close()
         await super().close()

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from generation.pipeline import MAX_PROMPT_CHARS
 from generation.tomlfile import read_toml
 
 
@@ -171,7 +172,10 @@ def _check(config: BotConfig) -> None:
         (1 <= limits.max_output_seconds <= 600, "limits.max_output_seconds must be between 1 and 600"),
         (1 <= limits.max_candidates <= 4, "limits.max_candidates must be between 1 and 4"),
         (1 <= limits.default_candidates <= limits.max_candidates, "limits.default_candidates must be 1..max"),
-        (1 <= limits.max_prompt_chars <= 1000, "limits.max_prompt_chars must be between 1 and 1000"),
+        (
+            1 <= limits.max_prompt_chars <= MAX_PROMPT_CHARS,  # the engine refuses longer ones
+            f"limits.max_prompt_chars must be between 1 and {MAX_PROMPT_CHARS}",
+        ),
         (limits.max_jobs_per_user >= 1 and limits.max_queue >= 1, "queue limits must be at least 1"),
         (limits.cooldown_seconds >= 0, "limits.cooldown_seconds must not be negative"),
         (limits.batch_rows >= 1, "limits.batch_rows must be at least 1"),

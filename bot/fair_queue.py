@@ -66,15 +66,7 @@ class FairQueue:
         with self._ready:
             entries = list(self._entries)
             served = dict(self._last_served)
-        order: list[QueuedJob] = []
-        clock = max(served.values(), default=0)
-        while entries:
-            entry = _next_entry(entries, served)
-            entries.remove(entry)
-            clock += 1
-            served[entry.job.user_id] = clock
-            order.append(entry.job)
-        return order
+        return [entry.job for entry in _fair_order(entries, served)]
 
     def position(self, job_id: int) -> int | None:
         """1-based place in `ordered()`, or None if not waiting."""
@@ -112,12 +104,31 @@ class FairQueue:
             self._ready.notify_all()
 
     def _companions(self, first: _Entry, room: int) -> list[_Entry]:
+        """Compatible jobs that fit beside `first`, picked in the fair order that would follow it,
+        so riding along never lets someone's fifth job overtake a newcomer's first."""
+        served = dict(self._last_served)
+        served[first.job.user_id] = max(served.values(), default=0) + 1
+        others = [entry for entry in self._entries if entry is not first]
         chosen: list[_Entry] = []
-        for entry in sorted(self._entries, key=lambda e: e.order):
-            if entry is not first and entry.job.batch_key == first.job.batch_key and entry.job.rows <= room:
+        for entry in _fair_order(others, served):
+            if entry.job.batch_key == first.job.batch_key and entry.job.rows <= room:
                 chosen.append(entry)
                 room -= entry.job.rows
         return chosen
+
+
+def _fair_order(entries: list[_Entry], last_served: dict[int, int]) -> list[_Entry]:
+    """`entries` in the order they would be served, each serve making its owner the most recent."""
+    entries, served = list(entries), dict(last_served)
+    order: list[_Entry] = []
+    clock = max(served.values(), default=0)
+    while entries:
+        entry = _next_entry(entries, served)
+        entries.remove(entry)
+        clock += 1
+        served[entry.job.user_id] = clock
+        order.append(entry)
+    return order
 
 
 def _next_entry(entries: list[_Entry], last_served: dict[int, int]) -> _Entry:

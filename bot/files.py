@@ -12,6 +12,7 @@ Files are written and read with aiofiles so the event loop never waits on the di
 from __future__ import annotations
 
 import hashlib
+import secrets
 import shutil
 from pathlib import Path, PurePath
 
@@ -83,8 +84,10 @@ class DataDir:
 
 
 async def _write(path: Path, data: bytes) -> None:
-    """Write beside, then rename: a crash never leaves a half-written file under the real name."""
-    partial = path.with_name(path.name + ".part")
+    """Write beside, then rename: a crash never leaves a half-written file under the real name.
+    The partial name is unique to this write: two uploads of one seed may be saved at once, and
+    each rename then puts the same bytes in place."""
+    partial = path.with_name(f"{path.name}.{secrets.token_hex(8)}.part")
     async with aiofiles.open(partial, "wb") as file:
         await file.write(data)
     await aiofiles.os.replace(partial, path)

@@ -1,7 +1,10 @@
-"""What /restyle and the buttons do: check, acknowledge, decode off the loop, record, queue.
+"""What /restyle and the buttons do: check, acknowledge, reserve, decode off the loop, record, queue.
 
-Every refusal is one ephemeral line. Checks that need no download (access, options, size and type,
-quota, cooldown) run before the interaction is acknowledged; decoding runs in a thread.
+Every refusal is one ephemeral line. Checks that need neither the database nor a download (access,
+options, the attachment's size and type) run before the interaction is acknowledged; everything
+else after, so the acknowledgement never waits. A request first takes its place in the queue in
+one atomic step (quota, queue room, cooldown), then its seed is decoded on a small pool of its own,
+so slow or hostile uploads never hold up the bot's other threads.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import io
 import logging
 import secrets
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,10 +22,17 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot import refusals, texts
-from bot.checks import RequestOptions, access_refusal, attachment_refusal, quota_refusal, request_refusal
+from bot.checks import (
+    RequestOptions,
+    access_refusal,
+    attachment_refusal,
+    quota_refusal,
+    request_refusal,
+    reserve,
+)
 from bot.config import BotConfig
 from bot.fair_queue import QueuedJob, QueueFull
-from bot.store import JobRow, NewJob
+from bot.store import JobRow, NewJob, Reservation
 from bot.views import RemixModal, job_view
 from bot.worker import WorkOrder
 from generation.audio_in import AudioLimits, SeedAudio, decode_audio
@@ -39,6 +50,8 @@ NO_PINGS = discord.AllowedMentions.none()
 # Discord's upload limit covers a whole request: this much of it stays free for the message's
 # JSON and the multipart overhead; the files of one message share the rest.
 UPLOAD_MARGIN = 64 * 1024
+# Seeds decoding at once; more wait their turn (the queue's room bounds how many can wait).
+DECODE_THREADS = 2
 
 
 def upload_budget(upload_limit: int) -> int:
@@ -61,10 +74,16 @@ class Submission:
     seed: int | None
     model: str
     seed_name: str
-    seed_data: bytes | None = None  # a new upload...
+    upload: discord.Attachment | None = None  # a new upload...
     seed_path: Path | None = None  # ...or a file the bot already has (reroll, remix)
     kind: str = "restyle"
     parent_id: int | None = None
+
+
+def candidate_number(text: str) -> int | None:
+    """A candidate typed in the remix form: ASCII digits only ("²" is a digit to `isdigit`)."""
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 async def refuse(interaction: discord.Interaction, message: str) -> None:
@@ -86,6 +105,10 @@ class JobService:
         self.interactions: dict[int, discord.Interaction] = {}  # for posting results as a follow-up
         self.progress: dict[int, tuple[int, int]] = {}
         self.cancelled_by: dict[int, str] = {}
+        self._decoder = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="restyle-decode")
+
+    def close(self) -> None:
+        self._decoder.shutdown(wait=False, cancel_futures=True)
 
     @property
     def config(self) -> BotConfig:
@@ -111,24 +134,26 @@ class JobService:
             access_refusal(self.config, interaction)
             or request_refusal(self.config, request)
             or attachment_refusal(self.config, audio)
-            or await quota_refusal(self.config, self.store, self.queue, interaction.user.id, now())
         )
         if refusal:
             await refuse(interaction, refusal)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        data = await audio.read()
         model = request.model or self.config.models.default
         submission = Submission(
-            request.prompt, request.candidates, request.duration, request.seed, model, audio.filename, data
+            request.prompt, request.candidates, request.duration, request.seed, model, audio.filename, audio
         )
         await self._submit(interaction, submission)
 
     async def reroll(self, interaction: discord.Interaction, job_id: int) -> None:
+        refusal = access_refusal(self.config, interaction)
+        if refusal:
+            await refuse(interaction, refusal)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
         job = await self._job_to_build_on(interaction, job_id)
         if job is None:
             return
-        await interaction.response.defer(ephemeral=True, thinking=True)
         submission = Submission(
             job.prompt,
             job.candidates,
@@ -151,19 +176,19 @@ class JobService:
         )
 
     async def remix(self, interaction: discord.Interaction, job_id: int, which: str, prompt: str) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
         job = await self._job_to_build_on(interaction, job_id)
         if job is None:
             return
-        if not which.strip().isdigit() or not 1 <= int(which) <= job.candidates:
+        idx = candidate_number(which)
+        if idx is None or not 1 <= idx <= job.candidates:
             await refuse(interaction, f"Pick a candidate from 1 to {job.candidates}.")
             return
         refusal = request_refusal(self.config, RequestOptions(prompt, job.candidates))
         if refusal:
             await refuse(interaction, refusal)
             return
-        idx = int(which)
         candidate = next(c for c in await self.store.candidates(job.id) if c.idx == idx)
-        await interaction.response.defer(ephemeral=True, thinking=True)
         submission = Submission(
             prompt,
             job.candidates,
@@ -186,9 +211,7 @@ class JobService:
         elif job.files_deleted:
             refusal = "That job's files have expired."
         else:
-            refusal = access_refusal(self.config, interaction) or await quota_refusal(
-                self.config, self.store, self.queue, interaction.user.id, now()
-            )
+            refusal = access_refusal(self.config, interaction)
         if refusal:
             await refuse(interaction, refusal)
             return None
@@ -197,20 +220,20 @@ class JobService:
     # -- submission --------------------------------------------------------------------------------
 
     async def _submit(self, interaction: discord.Interaction, sub: Submission) -> None:
-        """Decode the seed off the loop, record the job, queue it, and tell the channel."""
-        limits = self.config.limits
-        seed_limits = AudioLimits(int(limits.max_upload_mb * 1024 * 1024), limits.max_seed_seconds)
+        """Take a place in the queue, decode the seed, record the job, queue it, tell the channel."""
+        user, asked_at = interaction.user.id, now()
+        reservation = await reserve(self.config, self.store, user, asked_at)
+        if reservation is None:
+            await refuse(interaction, await quota_refusal(self.config, self.store, user, asked_at))
+            return
+        job = None
         try:
-            decoded = await asyncio.to_thread(decode_audio, sub.seed_data or sub.seed_path, seed_limits)
-        except AudioInputError as exc:
-            await refuse(interaction, str(exc))
+            job = await self._decode_and_record(interaction, sub, reservation)
+        finally:
+            if job is None:  # refused, or failed: the place goes back
+                await self.store.release(reservation)
+        if job is None:
             return
-        # The queue may have filled, or this person sent another request, while we decoded.
-        refusal = await quota_refusal(self.config, self.store, self.queue, interaction.user.id, now())
-        if refusal:
-            await refuse(interaction, refusal)
-            return
-        job = await self._record(interaction, sub, decoded)
         if not self.enqueue(job):
             await self.store.mark_ended(job.id, "failed", now(), "the queue was full")
             await refuse(interaction, "The queue filled up meanwhile: try again in a few minutes.")
@@ -218,9 +241,33 @@ class JobService:
         self.interactions[job.id] = interaction
         await self._announce(interaction, job)
 
-    async def _record(self, interaction: discord.Interaction, sub: Submission, decoded: SeedAudio) -> JobRow:
+    async def _decode_and_record(
+        self, interaction: discord.Interaction, sub: Submission, reservation: Reservation
+    ) -> JobRow | None:
+        """The reserved request as a recorded job, or None after refusing its seed in one line."""
+        limits = self.config.limits
+        seed_limits = AudioLimits(int(limits.max_upload_mb * 1024 * 1024), limits.max_seed_seconds)
+        data = await sub.upload.read() if sub.upload is not None else None
+        source = data if data is not None else sub.seed_path
+        try:
+            loop = asyncio.get_running_loop()
+            decoded = await loop.run_in_executor(self._decoder, decode_audio, source, seed_limits)
+        except AudioInputError as exc:
+            await refuse(interaction, str(exc))
+            return None
+        seed_path = sub.seed_path or await self.files.save_seed(data, sub.seed_name)
+        return await self._record(interaction, sub, decoded, seed_path=seed_path, reservation=reservation)
+
+    async def _record(
+        self,
+        interaction: discord.Interaction,
+        sub: Submission,
+        decoded: SeedAudio,
+        *,
+        seed_path: Path,
+        reservation: Reservation,
+    ) -> JobRow:
         duration = sub.duration or min(decoded.duration_s, self.config.limits.max_output_seconds)
-        seed_path = sub.seed_path or await self.files.save_seed(sub.seed_data, sub.seed_name)
         base_seed = sub.seed if sub.seed is not None else secrets.randbelow(MAX_SEED - sub.candidates)
         new = NewJob(
             interaction.channel_id,
@@ -236,11 +283,11 @@ class JobService:
             decoded.sha256,
             decoded.duration_s,
             interaction.filesize_limit,
-            now(),
+            reservation.at,
             sub.kind,
             sub.parent_id,
         )
-        return await self.store.job(await self.store.add_job(new))
+        return await self.store.job(await self.store.add_job(new, reservation))
 
     async def _announce(self, interaction: discord.Interaction, job: JobRow) -> None:
         """The public job message (with its Cancel button), then the private acknowledgement."""

@@ -75,9 +75,23 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (job_id, idx, user_id)
     );
     """,
-    # 2: each message a job's results went out in (more than one when the files need several
-    # uploads), the vote reactions the bot has put on each (bit i-1: candidate i), and how posting
-    # has gone, so a crash between sending and recording is found again instead of posted twice
+)
+# A request's place, taken in one statement before its seed is downloaded and decoded; it becomes
+# a job, or goes. A table of its own, so the jobs table and its status check stay as they are.
+MIGRATIONS += (
+    """
+    CREATE TABLE reservations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id INTEGER NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX reservations_by_user ON reservations (user_id, created_at);
+    """,
+)
+# Each message a job's results went out in (more than one when the files need several uploads),
+# the vote reactions the bot has put on each (bit i-1: candidate i), and how posting has gone, so
+# a crash between sending and recording is found again instead of posted twice.
+MIGRATIONS += (
     """
     CREATE TABLE result_messages (
         message_id INTEGER PRIMARY KEY,
@@ -102,6 +116,14 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 ACTIVE = ("queued", "running")
+
+# What a person's share of the queue counts, what the queue's room counts, and when they last
+# asked: jobs and reservations alike, so a request being decoded holds its place.
+_ACTIVE = """(SELECT COUNT(*) FROM jobs WHERE user_id = :user AND status IN ('queued', 'running'))
+    + (SELECT COUNT(*) FROM reservations WHERE user_id = :user)"""
+_WAITING = "(SELECT COUNT(*) FROM jobs WHERE status = 'queued') + (SELECT COUNT(*) FROM reservations)"
+_LAST_REQUEST = """(SELECT MAX(at) FROM (SELECT created_at AS at FROM jobs WHERE user_id = :user
+    UNION ALL SELECT created_at FROM reservations WHERE user_id = :user))"""
 
 
 @dataclass(frozen=True)
@@ -140,6 +162,14 @@ class JobRow(NewJob):
     @property
     def seeds(self) -> tuple[int, ...]:
         return tuple(self.base_seed + index for index in range(self.candidates))
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A request's place in the queue, held while its seed is decoded."""
+
+    id: int
+    at: float  # when it was asked for: the job's created_at, which the cooldown counts from
 
 
 @dataclass(frozen=True)
@@ -192,8 +222,9 @@ class Store:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self.db = db
         self.closed = False
-        # One write unit at a time on the shared connection, so a retry's rollback never
-        # undoes another coroutine's statements.
+        # One write unit at a time on the shared connection: a retry's rollback never undoes
+        # another coroutine's statements, and a job replacing its reservation (two statements)
+        # is never seen half done by a reservation checked meanwhile.
         self._writing = asyncio.Lock()
 
     @classmethod
@@ -219,8 +250,8 @@ class Store:
             await self.db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
             log.info("database migrated to version %d", number)
 
-    async def _one(self, sql: str, *args: Any) -> aiosqlite.Row | None:
-        async with self.db.execute(sql, args) as cursor:
+    async def _one(self, sql: str, *args: Any, **named: Any) -> aiosqlite.Row | None:
+        async with self.db.execute(sql, named or args) as cursor:
             return await cursor.fetchone()
 
     async def _all(self, sql: str, *args: Any) -> list[aiosqlite.Row]:
@@ -241,7 +272,8 @@ class Store:
 
     # -- jobs ------------------------------------------------------------------------------
 
-    async def add_job(self, job: NewJob) -> int:
+    async def add_job(self, job: NewJob, reservation: Reservation | None = None) -> int:
+        """Record a queued job, in place of `reservation` if it was reserved."""
         names = [f.name for f in fields(NewJob)]
         sql = (
             f"INSERT INTO jobs ({', '.join(names)}, status) VALUES ({', '.join('?' * len(names))}, 'queued')"
@@ -249,9 +281,36 @@ class Store:
 
         async def insert() -> int:
             cursor = await self.db.execute(sql, [getattr(job, name) for name in names])
+            if reservation is not None:
+                await self.db.execute("DELETE FROM reservations WHERE id = ?", (reservation.id,))
             return int(cursor.lastrowid)
 
         return await self._transaction(insert)
+
+    async def reserve(
+        self, user_id: int, now: float, *, max_queue: int, max_jobs: int, cooldown_s: float
+    ) -> Reservation | None:
+        """Take a place for `user_id`'s request if the queue has room, their share allows one more
+        and their cooldown is over: checked and taken in one statement, so requests arriving
+        together cannot all pass the check. None if refused."""
+        sql = f"""INSERT INTO reservations (user_id, created_at) SELECT :user, :now
+                  WHERE {_WAITING} < :max_queue AND {_ACTIVE} < :max_jobs
+                  AND COALESCE({_LAST_REQUEST} <= :now - :cooldown, 1)"""
+        values = {"user": user_id, "now": now, "max_queue": max_queue, "max_jobs": max_jobs}
+
+        async def take() -> Reservation | None:
+            cursor = await self.db.execute(sql, values | {"cooldown": cooldown_s})
+            return Reservation(int(cursor.lastrowid), now) if cursor.rowcount == 1 else None
+
+        return await self._transaction(take)
+
+    async def release(self, reservation: Reservation) -> None:
+        """A reserved request that will not become a job (its seed was refused, or it failed)."""
+        await self._write("DELETE FROM reservations WHERE id = ?", reservation.id)
+
+    async def drop_reservations(self) -> int:
+        """At start-up: requests a crash or restart interrupted before they became jobs."""
+        return await self._write("DELETE FROM reservations")
 
     async def job(self, job_id: int) -> JobRow | None:
         row = await self._one("SELECT * FROM jobs WHERE id = ?", job_id)
@@ -378,13 +437,16 @@ class Store:
         return changed == 1
 
     async def active_count(self, user_id: int) -> int:
-        row = await self._one(
-            "SELECT COUNT(*) FROM jobs WHERE user_id = ? AND status IN ('queued', 'running')", user_id
-        )
+        """The person's jobs waiting or running, and their requests being decoded."""
+        row = await self._one(f"SELECT {_ACTIVE}", user=user_id)
         return int(row[0])
 
+    async def waiting_count(self) -> int:
+        """Queued jobs and reserved requests: what the queue's room is measured against."""
+        return int((await self._one(f"SELECT {_WAITING}"))[0])
+
     async def last_request_at(self, user_id: int) -> float | None:
-        row = await self._one("SELECT MAX(created_at) FROM jobs WHERE user_id = ?", user_id)
+        row = await self._one(f"SELECT {_LAST_REQUEST}", user=user_id)
         return row[0]
 
     async def latest_result_in_channel(self, channel_id: int) -> JobRow | None:

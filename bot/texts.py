@@ -1,8 +1,16 @@
-"""Every message the bot writes, in one place, so wording stays consistent and testable."""
+"""Every message the bot writes, in one place, so wording stays consistent and testable.
+
+User text (prompts, filenames, display names) goes through `safe` or `code` before it is shown:
+one line, without control characters or bidi overrides, without markdown or pings, and with links
+that do not unfurl. Listings are trimmed to one Discord message.
+"""
 
 from __future__ import annotations
 
 import errno
+import re
+import unicodedata
+from collections.abc import Callable
 
 import discord
 
@@ -12,21 +20,69 @@ from generation.humanize import format_bytes, format_duration
 NUMBERS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣")
 LICENCE = "MusicGen weights are CC-BY-NC 4.0: what you make with them is for non-commercial use."
 BAR_WIDTH = 20
+MESSAGE_LIMIT = 2000  # characters in one Discord message
+NAME_SHOWN = 80  # characters of a filename shown
+PROMPT_SHOWN = 400  # characters of a prompt shown: escaped, it still fits any message of ours
+LISTED_PROMPT = 80  # characters of a prompt in /queue and /leaderboard
+
+# Bidi embeddings, overrides, isolates and marks: they turn the rest of the bot's line around.
+BIDI_CONTROLS = dict.fromkeys(
+    map(ord, "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+)
+# A web address, or a Discord invite typed without one (Discord unfurls both), in optional <>.
+LINK = re.compile(
+    r"<?((?:https?://|(?:www\.)?(?:discord\.gg/|discord(?:app)?\.com/invite/))[^\s<>]+)>?", re.IGNORECASE
+)
 
 
-# User text is cut to these lengths (before escaping, which at most doubles it), so that every
-# message fits Discord's 2,000 characters whatever a member sends.
-PROMPT_SHOWN = 400
-NAME_SHOWN = 100
+def clean(text: str) -> str:
+    """User text as one line of visible characters: line breaks and tabs become spaces; NUL and
+    other control characters and bidi overrides go."""
+    kept = (
+        " " if char.isspace() else char
+        for char in text.translate(BIDI_CONTROLS)
+        if char.isspace() or unicodedata.category(char) != "Cc"
+    )
+    return " ".join("".join(kept).split())
 
 
-def safe(text: str) -> str:
-    """User text shown inside our messages: no markdown tricks, no pings."""
+def shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _quiet_link(match: re.Match[str]) -> str:
+    link = match[1] if match[1].lower().startswith(("http://", "https://")) else f"https://{match[1]}"
+    return f"<{link}>"  # Discord shows no preview of a link in angle brackets
+
+
+def safe(text: str, limit: int | None = None) -> str:
+    """User text shown inside our messages: one line, no markdown tricks, no pings, no unfurls;
+    cut to `limit` characters (before escaping, which only adds backslashes) if given."""
+    text = clean(text)
+    text = LINK.sub(_quiet_link, shorten(text, limit) if limit else text)
     return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
 
 
-def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def code(text: str, limit: int = NAME_SHOWN) -> str:
+    """User text (a filename) as an inline code span, shown exactly: markdown, mentions and links
+    are inert inside one, so nothing is escaped; only a backtick, which would end it, is swapped
+    for a look-alike."""
+    return f"`{shorten(clean(text), limit).replace('`', 'ˋ') or '?'}`"
+
+
+def fit(lines: list[str], more: Callable[[int], str], limit: int = MESSAGE_LIMIT) -> str:
+    """As many of `lines` as fit in one message, then `more(how many were left out)` if any were."""
+    whole = "\n".join(lines)
+    if len(whole) <= limit:
+        return whole
+    kept: list[str] = []
+    size = 0  # of the kept lines, each with its line break
+    for line in lines:
+        if size + len(line) + 1 + len(more(len(lines) - len(kept) - 1)) > limit:
+            break
+        kept.append(line)
+        size += len(line) + 1
+    return "\n".join([*kept, more(len(lines) - len(kept))])
 
 
 def eta(seconds: float | None) -> str:
@@ -50,8 +106,8 @@ def header(job: JobRow) -> str:
     )
     return (
         f"🎼 **Job #{job.id}** for <@{job.user_id}>{origin}\n"
-        f"*{safe(clip(job.prompt, PROMPT_SHOWN))}* · seed `{safe(clip(job.seed_name, NAME_SHOWN))}` · "
-        f"{count} · {format_duration(job.duration_s)}"
+        f"*{safe(job.prompt, PROMPT_SHOWN)}* · seed {code(job.seed_name)} · {count} · "
+        f"{format_duration(job.duration_s)}"
     )
 
 
@@ -90,7 +146,7 @@ def refused(why: str, attempts: int = 0) -> str:
 
 
 def cancelled(job: JobRow, by: str) -> str:
-    return f"{header(job)}\n🚫 Cancelled by {by}."
+    return f"{header(job)}\n🚫 Cancelled by {safe(by, NAME_SHOWN)}."
 
 
 def results_part(job: JobRow, parts: list[list[CandidateRow]], number: int, close_at: float | None) -> str:
@@ -112,7 +168,7 @@ def results(
     here: list[CandidateRow] | None = None,
 ) -> str:
     """`here`: the candidates of this message, when the files needed more than one."""
-    lines = [f"🎶 **Job #{job.id} is ready**, <@{job.user_id}>: *{safe(clip(job.prompt, PROMPT_SHOWN))}*"]
+    lines = [f"🎶 **Job #{job.id} is ready**, <@{job.user_id}>: *{safe(job.prompt, PROMPT_SHOWN)}*"]
     lines += [
         f"{NUMBERS[c.idx - 1]} seed `{c.seed}` · melody adherence {c.adherence:.2f}" for c in candidates
     ]
@@ -135,7 +191,7 @@ def results(
 
 
 def tallies(job: JobRow, counts: dict[int, int]) -> str:
-    lines = [f"🗳️ **Job #{job.id}** · *{safe(clip(job.prompt, PROMPT_SHOWN))}*"]
+    lines = [f"🗳️ **Job #{job.id}** · *{safe(job.prompt, PROMPT_SHOWN)}*"]
     best = max(counts.values(), default=0)
     for idx in range(1, job.candidates + 1):
         votes = counts.get(idx, 0)
@@ -165,19 +221,23 @@ def leaderboard(rows: list[tuple[JobRow, int, int]]) -> str:
         return "No votes yet in this server."
     lines = ["🏆 **Most-voted candidates**"]
     for rank, (job, idx, votes) in enumerate(rows, start=1):
-        lines.append(f"{rank}. job #{job.id} {NUMBERS[idx - 1]} · {_votes(votes)} · *{safe(job.prompt)}*")
-    return "\n".join(lines)
+        prompt = safe(job.prompt, LISTED_PROMPT)
+        lines.append(f"{rank}. job #{job.id} {NUMBERS[idx - 1]} · {_votes(votes)} · *{prompt}*")
+    return fit(lines, lambda left: f"…and {left} more.")
 
 
 def queue_listing(running_jobs: list[JobRow], waiting: list[JobRow]) -> str:
     if not running_jobs and not waiting:
         return "The queue is empty: `/restyle` away."
-    lines = [f"🎛️ running: job #{job.id} for <@{job.user_id}> · *{safe(job.prompt)}*" for job in running_jobs]
+    lines = [
+        f"🎛️ running: job #{job.id} for <@{job.user_id}> · *{safe(job.prompt, LISTED_PROMPT)}*"
+        for job in running_jobs
+    ]
     lines += [
-        f"{place}. job #{job.id} for <@{job.user_id}> · *{safe(job.prompt)}*"
+        f"{place}. job #{job.id} for <@{job.user_id}> · *{safe(job.prompt, LISTED_PROMPT)}*"
         for place, job in enumerate(waiting, 1)
     ]
-    return "\n".join(lines)
+    return fit(lines, lambda left: f"…and {left} more waiting.")
 
 
 def help_text(max_candidates: int, max_output_s: float, max_upload_mb: float) -> str:

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 # Saved seeds were checked against the bot's limits when they arrived; this only guards the worker.
 SAVED_SEED_LIMITS = AudioLimits(max_bytes=2**34, max_seconds=3600.0)
+SEED_GONE = "The seed file is no longer available (it may have expired): start a new /restyle."
 
 
 @dataclass(frozen=True)
@@ -287,6 +288,9 @@ class GpuWorker:
 
     def _prepare(self, engine: Engine, order: WorkOrder) -> _Prepared | None:
         """Decode the saved seed and build the engine job; a bad seed fails only its own job."""
+        if not order.seed_path.is_file():  # deleted while queued; its path is no one's business
+            self.events.failed(order.job_id, SEED_GONE)
+            return None
         try:
             seed = decode_audio(order.seed_path, SAVED_SEED_LIMITS)
             melody = seed.samples

@@ -3,6 +3,11 @@
 Limits are checked before and while decoding, never after: the byte size before reading, the
 duration the container claims before decoding, and the decoded duration frame by frame, so a tiny
 file that expands to hours of audio costs no more than the limit to refuse.
+
+FFmpeg never guesses the format: left to probe, it also "plays" session descriptions (opening
+network sockets), concat scripts and playlists (reading other files). The container is named from
+its first bytes, from an allow-list of audio containers, and opened with that demuxer only, with no
+protocol to open anything beyond the bytes handed in.
 """
 
 from __future__ import annotations
@@ -27,6 +32,16 @@ SILENCE_PEAK = 1e-4
 DURATION_SLACK_S = 0.5
 
 NOT_AUDIO = "This file is not audio Restyle can read: try mp3, wav, flac, ogg, opus or m4a."
+
+# The only demuxers FFmpeg may use, by the name `av.open` takes. "mov" reads mp4 and m4a,
+# "matroska" reads webm.
+DEMUXERS = ("wav", "mp3", "aac", "ogg", "flac", "mov", "matroska", "aiff")
+CONTAINER_OPTIONS = {
+    "format_whitelist": ",".join(DEMUXERS),  # belt and braces: FFmpeg itself refuses any other
+    "protocol_whitelist": "none",  # no protocol has this name: nothing is opened but our buffer
+    "enable_drefs": "0",  # mov: never follow a reference to another file
+}
+ID3_HEADER = 10
 
 
 @dataclass(frozen=True)
@@ -93,11 +108,43 @@ def _decode(data: bytes, limits: AudioLimits, sample_rate: int) -> tuple[np.ndar
     return samples, description, any(level <= av.logging.ERROR for level, _, _ in logs)
 
 
+def sniff_demuxer(head: bytes) -> str | None:  # noqa: PLR0911 - one return per signature
+    """The allowed demuxer for a file starting with `head`, or None if it is no audio container
+    Restyle reads. An ID3 tag is looked past: it may sit before mp3, aac or flac."""
+    if head.startswith(b"ID3") and len(head) >= ID3_HEADER:
+        size = int.from_bytes(bytes(b & 0x7F for b in head[6:10]), "big")  # syncsafe
+        footer = ID3_HEADER if head[5] & 0x10 else 0
+        return sniff_demuxer(head[ID3_HEADER + size + footer :]) or "mp3"
+    if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
+        return "wav"
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "aiff"
+    if head.startswith(b"OggS"):
+        return "ogg"
+    if head.startswith(b"fLaC"):
+        return "flac"
+    if head[4:8] == b"ftyp":
+        return "mov"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):  # EBML
+        return "matroska"
+    if len(head) < 2 or head[0] != 0xFF:
+        return None
+    if head[1] & 0xF6 == 0xF0:  # a 12-bit sync and layer 00: an ADTS (raw aac) frame
+        return "aac"
+    # An MPEG audio frame: an 11-bit sync, neither the reserved version (01) nor layer (00).
+    if head[1] & 0xE0 == 0xE0 and head[1] & 0x18 != 0x08 and head[1] & 0x06 != 0:
+        return "mp3"
+    return None
+
+
 def _open_and_decode(data: bytes, limits: AudioLimits, sample_rate: int) -> tuple[np.ndarray, str]:
     import av
 
+    demuxer = sniff_demuxer(data)
+    if demuxer is None:
+        raise AudioInputError(NOT_AUDIO)
     try:
-        container = av.open(io.BytesIO(data), mode="r")
+        container = av.open(io.BytesIO(data), mode="r", format=demuxer, container_options=CONTAINER_OPTIONS)
     except av.error.EOFError as exc:  # a known container whose data ends too soon
         raise AudioInputError("The file is damaged or cut short: it ends before its audio does.") from exc
     except (av.error.FFmpegError, ValueError, UnicodeDecodeError) as exc:

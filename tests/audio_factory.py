@@ -23,6 +23,9 @@ FORMATS = {
     "flac": ("flac", "flac", "s16", 96_000),
     "m4a": ("ipod", "aac", None, 44_100),
     "webm": ("webm", "libopus", None, 48_000),
+    "aiff": ("aiff", "pcm_s16be", "s16", 44_100),
+    "adts-aac": ("adts", "aac", None, 44_100),
+    "mp3-22k": ("mp3", "libmp3lame", None, 22_050),  # MPEG-2 frames: another frame sync
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,10 +42,13 @@ class Maintenance(commands.Cog):
         """Results Discord refused for now, and vote reactions it refused (a few tries each)."""
         await self.bot.lifecycle.publish_pending()
         store = self.bot.store
-        for part in await store.parts_missing_reactions(now() - REACTION_DAYS * 86_400, REACTION_TRIES):
-            job = await store.job(part.job_id)
-            if job is not None:
-                await add_vote_reactions(self.bot, job, part)
+        try:
+            for part in await store.parts_missing_reactions(now() - REACTION_DAYS * 86_400, REACTION_TRIES):
+                job = await store.job(part.job_id)
+                if job is not None:
+                    await add_vote_reactions(self.bot, job, part)
+        except sqlite3.OperationalError as exc:  # locked past the store's patience: next minute
+            log.warning("vote reactions wait for the database: %s", exc)
 
     @retry_posting.before_loop
     async def _wait_until_ready(self) -> None:

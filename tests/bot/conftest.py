@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +14,7 @@ import discord
 import pytest
 import pytest_asyncio
 import simcord
+import simcord.actors
 import simcord.http.router
 import simcord.interactions
 from simcord.backend.errors import BackendError
@@ -143,6 +144,33 @@ async def until(
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what or condition}")
+
+
+def slash_call(actor, channel, name: str, **options: Any) -> Callable[[], Awaitable]:
+    """A slash command for `at_once`."""
+    return lambda: simcord.actors._slash(actor, channel, name, options)
+
+
+def click_call(actor, message: discord.Message, label: str) -> Callable[[], Awaitable]:
+    """A button press for `at_once`."""
+    return lambda: simcord.actors._component_click(actor, message, label=label, custom_id=None)
+
+
+async def at_once(env: simcord.Env, calls: list[Callable[[], Awaitable]]) -> list[Any]:
+    """Deliver interactions in the same instant, as Discord can: every one reaches the bot before
+    it answers any. simcord runs one operation at a time (gathering `slash` calls is refused), so
+    this opens one and runs simcord's own dispatchers, unguarded, inside it."""
+    start = len(env.backend.transcript)
+    env._begin_operation("at_once")
+    try:
+        results = await asyncio.gather(*(call() for call in calls))
+    finally:
+        env._end_operation()
+    events = [entry[:2] for entry in env.backend.transcript[start:]]
+    delivered = [i for i, event in enumerate(events) if event == ("GATEWAY", "INTERACTION_CREATE")]
+    answers = [i for i, (kind, what) in enumerate(events) if kind == "HTTP" and "/callback" in what]
+    assert len(delivered) == len(calls) and max(delivered) < min(answers), "not delivered at once"
+    return results
 
 
 def build_world(env: simcord.Env, bot: RestyleBot, started: list | None = None) -> World:

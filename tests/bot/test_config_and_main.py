@@ -40,6 +40,7 @@ def test_the_example_config_documents_the_defaults():
         ({"output": {"format": "wav"}}, "output.format must be mp3 or ogg"),
         ({"access": {"channels": ["general"]}}, "access.channels must be a list of whole-number IDs"),
         ({"models": {"offline": "yes"}}, "models.offline must be true or false"),
+        ({"limits": {"max_prompt_chars": 501}}, "limits.max_prompt_chars must be between 1 and 500"),
     ],
 )
 def test_bad_settings_are_one_clear_line(raw, expected):

@@ -87,6 +87,29 @@ def test_take_blocks_until_a_job_arrives_and_stops_when_told():
     assert got[1] == [] and not waiting.is_alive()
 
 
+def test_riders_are_chosen_in_the_same_fair_order_as_the_head():
+    queue = FairQueue(max_size=20)
+    for job_id in range(1, 7):  # alice queued six jobs before anyone else
+        queue.push(job(job_id, user=100, rows=2))
+    queue.push(job(7, user=200, rows=2))  # bob's only job
+    queue.push(job(8, user=300, rows=2))  # carol's only job
+    fair = [j.job_id for j in queue.ordered()]
+    assert fair == [1, 7, 8, 2, 3, 4, 5, 6]
+    batches = drain(queue, max_rows=4)
+    assert batches == [[1, 7], [8, 2], [3, 4], [5, 6]]
+    assert [job_id for batch in batches for job_id in batch] == fair  # batching keeps the fair turns
+
+
+def test_a_rider_that_does_not_fit_leaves_room_for_the_next_fair_one():
+    queue = FairQueue(max_size=20)
+    queue.push(job(1, user=100, rows=2))
+    queue.push(job(2, user=100, rows=2))
+    queue.push(job(3, user=200, rows=4))  # too big to ride with job 1
+    queue.push(job(4, user=300, rows=1, key="other"))  # cannot share a batch
+    queue.push(job(5, user=400, rows=2))
+    assert [j.job_id for j in queue.take(4, threading.Event())] == [1, 5]
+
+
 def test_a_recovered_job_is_never_refused():
     queue = FairQueue(max_size=1)
     queue.push(job(1, user=100))

@@ -33,24 +33,25 @@ def hold_database(path: Path, seconds: float) -> threading.Thread:
     return holder
 
 
-async def test_a_vote_cast_while_the_database_is_locked_is_kept(running):
+async def _vote_while_locked(running):
+    """Bob votes while another process holds the database for 1.5 s; the world once it let go."""
     world = await running()
     poll = await post_poll(world)
     await world.bot.store.db.execute(SHORT_BUSY_TIMEOUT)
     holder = hold_database(world.bot.files.database, 1.5)
     await world.bob.react(poll, NUMBERS[1])
     await until(world.env, lambda: not holder.is_alive(), what="the other process to let go")
+    return world
+
+
+async def test_a_vote_cast_while_the_database_is_locked_is_kept(running):
+    world = await _vote_while_locked(running)
     assert await world.bot.store.voters(1) == {(2, world.bob.id)}
 
 
 async def test_a_vote_the_database_refused_for_too_long_is_read_back(running, monkeypatch):
     monkeypatch.setattr(bot.patience, "WRITE_PATIENCE_S", 0.3)
-    world = await running()
-    poll = await post_poll(world)
-    await world.bot.store.db.execute(SHORT_BUSY_TIMEOUT)
-    holder = hold_database(world.bot.files.database, 1.5)
-    await world.bob.react(poll, NUMBERS[1])
-    await until(world.env, lambda: not holder.is_alive(), what="the other process to let go")
+    world = await _vote_while_locked(running)
     assert await world.bot.store.voters(1) == set()  # given up on, for now
     await world.env.advance_time(61)  # the catch-up reads the poll's reactions
     assert await world.bot.store.voters(1) == {(2, world.bob.id)}

@@ -116,3 +116,15 @@ async def test_queue_lists_running_and_waiting_jobs(running):
     assert listing.ephemeral
     lines = listing.response.content.splitlines()
     assert lines[0].startswith("1. job #1") and lines[1].startswith("2. job #2")
+
+
+async def test_a_long_queue_is_listed_within_one_message(running, tmp_path):
+    limits = {"max_jobs_per_user": 20, "max_queue": 20}
+    world = await running(make_config(tmp_path, limits=limits), start_worker=False)
+    for index in range(20):
+        await _submit(world, world.alice, f"{index:02} " + "lush orchestral swells " * 12)
+    listing = await world.bob.slash(world.channel, "queue")
+    assert listing.ephemeral
+    lines = listing.response.content.splitlines()
+    assert lines[0].startswith("1. job #1") and len(listing.response.content) <= 2000
+    assert lines[-1].startswith("…and") or len(lines) == 20

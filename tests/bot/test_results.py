@@ -85,6 +85,8 @@ async def test_a_bad_remix_choice_is_refused(running, tmp_path):
         world.channel, "restyle", audio=("theme.mp3", seed_mp3(2.0)), prompt="harp", candidates=2
     )
     await until(world.env, lambda: world.results(), what="the results")
-    form = await world.alice.click(world.results()[0], label="Remix")
-    refused = await world.alice.submit_modal(form, {"candidate": "7", "prompt": "brass"})
-    assert refused.ephemeral and "Pick a candidate from 1 to 2" in refused.response.content
+    for choice in ("7", "²", "x"):  # "²" is a digit to str.isdigit(), and no number to int()
+        form = await world.alice.click(world.results()[0], label="Remix")
+        refused = await world.alice.submit_modal(form, {"candidate": choice, "prompt": "brass"})
+        assert refused.ephemeral and "Pick a candidate from 1 to 2" in refused.response.content, choice
+    assert len(world.bot.queue) == 0

@@ -43,3 +43,17 @@ async def test_a_seed_still_queued_is_kept(running):
     maintenance = world.bot.get_cog("Maintenance")
     assert await maintenance.remove_expired(before=now() + 1) == 1  # the cancelled job's files
     assert Path(job.seed_path).exists()  # the same seed file, still waiting to be used
+
+
+async def test_a_seed_deleted_while_queued_fails_its_job_without_showing_a_path(running):
+    world = await running(start_worker=False)
+    await world.alice.slash(
+        world.channel, "restyle", audio=("a.mp3", seed_mp3(2.0)), prompt="gone", candidates=1
+    )
+    Path((await world.bot.store.job(1)).seed_path).unlink()  # an admin cleaning the data dir
+    await world.bot.start_worker()
+    await until(world.env, lambda: "❌" in world.status_of(1).content, what="the job to fail")
+    status = world.status_of(1).content
+    assert "The seed file is no longer available" in status
+    assert str(world.bot.files.root) not in status and "seeds/" not in status
+    assert (await world.bot.store.job(1)).status == "failed"

@@ -107,3 +107,28 @@ async def test_expired_jobs_and_seeds_in_use(store):
     await store.mark_ended(recent, "cancelled", 950.0)
     await store.mark_files_deleted(recent)
     assert not await store.seed_in_use("/seeds/a.mp3", before=500.0)
+
+
+async def test_a_reservation_holds_a_place_until_it_becomes_a_job_or_goes(store):
+    quota = {"max_queue": 2, "max_jobs": 1, "cooldown_s": 0.0}
+    first = await store.reserve(1, 100.0, **quota)
+    assert first is not None and await store.active_count(1) == 1
+    assert await store.reserve(1, 100.0, **quota) is None  # their share is taken
+    second = await store.reserve(2, 100.0, **quota)
+    assert await store.reserve(3, 100.0, **quota) is None  # the queue's room is taken
+    await store.release(first)
+    assert await store.waiting_count() == 1 and await store.active_count(1) == 0
+    job_id = await store.add_job(new_job(user=2, at=second.at), second)
+    assert await store.waiting_count() == 1 and await store.active_count(2) == 1  # counted once
+    assert (await store.job(job_id)).created_at == 100.0
+    assert await store.drop_reservations() == 0
+
+
+async def test_the_cooldown_counts_reservations_and_jobs(store):
+    quota = {"max_queue": 10, "max_jobs": 5, "cooldown_s": 10.0}
+    reservation = await store.reserve(1, 100.0, **quota)
+    assert await store.reserve(1, 105.0, **quota) is None  # still being decoded
+    await store.add_job(new_job(user=1, at=reservation.at), reservation)
+    assert await store.reserve(1, 109.0, **quota) is None and await store.last_request_at(1) == 100.0
+    assert await store.reserve(1, 110.0, **quota) is not None
+    assert await store.drop_reservations() == 1

@@ -1,39 +1,111 @@
-"""Every message the bot writes fits Discord's 2,000 characters, whatever a member sends."""
+"""User text inside the bot's messages: one line, shown as typed, no tricks, no pings, no unfurls."""
 
 from __future__ import annotations
 
+import discord
 import pytest
 
 from bot import texts
-from bot.store import CandidateRow, JobRow
+from bot.store import CandidateRow, JobRow, NewJob
+from tests.bot.conftest import seed_mp3
 
-MAX = 2000
+
+def test_clean_keeps_one_line_of_visible_text():
+    assert texts.clean("lofi\nbeats\r\n\tslow\x00ly") == "lofi beats slowly"
+    # Bidi overrides and isolates would turn the rest of the bot's line around.
+    assert texts.clean("song\u202emp3.exe\u2066x\u2069\u200f") == "songmp3.exex"
+    assert texts.clean("  ") == "" and texts.clean("emoji 👩‍🎤 stay") == "emoji 👩‍🎤 stay"
+
+
+def test_safe_escapes_markdown_and_mentions_and_keeps_links_quiet():
+    assert texts.safe("*bold* _it_ ~~s~~ ||spoiler||") == r"\*bold\* \_it\_ \~\~s\~\~ \|\|spoiler\|\|"
+    assert "@\u200beveryone" in texts.safe("hey @everyone")
+    assert texts.safe("join discord.gg/abc now") == "join <https://discord.gg/abc> now"
+    assert (
+        texts.safe("see https://x.io/a_b and <https://y.io>") == "see <https://x.io/a_b> and <https://y.io>"
+    )
+    assert texts.safe("discord.com/invite/xyz") == "<https://discord.com/invite/xyz>"
+    assert "\n" not in texts.safe("two\nlines")
+
+
+def test_safe_shortens_on_request():
+    shown = texts.safe("long " * 100, limit=40)
+    assert len(shown) <= 40 and shown.endswith("…")
+    assert texts.safe("short", limit=40) == "short"
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("my_new_song.mp3", "`my_new_song.mp3`"),  # no escape backslashes inside a code span
+        ("a`b`c.mp3", "`aˋbˋc.mp3`"),  # a backtick would end the span
+        ("\u202eevil\n.mp3", "`evil .mp3`"),
+        ("@everyone.mp3", "`@everyone.mp3`"),  # a code span never pings or renders markdown
+        ("\x00", "`?`"),  # an empty span would show its backticks
+    ],
+)
+def test_code_shows_a_filename_literally(name, shown):
+    assert texts.code(name) == shown
+
+
+def test_code_shortens_long_names():
+    shown = texts.code("x" * 1900 + ".mp3")
+    assert len(shown) <= texts.NAME_SHOWN + 2 and shown.endswith("…`")
+
+
+def _job(prompt: str, job_id: int) -> JobRow:
+    new = NewJob(1, 2, 3, prompt, "debug", 2, 30.0, 7, "/s.mp3", "s.mp3", "ab", 30.0, 10_000_000, 0.0)
+    return JobRow(**vars(new), id=job_id)
+
+
+def test_listings_fit_in_one_discord_message():
+    waiting = [_job("a very long prompt " * 25, job_id) for job_id in range(1, 41)]
+    listing = texts.queue_listing(waiting[:2], waiting[2:])
+    assert len(listing) <= texts.MESSAGE_LIMIT
+    assert listing.splitlines()[-1].startswith("…and ") and "more waiting" in listing
+    board = texts.leaderboard([(job, 1, 3) for job in waiting[:10]])
+    assert len(board) <= texts.MESSAGE_LIMIT and board.count("\n") == 10  # every row, shortened
+
+
+async def test_what_the_channel_sees(running):
+    world = await running(start_worker=False)
+    bosses = world.guild.create_role("Bosses", permissions=discord.Permissions(manage_messages=True))
+    boss = world.guild.add_member(world.env.create_user("b"), nick="**boss** @everyone", roles=[bosses])
+    prompt = "lofi \u202ebeats discord.gg/abc"
+    await world.alice.slash(world.channel, "restyle", audio=("my_new_song.mp3", seed_mp3(2.0)), prompt=prompt)
+    status = world.status_of(1).content
+    assert "`my_new_song.mp3`" in status
+    assert "\u202e" not in status and "<https://discord.gg/abc>" in status
+    await boss.click(world.status_of(1), label="Cancel")
+    assert "Cancelled by \\*\\*boss\\*\\* @\u200beveryone." in world.status_of(1).content
+
+
 HOSTILE_PROMPT = "*_`~|>@" * 143  # 1,001 characters that each escape to two
 HOSTILE_NAME = "_" * 1900 + ".mp3"
 
 
 @pytest.fixture
-def job() -> JobRow:
+def hostile_job() -> JobRow:
     return JobRow(
         1, 2, 3, HOSTILE_PROMPT, "facebook/musicgen-melody", 4, 120.0, 10**9, "/data/seeds/x.mp3",
         HOSTILE_NAME, "0" * 64, 120.0, 10 * 2**20, 0.0, "remix", 99_999, id=123_456,
     )  # fmt: skip
 
 
-def test_status_messages_fit(job):
+def test_status_messages_fit_whatever_a_member_sends(hostile_job):
     link = "https://discord.com/channels/" + "9" * 19 + "/" + "9" * 19 + "/" + "9" * 19
     for text in (
-        texts.queued(job, 20, 7200.0),
-        texts.running(job, 1234, 6012, 3600.0),
-        texts.done(job, link),
-        texts.failed(job, texts.unsaved(OSError(28, "No space left on device"))),
-        texts.cancelled(job, "m" * 32),
+        texts.queued(hostile_job, 20, 7200.0),
+        texts.running(hostile_job, 1234, 6012, 3600.0),
+        texts.done(hostile_job, link),
+        texts.failed(hostile_job, texts.unsaved(OSError(28, "No space left on device"))),
+        texts.cancelled(hostile_job, "m" * 32),
     ):
-        assert len(text) <= MAX
-        assert "…" in text  # the member's text was cut, not Discord's message refused
+        assert len(text) <= texts.MESSAGE_LIMIT
+        assert "…" in text  # the member's text was cut, not the message refused by Discord
 
 
-def test_results_and_tallies_fit(job):
+def test_results_and_tallies_fit_whatever_a_member_sends(hostile_job):
     candidates = [CandidateRow(1, idx, 10**9 + idx, 0.5, "a.mp3", "a.flac", 32_000) for idx in range(1, 5)]
-    assert len(texts.results(job, candidates, 10 * 2**20, 2e9)) <= MAX
-    assert len(texts.tallies(job, {1: 10**6, 2: 3})) <= MAX
+    assert len(texts.results(hostile_job, candidates, 10 * 2**20, 2e9)) <= texts.MESSAGE_LIMIT
+    assert len(texts.tallies(hostile_job, {1: 10**6, 2: 3})) <= texts.MESSAGE_LIMIT

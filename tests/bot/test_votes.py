@@ -3,11 +3,14 @@ caught up after the bot was away."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from bot.client import RestyleBot
 from bot.texts import NUMBERS
 from tests.bot.conftest import make_config, post_poll, until
+from tests.bot.test_store import new_job
 
 
 async def test_votes_are_added_withdrawn_and_counted_once(running):
@@ -64,6 +67,20 @@ async def test_leaderboard_ranks_the_servers_candidates(running):
     lines = board.response.content.splitlines()
     assert lines[1].startswith("1. job #2 2️⃣ · 2 votes")
     assert lines[2].startswith("2. job #1 1️⃣ · 1 vote")
+
+
+async def test_a_leaderboard_of_long_prompts_fits_one_message(running):
+    world = await running(start_worker=False)
+    store = world.bot.store
+    for index in range(1, 11):
+        prompt = f"{index} " + "a sweeping cinematic score with choirs " * 7
+        job_id = await store.add_job(dataclasses.replace(new_job(guild=world.guild.id), prompt=prompt))
+        await store.mark_done(job_id, result_message_id=1000 + index, votes_close_at=None)
+        await store.add_vote(job_id, 1, world.alice.id, 1.0)
+    board = await world.bob.slash(world.channel, "leaderboard")
+    lines = board.response.content.splitlines()
+    assert len(lines) == 11 and len(board.response.content) <= 2000
+    assert lines[1].startswith("1. job #10 1️⃣ · 1 vote") and lines[1].endswith("…*")
 
 
 @pytest.mark.parametrize("kind", ["add", "remove"])

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
 import time
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from generation.audio_in import AudioLimits, decode_audio
+from generation.audio_in import NOT_AUDIO, AudioLimits, decode_audio
 from generation.chroma import chroma
 from generation.errors import AudioInputError
 from tests.audio_factory import FORMATS, encode_format, melody
@@ -201,3 +203,77 @@ def test_decoding_stops_at_the_duration_limit(monkeypatch):
     monkeypatch.setattr("generation.audio_in.io.BytesIO", counting)
     assert "longer than the 5.0 s limit" in _refusal(data, AudioLimits(max_seconds=5))
     assert readers[0].furthest < len(data) * 0.75, "it read far past the limit"
+
+
+# Hostile uploads: files FFmpeg would happily "play" if it were allowed to guess the format.
+SDP_PORT = 47_123
+
+
+def _sdp(port: int) -> bytes:
+    """A session description: left to guess, FFmpeg opens UDP port `port` and waits for packets."""
+    return (
+        f"v=0\no=- 0 0 IN IP4 127.0.0.1\ns=song\nc=IN IP4 127.0.0.1\nt=0 0\n"
+        f"m=audio {port} RTP/AVP 96\na=rtpmap:96 L16/44100/2\n"
+    ).encode()
+
+
+def _udp_ports() -> set[int]:
+    ports = set()
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            ports.add(int(line.split()[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+@pytest.mark.skipif(not Path("/proc/net/udp").exists(), reason="reads Linux's socket table")
+def test_an_sdp_file_named_mp3_opens_no_socket():
+    outcome: list[BaseException | None] = []
+
+    def decode() -> None:
+        try:
+            decode_audio(_sdp(SDP_PORT))
+            outcome.append(None)
+        except AudioInputError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=decode)
+    thread.start()
+    opened = False
+    while thread.is_alive():  # watch the socket table for as long as the decode runs
+        opened = opened or SDP_PORT in _udp_ports()
+        time.sleep(0.005)
+    assert not opened, "the decoder opened the port the upload asked for"
+    assert str(outcome[0]) == NOT_AUDIO
+
+
+def test_a_concat_script_does_not_read_the_bots_files(tmp_path, monkeypatch):
+    # FFmpeg's concat demuxer resolves relative names from the working directory.
+    (tmp_path / "secret.flac").write_bytes(encode_format("flac", _tune(96_000)))
+    monkeypatch.chdir(tmp_path)
+    script = b"ffconcat version 1.0\nfile 'secret.flac'\n"
+    with pytest.raises(AudioInputError) as caught:
+        decode_audio(script)
+    assert str(caught.value) == NOT_AUDIO
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nsecret.flac\n#EXT-X-ENDLIST\n",
+        b"ffconcat version 1.0\nfile '/etc/passwd'\n",
+        b"[playlist]\nFile1=secret.flac\n",
+        b"RIFF\x10\x00\x00\x00AVI LIST",  # a RIFF file that is not WAVE
+    ],
+    ids=["hls", "concat-absolute", "pls", "riff-avi"],
+)
+def test_files_that_are_not_an_audio_container_are_refused(data):
+    with pytest.raises(AudioInputError) as caught:
+        decode_audio(data * 20)
+    assert str(caught.value) == NOT_AUDIO
+
+
+def test_an_id3_tag_before_flac_or_mp3_is_skipped():
+    tag = b"ID3\x04\x00\x00" + bytes([0, 0, 0, 20]) + b"\x00" * 20
+    for name in ("flac", "mp3"):
+        seed = decode_audio(tag + encode_format(name, _tune(FORMATS[name][3])))
+        assert seed.duration_s == pytest.approx(SECONDS, abs=0.05), name
