@@ -146,6 +146,10 @@ class Lifecycle:
             except refusals.NETWORK_ERRORS as exc:
                 await self._post_later(job_id, type(exc).__name__)
                 return
+            except OSError as exc:  # the files are gone (deleted by hand, say): never postable
+                log.error("job %d: the results files cannot be read: %s", job_id, exc)
+                await self._give_up_posting(job_id, texts.RESULTS_MISSING)
+                return
             except sqlite3.OperationalError as exc:  # the database stayed locked: next round
                 log.warning("job %d: posting waits for the database: %s", job_id, exc)
                 return

@@ -138,6 +138,9 @@ def unsaved(error: OSError) -> str:
     return f"The results could not be saved: {reason}. Please try again later."
 
 
+RESULTS_MISSING = "The results files are missing: nothing was posted."
+
+
 def refused(why: str, attempts: int = 0) -> str:
     """Why a job's results will not be posted."""
     if attempts:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 
 import pytest
 
@@ -41,3 +42,21 @@ async def test_a_job_whose_results_cannot_be_saved_fails_and_the_next_runs(runni
     assert not status.components  # no Cancel button on an ended job
     assert not first_results.exists()  # nothing half-written left behind
     assert [m.content.split("**")[1] for m in world.results()] == ["Job #2 is ready"]
+
+
+async def test_results_files_gone_before_posting_fail_the_job_once(running):
+    world = await running(start_worker=False)
+    await world.alice.slash(world.channel, "restyle", audio=("a.mp3", seed_mp3(2.0)), prompt="gone")
+    world.env.inject_error("POST", "/webhooks/*", status=503, message="Service Unavailable")
+    await world.bot.start_worker()
+
+    async def status_is(wanted: str) -> bool:
+        return (await world.bot.store.job(1)).status == wanted
+
+    await until(world.env, lambda: status_is("rendered"), what="a first try that failed")
+    shutil.rmtree(world.bot.files.results / "1")  # deleted by hand before the next try
+    await world.env.advance_time(61)
+    assert await status_is("failed")
+    assert "The results files are missing" in world.status_of(1).content
+    await world.env.advance_time(120)  # the retry loop lives on
+    assert world.bot.get_cog("Maintenance").retry_posting.is_running()
