@@ -63,10 +63,10 @@ def _uploads(world) -> int:
 
 
 async def test_files_that_cannot_share_one_upload_go_in_several_messages(running, discord_limits):
-    discord_limits.upload = 64 * 1024 + 120 * 1024  # 120 KiB of files per message: one 20 s file, not two
+    discord_limits.upload = 64 * 1024 + 40 * 1024  # 40 KiB of files per message: one 8 s file, not two
     world = await running()
     await world.alice.slash(
-        world.channel, "restyle", audio=("a.mp3", seed_mp3(20.0)), prompt="split", candidates=2
+        world.channel, "restyle", audio=("a.mp3", seed_mp3(8.0)), prompt="split", candidates=2
     )
     await until(world.env, lambda: len(world.bot_messages()) >= 3 and "Done" in world.status_of(1).content)
     first, second = [m for m in world.bot_messages() if m.attachments]
@@ -98,7 +98,7 @@ async def test_results_refused_for_good_fail_once_and_say_so(running, discord_li
     await until(world.env, failed, what="the job to fail")
     assert "Discord refused the results (Request entity too large)" in world.status_of(1).content
     tries = _uploads(world)
-    await world.env.advance_time(3 * 3600)
+    await world.env.advance_time(30 * 60)
     assert _uploads(world) == tries == 1  # never tried again
 
 
@@ -114,7 +114,7 @@ async def test_results_discord_keeps_failing_are_given_up_after_a_few_tries(runn
     assert await _job_status(world) == "failed"
     assert _uploads(world) == 3
     assert "Discord kept failing to take the results (Bad Gateway; 3 tries)" in world.status_of(1).content
-    await world.env.advance_time(3600)
+    await world.env.advance_time(20 * 60)
     assert _uploads(world) == 3
 
 
