@@ -1,0 +1,42 @@
+"""The debug ACE-Step pipeline (built once, in-process, no network) and stereo 48 kHz sources."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.audio_factory import melody
+
+RATE = 48_000
+SECONDS = 1.0  # the debug model takes short pieces; the real one starts at 10 s
+
+
+def stereo(notes_hz: list[float]) -> np.ndarray:
+    tune = melody(notes_hz, 0.25, RATE)
+    return np.stack([tune, 0.8 * tune])
+
+
+@pytest.fixture(scope="session")
+def debug_ace():
+    from generation.acestep import load_acestep
+
+    return load_acestep("debug-ace", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def ace_engine(debug_ace):
+    from generation.acestep import AceStepEngine
+
+    return AceStepEngine(debug_ace)
+
+
+@pytest.fixture(scope="session")
+def rising() -> np.ndarray:
+    """C major scale up, 2 s of stereo (longer than SECONDS: it is cut) at 48 kHz."""
+    return stereo([261.6, 293.7, 329.6, 349.2, 392.0, 440.0, 493.9, 523.3])
+
+
+@pytest.fixture(scope="session")
+def falling() -> np.ndarray:
+    """A different tune of the same length: A minor arpeggio down."""
+    return stereo([880.0, 659.3, 523.3, 440.0, 329.6, 261.6, 220.0, 164.8])
