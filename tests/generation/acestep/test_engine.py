@@ -42,9 +42,10 @@ def test_the_engine_says_what_it_makes_and_under_which_licence(ace_engine):
 
 
 def test_output_is_stereo_48k_and_exactly_the_asked_length(ace_engine, rising):
-    # 2.3 s is not a whole number of audio codes (0.2 s each): the model makes more, the engine cuts.
-    audio = ace_engine.generate(CoverJob("chiptune", rising[:, : RATE // 2], (1, 2), 2.3))
-    assert audio.shape == (2, 2, round(2.3 * RATE))
+    # 2.15 s is not a whole number of audio codes (0.2 s each): the model makes 2.2 s (55 latent
+    # frames, a length whose `55 / 25 * 25` rounds past 55), the engine cuts. The source is looped.
+    audio = ace_engine.generate(CoverJob("chiptune", rising[:, : RATE // 2], (1, 2), 2.15))
+    assert audio.shape == (2, 2, round(2.15 * RATE))
     assert audio.dtype == np.float32
     assert np.isfinite(audio).all()
     assert 0 < np.abs(audio).max() <= 1.0
@@ -100,9 +101,9 @@ def test_strength_counts_whole_steps_rounding_down(ace_engine, rising):
             CoverJob("chiptune", rising, (3,), SECONDS, CoverParams(strength=strength))
         )
 
-    six_of_eight = cover(0.75)
-    assert np.array_equal(cover(0.8), six_of_eight)  # int(8 * 0.8) = 6 as well
-    assert not np.array_equal(cover(0.875), six_of_eight)
+    five_of_eight = cover(0.625)
+    assert np.array_equal(cover(0.7), five_of_eight)  # int(8 * 0.7) = 5, not round(5.6) = 6
+    assert not np.array_equal(cover(0.75), five_of_eight)
 
 
 def test_progress_counts_every_step_across_both_phases(ace_engine, rising):
