@@ -123,10 +123,7 @@ def build_pipeline(
 
     with torch.random.fork_rng(devices=[]), torch.device(device), quiet_weight_norm():
         torch.manual_seed(seed)
-        vae = _vae(arch)
-        for name, weight in vae.encoder.named_parameters():
-            if name.endswith("weight_g"):  # weight norm's magnitudes
-                weight.data.mul_(arch.vae_encoder_gain)
+        vae = build_vae(arch)
         with _default_dtype(dtype):
             text_encoder = _text_encoder(arch)
             parts = _ace_step_models(arch)
@@ -161,10 +158,10 @@ def _default_dtype(dtype: torch.dtype):
         torch.set_default_dtype(previous)
 
 
-def _vae(arch: Architecture):
+def build_vae(arch: Architecture):
     from diffusers import AutoencoderOobleck
 
-    return AutoencoderOobleck(
+    vae = AutoencoderOobleck(
         encoder_hidden_size=2 * arch.acoustic_dim,  # the posterior's means and scales
         downsampling_ratios=list(VAE_RATIOS),
         channel_multiples=list(arch.vae_multiples),
@@ -173,6 +170,10 @@ def _vae(arch: Architecture):
         audio_channels=CHANNELS,
         sampling_rate=SAMPLE_RATE,
     )
+    for name, weight in vae.encoder.named_parameters():
+        if name.endswith("weight_g"):  # weight norm's magnitudes
+            weight.data.mul_(arch.vae_encoder_gain)
+    return vae
 
 
 def _text_encoder(arch: Architecture):
@@ -195,46 +196,73 @@ def _text_encoder(arch: Architecture):
 
 
 def _ace_step_models(arch: Architecture) -> dict:
+    return {
+        "transformer": build_transformer(arch),
+        "condition_encoder": _condition_encoder(arch),
+        "audio_tokenizer": build_audio_tokenizer(arch),
+        "audio_token_detokenizer": _audio_detokenizer(arch),
+    }
+
+
+def build_transformer(arch: Architecture):
     from diffusers import AceStepTransformer1DModel
-    from diffusers.pipelines.ace_step import (
-        AceStepAudioTokenDetokenizer,
-        AceStepAudioTokenizer,
-        AceStepConditionEncoder,
+
+    return AceStepTransformer1DModel(
+        hidden_size=arch.dit_hidden,
+        intermediate_size=arch.dit_ffn,
+        num_hidden_layers=arch.dit_layers,
+        num_attention_heads=arch.dit_heads,
+        num_key_value_heads=arch.dit_kv_heads,
+        head_dim=arch.head_dim,
+        in_channels=3 * arch.acoustic_dim,  # source latents, chunk mask, noisy latents
+        audio_acoustic_hidden_dim=arch.acoustic_dim,
+        encoder_hidden_size=arch.encoder_hidden,
+        is_turbo=True,
+        model_version="turbo",
     )
 
-    shared = {
+
+def _encoder_shape(arch: Architecture) -> dict:
+    """The condition encoder's, audio tokenizer's and detokenizer's shared transformer shape."""
+    return {
         "hidden_size": arch.encoder_hidden,
         "intermediate_size": arch.encoder_ffn,
         "num_attention_heads": arch.encoder_heads,
         "num_key_value_heads": arch.encoder_kv_heads,
         "head_dim": arch.head_dim,
     }
-    pooler = {**shared, "audio_acoustic_hidden_dim": arch.acoustic_dim}
-    pooler["num_attention_pooler_hidden_layers"] = arch.pooler_layers
+
+
+def _condition_encoder(arch: Architecture):
+    from diffusers.pipelines.ace_step import AceStepConditionEncoder
+
+    return AceStepConditionEncoder(
+        **_encoder_shape(arch),
+        text_hidden_dim=arch.text_hidden,
+        timbre_hidden_dim=arch.acoustic_dim,
+        num_lyric_encoder_hidden_layers=arch.lyric_layers,
+        num_timbre_encoder_hidden_layers=arch.timbre_layers,
+    )
+
+
+def _pooler_shape(arch: Architecture) -> dict:
     return {
-        "transformer": AceStepTransformer1DModel(
-            hidden_size=arch.dit_hidden,
-            intermediate_size=arch.dit_ffn,
-            num_hidden_layers=arch.dit_layers,
-            num_attention_heads=arch.dit_heads,
-            num_key_value_heads=arch.dit_kv_heads,
-            head_dim=arch.head_dim,
-            in_channels=3 * arch.acoustic_dim,  # source latents, chunk mask, noisy latents
-            audio_acoustic_hidden_dim=arch.acoustic_dim,
-            encoder_hidden_size=arch.encoder_hidden,
-            is_turbo=True,
-            model_version="turbo",
-        ),
-        "condition_encoder": AceStepConditionEncoder(
-            **shared,
-            text_hidden_dim=arch.text_hidden,
-            timbre_hidden_dim=arch.acoustic_dim,
-            num_lyric_encoder_hidden_layers=arch.lyric_layers,
-            num_timbre_encoder_hidden_layers=arch.timbre_layers,
-        ),
-        "audio_tokenizer": AceStepAudioTokenizer(**pooler, fsq_dim=arch.encoder_hidden),
-        "audio_token_detokenizer": AceStepAudioTokenDetokenizer(**pooler),
+        **_encoder_shape(arch),
+        "audio_acoustic_hidden_dim": arch.acoustic_dim,
+        "num_attention_pooler_hidden_layers": arch.pooler_layers,
     }
+
+
+def build_audio_tokenizer(arch: Architecture):
+    from diffusers.pipelines.ace_step import AceStepAudioTokenizer
+
+    return AceStepAudioTokenizer(**_pooler_shape(arch), fsq_dim=arch.encoder_hidden)
+
+
+def _audio_detokenizer(arch: Architecture):
+    from diffusers.pipelines.ace_step import AceStepAudioTokenDetokenizer
+
+    return AceStepAudioTokenDetokenizer(**_pooler_shape(arch))
 
 
 def build_tokenizer():

@@ -74,8 +74,10 @@ class LoadedAceStep:
 
 def is_acestep_spec(spec: str) -> bool:
     """Whether `spec` names an ACE-Step model (for a front that offers several families)."""
-    if spec in (HUB_SPEC, *DEBUG_MODELS) or spec.removeprefix(RANDOM_PREFIX) in ARCHITECTURES:
+    if spec in (HUB_SPEC, *DEBUG_MODELS):
         return True
+    if spec.startswith(RANDOM_PREFIX):
+        return spec.removeprefix(RANDOM_PREFIX) in ARCHITECTURES
     index = Path(spec).expanduser() / "model_index.json"
     return index.is_file() and _read_index(index).get("_class_name") == "AceStepPipeline"
 

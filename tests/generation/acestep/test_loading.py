@@ -110,6 +110,7 @@ def test_unknown_names_are_one_line(tmp_path):
     assert is_acestep_spec("ace-step")
     assert is_acestep_spec("random:ace-step")
     assert not is_acestep_spec("melody")
+    assert not is_acestep_spec("ace-step-2b")  # an architecture, spelt random:ace-step-2b
 
 
 def test_download_is_for_the_hub_model_and_says_why_it_failed(tmp_path):
