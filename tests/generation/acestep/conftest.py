@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from tests.audio_factory import melody
 
@@ -14,6 +15,16 @@ SECONDS = 1.0  # the debug model takes short pieces; the real one starts at 10 s
 def stereo(notes_hz: list[float]) -> np.ndarray:
     tune = melody(notes_hz, 0.25, RATE)
     return np.stack([tune, 0.8 * tune])
+
+
+@pytest.fixture(autouse=True, scope="package")
+def one_thread():
+    """The debug pipeline's layers are a few channels wide: a second thread only adds hand-offs, and
+    on a busy machine those cost more than the work (8x here with other jobs running)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
