@@ -7,7 +7,6 @@ with one line (and Docker or systemd restart it) instead of failing after the lo
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -55,11 +54,10 @@ def _run_check(what: str, check: Callable[[], str]) -> str:
 
 def check_data_dir(root: Path) -> str:
     """Created if missing, and written to once: a read-only or impossible folder is found now."""
+    from generation.outputs import write_probe
+
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        probe = root / f".write-check-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        write_probe(root)
     except OSError as exc:
         raise PreflightError(
             f"bot.data_dir {root} cannot be used ({exc.strerror or type(exc).__name__}): "

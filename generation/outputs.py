@@ -29,6 +29,14 @@ def sidecar_path(audio: Path) -> Path:
     return audio.with_name(audio.name + SIDECAR_SUFFIX)
 
 
+def write_probe(folder: Path) -> None:
+    """Create `folder` if needed and write (then remove) a file in it; OSError if either fails."""
+    folder.mkdir(parents=True, exist_ok=True)
+    test = folder / f"{_PARTIAL}probe-{os.getpid()}"
+    test.write_bytes(b"")
+    test.unlink()
+
+
 def probe_folder(folder: Path) -> None:
     """Refuse, before any work, a folder that cannot be created or written: made and unmade here."""
     missing = []
@@ -41,10 +49,7 @@ def probe_folder(folder: Path) -> None:
     if probe.exists() and not probe.is_dir():
         raise InvalidRequestError(f"{probe} is a file, not a folder: choose another -o.")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        test = folder / f"{_PARTIAL}probe-{os.getpid()}"
-        test.write_bytes(b"")
-        test.unlink()
+        write_probe(folder)
     except OSError as exc:
         raise InvalidRequestError(
             f"Restyle cannot write to {folder} ({exc.strerror or exc}): choose another -o."
