@@ -72,20 +72,24 @@ def _name(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="restyle", description=DESCRIPTION)
+    _add_verbose(parser, default=False)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    for add in (_add_generate, _add_batch, _add_download):
+        _add_verbose(add(commands), default=argparse.SUPPRESS)  # -v before or after the command
+    return parser
+
+
+def _add_verbose(parser: argparse.ArgumentParser, default) -> None:
     parser.add_argument(
         "-v",
         "--verbose",
         action="store_true",
+        default=default,
         help="log each step (threads, model, files), and show tracebacks",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    _add_generate(commands)
-    _add_batch(commands)
-    _add_download(commands)
-    return parser
 
 
-def _add_generate(commands) -> None:
+def _add_generate(commands) -> argparse.ArgumentParser:
     command = commands.add_parser(
         "generate",
         help="restyle one seed track with one prompt",
@@ -109,9 +113,10 @@ def _add_generate(commands) -> None:
         "several candidates add -1, -2...",
     )
     _add_shared(command)
+    return command
 
 
-def _add_batch(commands) -> None:
+def _add_batch(commands) -> argparse.ArgumentParser:
     command = commands.add_parser(
         "batch",
         help="one seed, several named prompts, from a TOML file",
@@ -121,9 +126,10 @@ def _add_batch(commands) -> None:
     )
     command.add_argument("tracks_file", metavar="TRACKS.toml", type=Path, help="the batch file")
     _add_shared(command, in_batch=True)
+    return command
 
 
-def _add_download(commands) -> None:
+def _add_download(commands) -> argparse.ArgumentParser:
     command = commands.add_parser(
         "download",
         help="fetch model weights (and htdemucs, for stems) into the Hugging Face cache",
@@ -136,6 +142,7 @@ def _add_download(commands) -> None:
     command.add_argument("--revision", help="a commit, branch or tag instead of the pinned commit")
     command.add_argument("--no-stems", action="store_true", help="skip the htdemucs stem-separation weights")
     command.add_argument("--cache-dir", type=Path, help="Hugging Face cache folder (default: HF_HOME's)")
+    return command
 
 
 def _add_shared(command, *, in_batch: bool = False) -> None:

@@ -123,3 +123,12 @@ def test_help_and_argument_errors_do_not_import_torch(argv):
     )
     assert done.returncode in (0, 2), done.stderr
     assert "torch imported: False" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    "argv", [["-v", "generate", "s.wav", "lofi"], ["generate", "s.wav", "lofi", "-v"], ["download", "-v"]]
+)
+def test_verbose_goes_before_or_after_the_command(argv):
+    from generation.cli import build_parser
+
+    assert build_parser().parse_args(argv).verbose is True
