@@ -85,7 +85,8 @@ def generate(args: argparse.Namespace) -> int:
         seed = decode_audio(args.seed_track, CLI_SEED_LIMITS)
     _say_cap(console, seed, options)
     with console.phase("loading the model"):
-        session = Session(args, *loader(), args.format)
+        engine, separate = loader()
+    session = Session(args, engine, seed, separate, args.format)
     _write(session, session.restyle(plan[0], console), plan[0], console)
     return 0
 
