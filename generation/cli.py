@@ -220,8 +220,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(  # the command line owns the process's logging: whatever was set, this wins
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        force=True,
     )
     if not verbose:
         # Their loggers print their own copy besides the root's, and warn about retries the command
