@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -263,18 +262,19 @@ def test_ctrl_c_cancels_with_one_line(tmp_path):
             "debug",
             "--backend",
             "reference",
+            "--duration",
+            "150",  # five windows: far longer than the wait for the bar, even on a loaded machine
             "-o",
             str(tmp_path),
         ],
         stderr=subprocess.PIPE,
-        text=True,
     )
-    time.sleep(0.5)
-    seen = ""
-    while "step" not in seen and process.poll() is None:  # wait for the progress bar to start
-        seen += process.stderr.read(1)
+    seen = b""
+    while b"step" not in seen and process.poll() is None:  # wait for the progress bar to start
+        seen += os.read(process.stderr.fileno(), 65536)
     process.send_signal(signal.SIGINT)
     _, rest = process.communicate(timeout=60)
+    rest = rest.decode()
     assert process.returncode == 130
     assert "cancelled" in rest and "Traceback" not in rest
     assert not list(tmp_path.glob("*.wav"))
