@@ -18,13 +18,14 @@ COPY generation ./generation
 COPY bot ./bot
 # The project itself, from the build context (its dependencies' bounds are in pyproject.toml).
 # hadolint ignore=DL3013
-RUN pip install --no-cache-dir ".[demucs]"
+RUN pip install --no-cache-dir .
 
 USER 10001
 RUN mkdir -p /home/restyle/.cache/huggingface
 
-# Bake weights in at build time (docker build --build-arg DOWNLOAD_MODEL=melody .), or fetch them
-# into the cache volume later with: docker run ... restyle download melody
+# Bake weights (the model and htdemucs, for stems) in at build time
+# (docker build --build-arg DOWNLOAD_MODEL=melody .), or fetch them into the cache volume later
+# with: docker run ... restyle download melody
 ARG DOWNLOAD_MODEL=""
 RUN if [ -n "$DOWNLOAD_MODEL" ]; then restyle download "$DOWNLOAD_MODEL"; fi
 

@@ -1,4 +1,4 @@
-"""python -m benchmarks [--quick] [--only decode,pipeline,batching,worker,bot] [--json PATH]
+"""python -m benchmarks [--quick] [--only decode,pipeline,batching,worker,bot,threads] [--json PATH]
 
 Prints Markdown tables (ready for benchmarks/RESULTS.md) and writes every figure as JSON.
 """
@@ -15,7 +15,7 @@ import torch
 
 from benchmarks import machine
 
-PARTS = ("decode", "pipeline", "batching", "worker", "bot")
+PARTS = ("decode", "pipeline", "batching", "worker", "bot", "threads")
 
 
 def _arguments() -> argparse.Namespace:
@@ -149,6 +149,26 @@ def run_bot() -> dict:
     return figures
 
 
+def run_threads(quick: bool) -> dict:
+    from benchmarks.threads import threads_benchmark
+
+    figures = threads_benchmark(seconds=2.0 if quick else 4.0, repeats=2 if quick else 3)
+    print(
+        f"\n### Thread settings ({figures['spec']}, one {figures['seconds']:g} s candidate generated and "
+        f"encoded; median of runs in processes of their own, alternating; {figures['cores']} cores)\n"
+    )
+    print("| machine | torch default s | Restyle's setting s | speed-up |\n|---|---|---|---|")
+    for label, what in (("idle", "idle"), ("loaded", f"{figures['busy_processes']} busy processes beside")):
+        print(
+            f"| {what} | {figures[label + ' torch default s']:.2f} | {figures[label + ' restyle s']:.2f} "
+            f"| {figures[label + ' speed-up']:.2f}x |"
+        )
+    print(
+        f"\ntorch threads: default {figures['torch default threads']}, Restyle {figures['restyle threads']}"
+    )
+    return figures
+
+
 def main() -> int:
     args = _arguments()
     parts = [part.strip() for part in args.only.split(",") if part.strip()]
@@ -177,6 +197,8 @@ def main() -> int:
         results["worker"] = run_worker(args.quick)
     if "bot" in parts:
         results["bot"] = run_bot()
+    if "threads" in parts:
+        results["threads"] = run_threads(args.quick)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nFigures written to {args.json}")

@@ -37,6 +37,8 @@ class RestyleBot(commands.Bot):
         load_engine: Callable[[str], Engine] | None = None,
         start_worker: bool = True,
     ) -> None:
+        # Restyle never joins a voice channel: discord.py's warnings about voice libraries are noise.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         # Default intents carry guilds and reactions; Restyle needs no message content.
         super().__init__(
             command_prefix=commands.when_mentioned, intents=discord.Intents.default(), help_command=None
@@ -52,6 +54,7 @@ class RestyleBot(commands.Bot):
         self._load_engine = load_engine or self._load_configured_engine
         self._start_worker = start_worker
         self._ready_once = False
+        self._separator = None  # loaded on the GPU thread, on the default model's device
 
     async def setup_hook(self) -> None:
         self.files.create()
@@ -76,12 +79,7 @@ class RestyleBot(commands.Bot):
             mastering=MasteringOptions(target_lufs=output.loudness_lufs, true_peak_db=output.true_peak_db),
             progress_interval_s=self.config.progress.edit_interval_seconds,
         )
-        separate = None
-        if self.config.models.stems:
-            from generation.stems import load_separator
-
-            separator = load_separator(offline=self.config.models.offline)
-            separate = separator.melody
+        separate = self._separate if self.config.models.stems else None
         self.bridge = LoopBridge(self.loop, self.lifecycle)
         engines = Engines(self._load_engine)
         return GpuWorker(
@@ -98,14 +96,38 @@ class RestyleBot(commands.Bot):
         from generation.models import load_model
 
         models = self.config.models
+        default = model == models.default
         lm = load_model(
             model,
             device=models.device,
             dtype=models.dtype,
             cache_dir=models.cache_dir or None,
             offline=models.offline,
+            revision=(models.revision or None) if default else None,
         )
+        if default and models.stems:  # ready before the first job, on the GPU thread
+            self._load_separator()
         return Engine(lm, models.backend)
+
+    def _separate(self, samples, sample_rate: int):
+        """The worker's stem separation (GPU thread only): one separator for every model."""
+        return self._load_separator().melody(samples, sample_rate)
+
+    def _load_separator(self):
+        """htdemucs on the default model's device, or the tiny one when that model is a debug one."""
+        if self._separator is None:
+            from generation.catalog import is_random_model
+            from generation.models import pick_device
+            from generation.stems import separator_for
+
+            models = self.config.models
+            self._separator = separator_for(
+                is_random_model(models.default),
+                pick_device(models.device),
+                offline=models.offline,
+                cache_dir=models.cache_dir or None,
+            )
+        return self._separator
 
     async def start_worker(self) -> None:
         """Start the GPU thread once the default model is loaded (on that thread): a model that

@@ -125,8 +125,33 @@ def build_random_model(name: str, seed: int = 0, device: torch.device | str = "c
     with torch.random.fork_rng(devices=[]), torch.device(device):
         torch.manual_seed(seed)
         model = MusicgenMelodyForConditionalGeneration(config)
-        # EnCodec's codebooks start at zero (they are meant to be loaded): every code would decode
-        # to the same sound. Random codebooks make different codes sound different.
-        for layer in model.audio_encoder.quantizer.layers:
-            layer.codebook.embed.normal_()
+        _shape_random_codec(model.audio_encoder)
     return model.eval(), build_tokenizer()
+
+
+# What the untouched random codec gives: most of the output is its biases' constant offset
+# (97 % of the energy under 20 Hz), so every run correlates at 0.9997 with every other.
+CODEC_OUTPUT_RMS = 0.1
+
+
+@torch.no_grad()
+def _shape_random_codec(codec) -> None:
+    """Make a random EnCodec decode different codes to clearly different noise, at a sane level.
+
+    Its codebooks start at zero (they are meant to be loaded): random ones make each code its own
+    sound. Its decoder's biases add a constant offset that drowns what the codes change: zeroed,
+    the output follows the codes. The last layer is scaled once so a random frame comes out at
+    about -20 dBFS instead of -54, so even --no-normalize is audible.
+    """
+    for layer in codec.quantizer.layers:
+        layer.codebook.embed.normal_()
+    convolutions = [
+        m for m in codec.decoder.modules() if isinstance(m, torch.nn.Conv1d | torch.nn.ConvTranspose1d)
+    ]
+    for conv in convolutions:
+        if conv.bias is not None:
+            conv.bias.zero_()
+    codes = torch.randint(0, codec.config.codebook_size, (1, 1, codec.config.num_quantizers, 50))
+    level = codec.decode(codes, [None]).audio_values.pow(2).mean().sqrt()
+    last = convolutions[-1]
+    last.parametrizations.weight.original0.mul_(CODEC_OUTPUT_RMS / level)

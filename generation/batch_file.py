@@ -46,7 +46,7 @@ class BatchFile:
     candidates: int | None = None
     duration: float | None = None
     random_seed: int | None = None
-    stems: bool = False
+    stems: bool = True  # audiocraft's way; `stems = false` reads the melody from the whole mix
 
 
 def load_batch_file(path: Path) -> BatchFile:
@@ -71,7 +71,7 @@ def load_batch_file(path: Path) -> BatchFile:
         candidates=_typed(data, "candidates", int),
         duration=_number(data, "duration"),
         random_seed=_typed(data, "random_seed", int),
-        stems=bool(_typed(data, "stems", bool) or False),
+        stems=_typed(data, "stems", bool) is not False,
     )
 
 

@@ -28,6 +28,10 @@ class ModelUnavailableError(RestyleError):
     """The model cannot be loaded: unknown name, not cached while offline, wrong kind."""
 
 
+class ModelNotCachedError(ModelUnavailableError):
+    """A model that exists is not in the cache, and cannot be fetched now (offline, no network)."""
+
+
 class StemsUnavailableError(RestyleError):
     """Stem separation was asked for but demucs or its weights are not available."""
 

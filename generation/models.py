@@ -1,36 +1,40 @@
 """Finding, loading and describing MusicGen-melody models.
 
 A model spec is one of: a short alias (`melody`, `melody-large`, `stereo-melody`,
-`stereo-melody-large`), a Hugging Face repo id, a local directory written by `save_pretrained`,
-`debug` / `debug-stereo` (tiny, random, built in-process), or `random:<architecture>` for speed work.
-Weights come from the Hugging Face cache; a model missing from it is downloaded unless offline, and
+`stereo-melody-large`, each pinned to a known-good commit), a Hugging Face repo id, a local directory
+written by `save_pretrained`, `debug` / `debug-stereo` (tiny, random, built in-process), or
+`random:<architecture>` for speed work; `NAME@REVISION` picks another commit. Weights come from the
+Hugging Face cache; a model missing from it is downloaded (safetensors only) unless offline, and
 offline it is a clear error that names the command that fetches it.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from generation.architectures import ARCHITECTURES, DEBUG_MODELS, build_random_model
-from generation.errors import ModelUnavailableError
+from generation import hub
+from generation.architectures import ARCHITECTURES, build_random_model
+from generation.catalog import (
+    DEBUG_MODELS,
+    DEFAULT_MODEL,
+    RANDOM_PREFIX,
+    hub_target,
+    pinned_revision,
+    split_revision,
+    unknown_model_message,
+)
+from generation.errors import ModelNotCachedError, ModelUnavailableError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "facebook/musicgen-melody"
-MODEL_ALIASES = {
-    "melody": "facebook/musicgen-melody",
-    "melody-large": "facebook/musicgen-melody-large",
-    "stereo-melody": "facebook/musicgen-stereo-melody",
-    "stereo-melody-large": "facebook/musicgen-stereo-melody-large",
-}
-RANDOM_PREFIX = "random:"
-# Configs and tokenizer files; weights are added as safetensors, or .bin where a repo has only those.
-METADATA_PATTERNS = ["*.json", "*.model", "*.txt"]
+__all__ = ["DEFAULT_MODEL", "LoadedModel", "download_model", "load_model", "locate_model", "resolve"]
+_CUDA_INDEX = re.compile(r"^cuda:(\d+)$")
 _DTYPES = {
     "float32": torch.float32,
     "fp32": torch.float32,
@@ -88,8 +92,19 @@ class LoadedModel:
         }
 
 
+@dataclass(frozen=True)
+class ModelLocation:
+    """Where a spec's weights are, found without loading them (and without downloading)."""
+
+    spec: str  # as typed, without @revision: what `restyle download` is told
+    kind: str  # "random", "local" or "hub"
+    target: str  # architecture, folder or repo id
+    revision: str | None  # the commit (hub), or None
+    folder: Path | None  # the folder to load from; None: a hub model still to download
+
+
 def resolve(spec: str) -> tuple[str, str]:
-    """`(kind, target)` for a spec: kind is "random", "local" or "hub"."""
+    """`(kind, target)` for a spec: kind is "random", "local" or "hub". Nothing is looked up."""
     if spec in DEBUG_MODELS:
         return "random", spec
     if spec.startswith(RANDOM_PREFIX):
@@ -103,17 +118,105 @@ def resolve(spec: str) -> tuple[str, str]:
         return "local", str(Path(spec).expanduser())
     if spec.startswith((".", "/", "~")):
         raise ModelUnavailableError(f"There is no model directory at {spec}.")
-    return "hub", MODEL_ALIASES.get(spec, spec)
+    target = hub_target(spec)
+    if target is None:
+        raise ModelUnavailableError(unknown_model_message(spec))
+    return "hub", target
+
+
+def locate_model(
+    spec: str = DEFAULT_MODEL,
+    *,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    offline: bool = False,
+) -> ModelLocation:
+    """Check that `spec` can be loaded, from the cache or (online) the hub, before any work.
+
+    Online and not cached, the hub is asked once, without retries, whether the commit exists and
+    holds safetensors; offline nothing leaves the machine.
+    """
+    try:
+        name = split_revision(spec, revision)
+    except ValueError as exc:
+        raise ModelUnavailableError(str(exc)) from None
+    kind, target = resolve(name.spec)
+    if kind == "random":
+        return ModelLocation(name.spec, kind, target, None, None)
+    if kind == "local":
+        return ModelLocation(name.spec, kind, target, None, _checked_folder(Path(target)))
+    commit = pinned_revision(target, name.revision)
+    location = ModelLocation(name.spec, kind, target, commit, _cached(target, commit, cache_dir))
+    if location.folder is None:
+        _check_fetchable(location, spec if revision is None else f"{spec} --revision {revision}", offline)
+    return location
+
+
+def _checked_folder(folder: Path) -> Path:
+    if not (folder / "config.json").is_file():
+        raise ModelUnavailableError(
+            f"{folder} holds no model: it has no config.json (save_pretrained writes one)."
+        )
+    if not any(folder.glob("*.safetensors")):
+        raise ModelUnavailableError(
+            f"{folder} has no safetensors weights; Restyle does not load pickled (.bin) weights, "
+            "which can run code when opened."
+        )
+    return folder
+
+
+def _cached(target: str, commit: str, cache_dir) -> Path | None:
+    return hub.cached_snapshot(target, commit, cache_dir, needs=["config.json", hub.WEIGHT_PATTERN])
+
+
+def _check_fetchable(location: ModelLocation, typed: str, offline: bool) -> None:
+    fetch_it = f"restyle download {typed}"
+    what = f"The model {location.target} is not in the Hugging Face cache"
+    if hub.is_offline(offline):
+        raise ModelNotCachedError(
+            f"{what} and this machine is offline. Fetch it first, on a machine with internet: {fetch_it}"
+        )
+    try:
+        hub.repo_files(location.target, location.revision or "main")
+    except hub.HubUnreachableError as exc:
+        raise ModelNotCachedError(
+            f"{what}, and it cannot be fetched: {exc} Or fetch it elsewhere: {fetch_it}"
+        ) from None
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
+    """The device `name` stands for, refused in one line if this machine does not have it."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "mps":
+        if not torch.backends.mps.is_available():
+            raise ModelUnavailableError("This machine has no MPS (Apple GPU) device: use cpu or auto.")
         return torch.device("mps")
-    return torch.device("cpu")
+    if name == "cuda" or _CUDA_INDEX.match(name):
+        return _cuda_device(name)
+    raise ModelUnavailableError(f"Unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps.")
+
+
+def _cuda_device(name: str) -> torch.device:
+    if not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else "no CUDA device is visible"
+        raise ModelUnavailableError(
+            f"Device {name}: CUDA is not available here (torch {torch.__version__}, {build}): "
+            "use cpu or auto."
+        )
+    device = torch.device(name)
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
+        raise ModelUnavailableError(
+            f"{name} does not exist: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}."
+        )
+    return device
 
 
 def pick_dtype(name: str, device: torch.device) -> torch.dtype:
@@ -137,17 +240,20 @@ def load_model(
     cache_dir: str | Path | None = None,
     offline: bool = False,
     seed: int = 0,
+    revision: str | None = None,
 ) -> LoadedModel:
     """Load once and keep: the model is put in eval mode on its device, EnCodec kept in float32."""
-    kind, target = resolve(spec)
     torch_device = pick_device(device)
     torch_dtype = pick_dtype(dtype, torch_device)
+    location = locate_model(spec, revision=revision, cache_dir=cache_dir, offline=offline)
+    kind, target = location.kind, location.target
     if kind == "random":
         model, tokenizer = build_random_model(target, seed=seed, device=torch_device)
         revision = f"random-seed-{seed}"
     else:
-        model, tokenizer = _load_pretrained(spec, target, torch_dtype, cache_dir, offline or kind == "local")
-        revision = _cached_revision(target, cache_dir) if kind == "hub" else None
+        folder = location.folder or hub.fetch(target, location.revision or "main", cache_dir)
+        model, tokenizer = _load_pretrained(spec, _checked_folder(folder), torch_dtype)
+        revision = folder.name if kind == "hub" else None
     model = model.to(device=torch_device, dtype=torch_dtype).eval()
     # The codec only turns codes into audio: full precision costs little there and spares
     # the output half-precision artefacts.
@@ -156,66 +262,46 @@ def load_model(
     return LoadedModel(spec, kind, revision, model, tokenizer, torch_device, torch_dtype)
 
 
-def _load_pretrained(spec: str, target: str, dtype: torch.dtype, cache_dir, local_only: bool):
+def _load_pretrained(spec: str, folder: Path, dtype: torch.dtype):
+    """From a folder on disk only (a cache snapshot or a save_pretrained folder), safetensors only."""
     from transformers import AutoConfig, AutoTokenizer, MusicgenMelodyForConditionalGeneration
 
+    local = {"local_files_only": True}
     try:
-        config = _from_cache_or_hub(AutoConfig.from_pretrained, target, cache_dir, local_only)
-    except OSError as exc:
-        raise _unavailable(spec, target, local_only) from exc
+        config = AutoConfig.from_pretrained(folder, **local)
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailableError(
+            f"{folder} does not hold a readable model config ({type(exc).__name__})."
+        ) from exc
     if getattr(config, "model_type", None) != "musicgen_melody":
         raise ModelUnavailableError(f"{spec} is a {config.model_type} model, not MusicGen-melody.")
     try:
-        tokenizer = _from_cache_or_hub(AutoTokenizer.from_pretrained, target, cache_dir, local_only)
-        model = _from_cache_or_hub(
-            MusicgenMelodyForConditionalGeneration.from_pretrained, target, cache_dir, local_only, dtype=dtype
+        tokenizer = AutoTokenizer.from_pretrained(folder, **local)
+        model = MusicgenMelodyForConditionalGeneration.from_pretrained(
+            folder, dtype=dtype, use_safetensors=True, **local
         )
-    except OSError as exc:
-        raise _unavailable(spec, target, local_only) from exc
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailableError(f"{folder} does not hold a complete MusicGen-melody model.") from exc
     return model, tokenizer
 
 
-def _from_cache_or_hub(loader, target: str, cache_dir, local_only: bool, **kwargs):
-    """The cache first, so a cached model never waits on the network; then the hub if allowed."""
+def download_model(
+    spec: str = DEFAULT_MODEL,
+    *,
+    cache_dir: str | Path | None = None,
+    offline: bool = False,
+    revision: str | None = None,
+) -> Path:
+    """Fetch a hub model's config, tokenizer and safetensors at its pinned (or given) commit."""
     try:
-        return loader(target, cache_dir=cache_dir, local_files_only=True, **kwargs)
-    except OSError:
-        if local_only:
-            raise
-    return loader(target, cache_dir=cache_dir, **kwargs)
-
-
-def _cached_revision(target: str, cache_dir) -> str | None:
-    """The commit the cache holds for `target`: its snapshot folder is named after it."""
-    from huggingface_hub import try_to_load_from_cache
-
-    found = try_to_load_from_cache(target, "config.json", cache_dir=cache_dir)
-    return Path(found).parent.name if isinstance(found, str) else None
-
-
-def _unavailable(spec: str, target: str, local_only: bool) -> ModelUnavailableError:
-    if Path(target).is_dir():
-        return ModelUnavailableError(f"{target} does not hold a complete MusicGen-melody model.")
-    where = "this machine is offline" if local_only else "it could not be downloaded"
-    return ModelUnavailableError(
-        f"The model {target} is not in the Hugging Face cache and {where}. "
-        f"Fetch it first, on a machine with internet: restyle download {spec}"
-    )
-
-
-def download_model(spec: str = DEFAULT_MODEL, *, cache_dir: str | Path | None = None) -> Path:
-    """Fetch a hub model's weights into the cache, for Docker images and offline hosts."""
-    from huggingface_hub import HfApi, snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-    kind, target = resolve(spec)
+        name = split_revision(spec, revision)
+    except ValueError as exc:
+        raise ModelUnavailableError(str(exc)) from None
+    kind, target = resolve(name.spec)
     if kind != "hub":
         raise ModelUnavailableError(f"{spec} is not a Hugging Face model: there is nothing to download.")
-    try:
-        files = HfApi().list_repo_files(target)
-        weights = "*.safetensors" if any(name.endswith(".safetensors") for name in files) else "*.bin"
-        return Path(
-            snapshot_download(target, cache_dir=cache_dir, allow_patterns=[*METADATA_PATTERNS, weights])
+    if hub.is_offline(offline):
+        raise ModelUnavailableError(
+            "Downloading needs the network, and this machine is offline (--offline or HF_HUB_OFFLINE=1)."
         )
-    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
-        raise ModelUnavailableError(f"Could not download {target}: {type(exc).__name__}.") from exc
+    return hub.fetch(target, pinned_revision(target, name.revision), cache_dir)

@@ -1,7 +1,7 @@
 """From a decoded seed and a prompt to finished candidate files: the flow both fronts share.
 
-seed audio -> (stems) -> job (length, seeds, limits checked) -> engine -> adherence
-           -> mastering -> encoding -> audio file + JSON sidecar per candidate
+seed audio -> (stems) -> job (length, seeds, limits checked) -> engine codes -> audio -> adherence
+           -> mastering -> encoding (`generation.render`) -> files (`generation.outputs`)
 """
 
 from __future__ import annotations
@@ -9,21 +9,21 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from generation.audio_in import SeedAudio
+from generation.catalog import MAX_PROMPT_CHARS
 from generation.chroma import melody_adherence
-from generation.engine import CancelToken, Engine, Job, ProgressFn
+from generation.engine import CancelToken, Engine, Job, ProgressFn, decode_codes
 from generation.errors import InvalidRequestError
 from generation.humanize import format_duration
-from generation.mastering import MasteringOptions
 from generation.sampling import MAX_SEED, SamplingParams, validate_seed
 
 MAX_CANDIDATES = 8
-MAX_PROMPT_CHARS = 500
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,12 @@ def output_duration(seed: SeedAudio, options: RestyleOptions) -> float:
     """The seed's length by default, capped by the maximum; an explicit length must fit the maximum."""
     if options.duration_s is None:
         return min(seed.duration_s, options.max_duration_s)
-    if not 1.0 <= options.duration_s <= options.max_duration_s:
+    return check_duration(options)
+
+
+def check_duration(options: RestyleOptions) -> float | None:
+    """An explicit length must fit the maximum (checked before the seed is even read)."""
+    if options.duration_s is not None and not 1.0 <= options.duration_s <= options.max_duration_s:
         raise InvalidRequestError(
             f"The duration must be between 1 s and {format_duration(options.max_duration_s)}."
         )
@@ -99,42 +104,51 @@ def make_job(
     )
 
 
+class Phases(Protocol):
+    """Where a front shows the work: a phase per stage, a progress callback for the steps."""
+
+    def phase(self, name: str) -> AbstractContextManager[None]: ...
+    def steps(self, total: int) -> AbstractContextManager[ProgressFn]: ...
+
+
+class _Unseen:
+    def phase(self, name: str) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def steps(self, total: int) -> AbstractContextManager[ProgressFn | None]:
+        return nullcontext(None)
+
+
 def restyle(
     engine: Engine,
     seed: SeedAudio,
     prompt: str,
     options: RestyleOptions,
     *,
-    on_progress: ProgressFn | None = None,
+    phases: Phases | None = None,
     cancel: CancelToken | None = None,
     separate: Callable[[np.ndarray, int], np.ndarray] | None = None,
 ) -> Restyled:
     """Generate the candidates. `separate` keeps the melodic stems (see `generation.stems`)."""
+    phases = phases or _Unseen()
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     melody = seed.samples
     if options.stems:
         if separate is None:
             raise InvalidRequestError("Stem separation was asked for but no separator is loaded.")
-        melody = separate(seed.samples, seed.sample_rate)
+        with phases.phase("separating stems"):
+            melody = separate(seed.samples, seed.sample_rate)
     timings["stems_s"] = time.perf_counter() - clock
     job = make_job(engine, seed, prompt, options, melody)
-    return run_job(engine, job, options, on_progress=on_progress, cancel=cancel, timings=timings)
-
-
-def run_job(
-    engine: Engine,
-    job: Job,
-    options: RestyleOptions,
-    *,
-    on_progress: ProgressFn | None = None,
-    cancel: CancelToken | None = None,
-    timings: dict[str, float] | None = None,
-) -> Restyled:
-    timings = dict(timings or {})
     clock = time.perf_counter()
-    audio = engine.generate(job, on_progress, cancel)
+    with phases.steps(engine.total_steps(job.duration_s)) as on_progress:
+        codes = engine.generate_codes(job, on_progress, cancel)
     timings["generation_s"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    with phases.phase("decoding audio"):
+        audio = decode_codes(engine.lm, codes)
+    timings["decode_s"] = time.perf_counter() - clock
     return finish(engine, job, options, audio, timings)
 
 
@@ -152,36 +166,6 @@ def finish(engine: Engine, job: Job, options: RestyleOptions, audio: np.ndarray,
     return Restyled(job.prompt, options, job.duration_s, rate, candidates, timings)
 
 
-def candidate_path(out_dir: Path, name: str, index: int, count: int, extension: str) -> Path:
-    return out_dir / candidate_filename(name, index, count, extension)
-
-
 def candidate_filename(name: str, index: int, count: int, extension: str) -> str:
     """`name.wav` for a lone candidate, `name-1.wav`, `name-2.wav`... for several."""
     return f"{name}{extension}" if count == 1 else f"{name}-{index}{extension}"
-
-
-def write_candidates(
-    result: Restyled,
-    engine: Engine,
-    seed: SeedAudio,
-    out_dir: Path,
-    name: str,
-    *,
-    format_name: str = "wav",
-    mastering: MasteringOptions | None = None,
-) -> list[Path]:
-    """Master, encode and write each candidate with its JSON sidecar; returns the audio paths."""
-    from generation.render import render_candidates
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    rendered = render_candidates(
-        result, engine, seed, name=name, format_name=format_name, mastering=mastering
-    )
-    for item in rendered:
-        path = out_dir / item.filename
-        path.write_bytes(item.data)
-        path.with_suffix(".json").write_text(item.sidecar)
-        paths.append(path)
-    return paths

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from generation import catalog
 from generation.errors import InvalidRequestError
 
 MASK32 = 0xFFFFFFFF
@@ -27,10 +28,10 @@ _GOLDEN = 0x9E3779B9
 class SamplingParams:
     """Sampling defaults are audiocraft's, not transformers' (which falls back to top_k 50)."""
 
-    top_k: int = 250
-    top_p: float = 0.0
-    temperature: float = 1.0
-    guidance_scale: float = 3.0
+    top_k: int = catalog.TOP_K
+    top_p: float = catalog.TOP_P
+    temperature: float = catalog.TEMPERATURE
+    guidance_scale: float = catalog.GUIDANCE
 
     def validate(self, vocab_size: int = 2048) -> None:
         if not 0 <= self.top_k <= vocab_size:

@@ -1,28 +1,36 @@
-"""Optional stem separation before chroma, as audiocraft's ChromaStemConditioner does it.
+"""Stem separation before chroma, as audiocraft's ChromaStemConditioner does it (on by default).
 
 htdemucs splits the seed into drums, bass, other and vocals; the melody is read from vocals + other
-only, so the chroma follows the tune rather than the kick drum and the bass line. It needs the
-`demucs` extra and the htdemucs weights (Hugging Face cache, or the network once).
+only, so the chroma follows the tune rather than the kick drum and the bass line: MusicGen-melody
+was trained on such chroma. The weights come from demucs' own hub repository, at a pinned commit,
+safetensors only. The debug models get a tiny random HTDemucs built in-process instead, so tests and
+offline trials need no download.
 
-audiocraft separates each 30 s window; Restyle separates the whole seed once and cuts windows from
-the result, which differs only at the separator's own segment boundaries.
+Two differences from audiocraft: the whole seed is separated once and windows cut from the result
+(audiocraft separates each 30 s window), and without demucs' random time shift (`shifts=0`), so the
+same seed gives the same melody every time.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from generation.errors import StemsUnavailableError
+from generation import hub
+from generation.catalog import STEMS_REPO, STEMS_REVISION
+from generation.errors import ModelUnavailableError, StemsUnavailableError
 
 log = logging.getLogger(__name__)
 
 STEMS_MODEL = "htdemucs"
+SOURCES = ("drums", "bass", "other", "vocals")
 MELODY_STEMS = ("vocals", "other")
-INSTALL_HINT = "Stem separation needs the demucs extra: pip install 'restyle[demucs]'."
+INSTALL_HINT = "Stem separation needs demucs: pip install demucs (or run with --no-stems)."
+FETCH_HINT = "Fetch them first: restyle download; or turn stems off (--no-stems, or models.stems = false)."
 
 
 class StemSeparator:
@@ -41,55 +49,101 @@ class StemSeparator:
 
         wav = torch.from_numpy(samples).float()[None, None]  # (batch, channels, time)
         wav = convert_audio(wav, sample_rate, self.model.samplerate, self.model.audio_channels)
-        stems = apply_model(self.model, wav, device=self.device, progress=False)
+        stems = apply_model(self.model, wav, device=self.device, shifts=0, progress=False)
         mix = stems[:, self.indices].sum(dim=1)
         mono = convert_audio(mix, self.model.samplerate, sample_rate, 1)
         return mono[0, 0, : len(samples)].cpu().numpy().astype(np.float32)
 
 
-def load_separator(
-    device: torch.device | str = "cpu", *, offline: bool = False, cache_dir: str | None = None
-) -> StemSeparator:
-    """htdemucs from the Hugging Face cache (or the hub unless offline), or a clear error."""
+def _demucs() -> None:
     try:
-        from demucs import hf
-        from demucs.apply import BagOfModels
+        import demucs.apply  # noqa: F401
     except ImportError as exc:
         raise StemsUnavailableError(INSTALL_HINT) from exc
-    try:
-        model = _load_bag(hf, BagOfModels, local_only=True, cache_dir=cache_dir)
-    except OSError:
-        if offline:
-            raise StemsUnavailableError(
-                f"The {STEMS_MODEL} weights are not in the Hugging Face cache and this machine is offline. "
-                "Fetch them first: restyle download --stems"
-            ) from None
-        try:
-            model = _load_bag(hf, BagOfModels, local_only=False, cache_dir=cache_dir)
-        except OSError as exc:
-            raise StemsUnavailableError(
-                f"The {STEMS_MODEL} weights could not be downloaded. "
-                "Fetch them first: restyle download --stems"
-            ) from exc
+
+
+def build_random_separator(seed: int = 0, device: torch.device | str = "cpu") -> StemSeparator:
+    """A tiny HTDemucs (htdemucs' own class) with seeded random weights, at the model's 32 kHz, mono.
+
+    About 5,000 weights and no cross-transformer: 0.2 s for a 3 s seed on one core, so the tests can
+    keep stems on as the real models do.
+    """
+    _demucs()
+    from demucs.htdemucs import HTDemucs
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = HTDemucs(
+            sources=list(SOURCES),
+            audio_channels=1,
+            samplerate=32_000,
+            channels=4,
+            depth=2,
+            nfft=1024,
+            t_layers=0,
+            dconv_comp=1,
+            dconv_depth=1,
+        )
     return StemSeparator(model, torch.device(device))
 
 
-def _load_bag(hf, bag_class, *, local_only: bool, cache_dir: str | None):
-    """demucs' own Hugging Face loader (`demucs.hf.get_hf_model`), with the cache-only switch it lacks."""
+def stems_cached(cache_dir: str | Path | None = None) -> Path | None:
+    """The cached htdemucs snapshot at the pinned commit, if complete."""
+    return hub.cached_snapshot(
+        STEMS_REPO, STEMS_REVISION, cache_dir, needs=[f"{STEMS_MODEL}.yaml", hub.WEIGHT_PATTERN]
+    )
+
+
+def check_stems(*, random: bool, offline: bool, cache_dir: str | Path | None = None) -> None:
+    """Refuse, before any work, stems that could not be loaded (demucs missing, weights offline)."""
+    _demucs()
+    if random or stems_cached(cache_dir) is not None:
+        return
+    if hub.is_offline(offline):
+        raise StemsUnavailableError(
+            f"The {STEMS_MODEL} weights (stem separation) are not in the Hugging Face cache and this "
+            f"machine is offline. {FETCH_HINT}"
+        )
+    try:
+        hub.repo_files(STEMS_REPO, STEMS_REVISION)
+    except ModelUnavailableError as exc:
+        raise StemsUnavailableError(
+            f"The {STEMS_MODEL} weights cannot be fetched: {exc} {FETCH_HINT}"
+        ) from None
+
+
+def load_separator(
+    device: torch.device | str = "cpu", *, offline: bool = False, cache_dir: str | Path | None = None
+) -> StemSeparator:
+    """htdemucs from the Hugging Face cache (fetched once unless offline), or a one-line error."""
+    check_stems(random=False, offline=offline, cache_dir=cache_dir)
+    folder = stems_cached(cache_dir) or download_separator(cache_dir)
+    return StemSeparator(_load_bag(folder), torch.device(device))
+
+
+def separator_for(
+    random: bool, device: torch.device, *, offline: bool = False, cache_dir: str | Path | None = None
+) -> StemSeparator:
+    """The tiny separator for random (debug) models, htdemucs for real ones; on the model's device."""
+    if random:
+        return build_random_separator(device=device)
+    return load_separator(device, offline=offline, cache_dir=cache_dir)
+
+
+def _load_bag(folder: Path):
+    """demucs' own loader (`demucs.hf.get_hf_model`), from a folder instead of the hub."""
     import yaml
-    from huggingface_hub import hf_hub_download
+    from demucs import hf
+    from demucs.apply import BagOfModels
 
-    repo = f"{hf.DEFAULT_NAMESPACE}/{hf.hf_repo_name(STEMS_MODEL)}"
-
-    def fetch(name: str) -> str:
-        return hf_hub_download(repo, name, local_files_only=local_only, cache_dir=cache_dir)
-
-    with open(fetch(f"{STEMS_MODEL}.yaml")) as file:
+    with open(folder / f"{STEMS_MODEL}.yaml") as file:
         bag = yaml.safe_load(file)
-    models = [hf.load_safetensors_model(fetch(f"{sig}.safetensors")) for sig in bag["models"]]
-    return bag_class(models, bag.get("weights"), bag.get("segment"))
+    models = [hf.load_safetensors_model(folder / f"{sig}.safetensors") for sig in bag["models"]]
+    return BagOfModels(models, bag.get("weights"), bag.get("segment"))
 
 
-def download_separator(cache_dir: str | None = None) -> None:
-    """Fetch the htdemucs weights into the Hugging Face cache."""
-    load_separator(offline=False, cache_dir=cache_dir)
+def download_separator(cache_dir: str | Path | None = None) -> Path:
+    """Fetch htdemucs' bag file and weights (safetensors) at the pinned commit."""
+    return hub.fetch(
+        STEMS_REPO, STEMS_REVISION, cache_dir, files=[f"{STEMS_MODEL}.yaml", hub.WEIGHT_PATTERN, "*.json"]
+    )
