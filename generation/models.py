@@ -18,6 +18,7 @@ import torch
 
 from generation.architectures import ARCHITECTURES, DEBUG_MODELS, build_random_model
 from generation.errors import ModelUnavailableError
+from generation.precision import Precision, apply_precision, pick_precision
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +32,6 @@ MODEL_ALIASES = {
 RANDOM_PREFIX = "random:"
 # Configs and tokenizer files; weights are added as safetensors, or .bin where a repo has only those.
 METADATA_PATTERNS = ["*.json", "*.model", "*.txt"]
-_DTYPES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-}
 
 
 @dataclass
@@ -51,7 +44,12 @@ class LoadedModel:
     model: Any  # MusicgenMelodyForConditionalGeneration
     tokenizer: Any
     device: torch.device
-    dtype: torch.dtype
+    precision: Precision
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The decoder's compute dtype (its activations and key/value cache)."""
+        return self.precision.compute
 
     @property
     def sample_rate(self) -> int:
@@ -83,7 +81,7 @@ class LoadedModel:
             "name": self.spec,
             "source": self.source,
             "revision": self.revision,
-            "dtype": str(self.dtype).removeprefix("torch."),
+            "dtype": self.precision.name,
             "device": str(self.device),
         }
 
@@ -116,19 +114,6 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-def pick_dtype(name: str, device: torch.device) -> torch.dtype:
-    """Half precision on accelerators (bf16 where supported), float32 on the CPU."""
-    if name != "auto":
-        if name not in _DTYPES:
-            raise ModelUnavailableError(f"Unknown dtype {name!r}: use float32, bfloat16 or float16.")
-        return _DTYPES[name]
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "mps":
-        return torch.float16
-    return torch.float32
-
-
 def load_model(
     spec: str = DEFAULT_MODEL,
     *,
@@ -138,22 +123,21 @@ def load_model(
     offline: bool = False,
     seed: int = 0,
 ) -> LoadedModel:
-    """Load once and keep: the model is put in eval mode on its device, EnCodec kept in float32."""
+    """Load once and keep: the model in eval mode on its device, each part in its precision
+    (`generation.precision`)."""
     kind, target = resolve(spec)
     torch_device = pick_device(device)
-    torch_dtype = pick_dtype(dtype, torch_device)
+    precision = pick_precision(dtype, torch_device, tiny=kind == "random" and target in DEBUG_MODELS)
     if kind == "random":
         model, tokenizer = build_random_model(target, seed=seed, device=torch_device)
         revision = f"random-seed-{seed}"
     else:
-        model, tokenizer = _load_pretrained(spec, target, torch_dtype, cache_dir, offline or kind == "local")
+        local_only = offline or kind == "local"
+        model, tokenizer = _load_pretrained(spec, target, torch.float32, cache_dir, local_only)
         revision = _cached_revision(target, cache_dir) if kind == "hub" else None
-    model = model.to(device=torch_device, dtype=torch_dtype).eval()
-    # The codec only turns codes into audio: full precision costs little there and spares
-    # the output half-precision artefacts.
-    model.audio_encoder.float()
-    log.info("loaded %s (%s) on %s as %s", spec, kind, torch_device, torch_dtype)
-    return LoadedModel(spec, kind, revision, model, tokenizer, torch_device, torch_dtype)
+    model = apply_precision(model.to(torch_device).eval(), precision)
+    log.info("loaded %s (%s) on %s as %s", spec, kind, torch_device, precision.name)
+    return LoadedModel(spec, kind, revision, model, tokenizer, torch_device, precision)
 
 
 def _load_pretrained(spec: str, target: str, dtype: torch.dtype, cache_dir, local_only: bool):

@@ -215,15 +215,20 @@ class FastBackend:
         The heads run over every position of `hidden`, as in transformers, so the prefill's logits
         come out of the same matrix shapes (and the same bits) as generate's.
         """
+        logits = self._logits(state, hidden)
+        chosen = choose_tokens(logits, state.sampling, state.row_keys, position)
+        forced = state.pattern.index_select(2, position).reshape(-1)
+        chosen = torch.where(forced == -1, chosen, forced)
+        state.tokens.index_copy_(2, position, chosen.reshape(state.tokens.shape[0], -1, 1))
+
+    def _logits(self, state: _State, hidden: torch.Tensor) -> torch.Tensor:
+        """Guided float32 logits `(rows * codebooks, vocab)` at the last position of `hidden`."""
         logits = torch.stack([head(hidden) for head in self.causal_lm.lm_heads], dim=1)[:, :, -1].float()
         logits = logits.reshape(-1, logits.shape[-1])  # (rows_all * codebooks, vocab)
         if state.guided:
             cond, uncond = logits.split(logits.shape[0] // 2)
             logits = uncond + (cond - uncond) * state.sampling.guidance_scale
-        chosen = choose_tokens(logits, state.sampling, state.row_keys, position)
-        forced = state.pattern.index_select(2, position).reshape(-1)
-        chosen = torch.where(forced == -1, chosen, forced)
-        state.tokens.index_copy_(2, position, chosen.reshape(state.tokens.shape[0], -1, 1))
+        return logits
 
     def _undelay(self, tokens: torch.Tensor, batch: WindowBatch) -> torch.Tensor:
         pad = int(self.core.config.pad_token_id)

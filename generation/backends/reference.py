@@ -86,7 +86,7 @@ class ReferenceBackend:
         model.generate(
             input_ids=text.input_ids,
             attention_mask=text.attention_mask,
-            input_features=batch.chroma.to(lm.device, lm.dtype),
+            input_features=batch.chroma.to(lm.device, torch.float32),
             decoder_input_ids=start[:, 1:] if batch.prompt_codes is not None else None,
             generation_config=config,
             logits_processor=LogitsProcessorList(choice),
