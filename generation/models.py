@@ -18,7 +18,7 @@ import torch
 
 from generation.architectures import ARCHITECTURES, DEBUG_MODELS, build_random_model
 from generation.errors import ModelUnavailableError
-from generation.precision import Precision, apply_precision, pick_precision
+from generation.precision import Precision, apply_precision, is_tiny, pick_precision
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def load_model(
     (`generation.precision`)."""
     kind, target = resolve(spec)
     torch_device = pick_device(device)
-    precision = pick_precision(dtype, torch_device, tiny=kind == "random" and target in DEBUG_MODELS)
+    pick_precision(dtype, torch_device)  # a bad name fails before anything loads
     if kind == "random":
         model, tokenizer = build_random_model(target, seed=seed, device=torch_device)
         revision = f"random-seed-{seed}"
@@ -135,6 +135,7 @@ def load_model(
         local_only = offline or kind == "local"
         model, tokenizer = _load_pretrained(spec, target, torch.float32, cache_dir, local_only)
         revision = _cached_revision(target, cache_dir) if kind == "hub" else None
+    precision = pick_precision(dtype, torch_device, tiny=is_tiny(model))
     model = apply_precision(model.to(torch_device).eval(), precision)
     log.info("loaded %s (%s) on %s as %s", spec, kind, torch_device, precision.name)
     return LoadedModel(spec, kind, revision, model, tokenizer, torch_device, precision)

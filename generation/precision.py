@@ -57,10 +57,20 @@ def cpu_has_fast_bf16() -> bool:
     return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
 
 
+TINY_DECODER_PARAMETERS = 100_000_000
+
+
+def is_tiny(model) -> bool:
+    """The debug and mid-size builds: far from the released models' 1.4 B and 2.3 B decoders."""
+    core = model.decoder.model.decoder
+    return sum(p.numel() for p in core.parameters()) < TINY_DECODER_PARAMETERS
+
+
 def pick_precision(name: str, device: torch.device, *, tiny: bool = False) -> Precision:
     """`auto`: float16 on CUDA (audiocraft's autocast dtype), float16 on MPS, and on CPUs bfloat16
-    where the CPU has bfloat16 instructions, int8 weights elsewhere. Tiny models (the debug ones)
-    stay float32 under `auto`: reduced precision buys them nothing, and tests use them as oracles."""
+    where the CPU has bfloat16 instructions, int8 weights elsewhere. Tiny models (`is_tiny`: the
+    debug and mid builds) stay float32 under `auto`: reduced precision buys them little, and tests
+    use them as oracles."""
     if name == "int8":
         if device.type != "cpu":
             raise ModelUnavailableError("int8 weights run on the CPU only: use float16 or bfloat16 there.")

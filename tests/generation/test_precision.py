@@ -26,6 +26,12 @@ def test_auto_is_float16_on_gpus_and_reduced_on_cpus(monkeypatch):
     assert pick_precision("auto", CPU) == Precision(torch.bfloat16, int8_weights=True)
 
 
+def test_the_debug_model_saved_to_a_folder_is_still_tiny(tmp_path, debug_lm):
+    debug_lm.model.save_pretrained(tmp_path)
+    debug_lm.tokenizer.save_pretrained(tmp_path)
+    assert load_model(str(tmp_path), device="cpu").precision == Precision(torch.float32)
+
+
 def test_precisions_can_be_named_and_bad_ones_are_refused():
     assert pick_precision("bf16", CUDA) == Precision(torch.bfloat16)
     assert pick_precision("float32", CPU).name == "float32"
