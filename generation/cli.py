@@ -101,7 +101,9 @@ def _add_shared(command, *, in_batch: bool = False) -> None:
         "--model", default=None if in_batch else DEFAULT_MODEL, help=f"default {DEFAULT_MODEL}"
     )
     model.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
-    model.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16 (default auto)")
+    model.add_argument(
+        "--dtype", default="auto", help="auto, float32, bfloat16, float16, int8 (default auto)"
+    )
     model.add_argument("--backend", default="auto", choices=("auto", "fast", "reference"), help="decode loop")
     model.add_argument("--offline", action="store_true", help="use only the Hugging Face cache")
     model.add_argument("--cache-dir", type=Path, help="Hugging Face cache folder")
