@@ -1,4 +1,4 @@
-"""python -m benchmarks [--quick] [--only decode,pipeline,batching,worker,bot,threads] [--json PATH]
+"""python -m benchmarks [--quick] [--only cpu,decode,pipeline,batching,worker,bot,threads] [--json PATH]
 
 Prints Markdown tables (ready for benchmarks/RESULTS.md) and writes every figure as JSON.
 """
@@ -15,7 +15,8 @@ import torch
 
 from benchmarks import machine
 
-PARTS = ("decode", "pipeline", "batching", "worker", "bot", "threads")
+PARTS = ("cpu", "decode", "pipeline", "batching", "worker", "bot", "threads")
+CPU_PRECISIONS = ("float32", "bfloat16", "int8")
 
 
 def _arguments() -> argparse.Namespace:
@@ -81,6 +82,61 @@ def run_decode(quick: bool, batches: list[int]) -> list[dict]:
             + (f" (spec {spec_bw / 1e12:.2f})" if spec_bw else "")
         )
     return figures
+
+
+def run_cpu(quick: bool) -> dict:
+    """The real melody architecture on the CPU (the mid-size one with --quick), one process each."""
+    from benchmarks import cpu
+
+    if torch.cuda.is_available():
+        return {}
+    config, spec = ("mid", "random:mid") if quick else ("melody", "random:melody")
+    print(f"\n### CPU decode step: {config} architecture (random weights), fast loop, guidance on\n")
+    print(
+        "| precision | batch | ms/step at 0 s / 10 s | ms/step, 30 s window mean | floor ms | x floor "
+        "| speed-up over float32 | s per 30 s candidate | peak GiB |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    rows = [row for name in CPU_PRECISIONS for row in cpu.measure_isolated(spec, config, name, [1, 4])]
+    base = {row.batch: row.ms_mean for row in rows if row.precision == "float32"}
+    for row in rows:
+        print(
+            f"| {row.precision} | {row.batch} | {row.ms_start:.0f} / {row.ms_10s:.0f} | {row.ms_mean:.0f} "
+            f"| {row.floor_ms_mean:.0f} | {row.ms_mean / row.floor_ms_mean:.2f} "
+            f"| {base[row.batch] / row.ms_mean:.2f}x | {row.s_per_30s_candidate:.0f} | {row.peak_gib:.1f} |",
+            flush=True,
+        )
+    print(
+        "\nRead bandwidth measured in each process: "
+        + ", ".join(f"{r.bandwidth_gbs:.1f}" for r in rows[::2])
+        + " GB/s"
+    )
+    figures: dict = {"steps": [asdict(row) for row in rows], "codec": cpu.run_isolated(["codec", spec])}
+    codec = figures["codec"]
+    print(
+        "\nEnCodec decoding (chunked, 30 s chunks) over the resident model: "
+        f"30 s +{codec['decode_30s_gib']:.2f} GiB, "
+        f"300 s +{codec['decode_300s_gib']:.2f} GiB ({codec['decode_300s_s']:.0f} s)"
+    )
+    figures["distance"] = _distances(cpu, quick)
+    return figures
+
+
+def _distances(cpu, quick: bool) -> dict:
+    print("\n| architecture | precision | steps | mean KL | max KL | top-1 agreement | top-250 overlap |")
+    print("|---|---|---|---|---|---|---|")
+    found = {"mid": cpu.run_isolated(["distance", "random:mid", "float16,bfloat16,int8", "1.0"])}
+    if not quick:  # two melody models at a time at most: one process per precision
+        found["melody"] = {}
+        for name in ("bfloat16", "int8"):
+            found["melody"].update(cpu.run_isolated(["distance", "random:melody", name, "0.1"]))
+    for config, by_name in found.items():
+        for name, d in by_name.items():
+            print(
+                f"| {config} | {name} | {d['steps']} | {d['mean_kl']:.2e} | {d['max_kl']:.2e} "
+                f"| {d['top1_agreement']:.3f} | {d['topk_overlap']:.3f} |"
+            )
+    return found
 
 
 def run_pipeline() -> dict:
@@ -187,6 +243,8 @@ def main() -> int:
     )
     results: dict[str, object] = {"machine": about}
     batches = [int(b) for b in args.batches.split(",")]
+    if "cpu" in parts:
+        results["cpu"] = run_cpu(args.quick)
     if "decode" in parts:
         results["decode"] = run_decode(args.quick, batches)
     if "pipeline" in parts:

@@ -93,9 +93,10 @@ def check_database(path: Path) -> str:
 
 
 def _dtype(config: BotConfig) -> str:
-    from generation.models import pick_device, pick_dtype
+    from generation.models import pick_device
+    from generation.precision import pick_precision
 
-    return str(pick_dtype(config.models.dtype, pick_device(config.models.device))).removeprefix("torch.")
+    return pick_precision(config.models.dtype, pick_device(config.models.device)).name
 
 
 def _threads(config: BotConfig) -> str:

@@ -91,9 +91,11 @@ class Engines:
         self._engines: dict[str, Engine] = {}
 
     def get(self, model: str) -> Engine:
-        if model not in self._engines:
-            self._engines[model] = self._load(model)
-        return self._engines[model]
+        engine = self._engines.get(model)
+        if engine is None or engine.broken:  # a device error marked it: load it afresh
+            self._engines.pop(model, None)
+            engine = self._engines[model] = self._load(model)
+        return engine
 
 
 class GpuWorker:

@@ -155,7 +155,9 @@ def _add_shared(command, *, in_batch: bool = False) -> None:
     model.add_argument(
         "--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)"
     )
-    model.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16 (default auto)")
+    model.add_argument(
+        "--dtype", default="auto", help="auto, float32, bfloat16, float16, int8 (default auto)"
+    )
     model.add_argument("--backend", default="auto", choices=("auto", "fast", "reference"), help="decode loop")
     model.add_argument(
         "--threads",

@@ -8,16 +8,21 @@ state: every parameter travels with the job.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
 
 from generation.backends import Backend, WindowBatch
+from generation.backends.device import device_scope
+from generation.backends.reference import ReferenceBackend
 from generation.chroma import conditioning_chroma
-from generation.errors import GenerationCancelled, InvalidRequestError
+from generation.codec import decode_codes
+from generation.errors import DeviceFailedError, GenerationCancelled, InvalidRequestError
 from generation.models import LoadedModel
 from generation.sampling import SamplingParams
 from generation.windows import MAX_WINDOW_S, STRIDE_S, Window, plan_windows
@@ -61,13 +66,14 @@ class Engine:
             raise InvalidRequestError(f"Unknown backend {backend!r}: use {', '.join(BACKENDS)}.")
         self.lm = lm
         self.backend = _make_backend(lm, backend)
+        self.broken = False  # set after a device error that outlives the job: rebuild before reuse
 
     def plan(self, duration_s: float) -> list[Window]:
         rate = self.lm.frame_rate
-        total = round(duration_s * rate)
+        total = int(duration_s * rate)  # audiocraft's count: int, not round
         if total < 1:
             raise InvalidRequestError("The duration is too short to generate anything.")
-        return plan_windows(total, round(MAX_WINDOW_S * rate), round(STRIDE_S * rate))
+        return plan_windows(total, int(MAX_WINDOW_S * rate), int(STRIDE_S * rate))
 
     def total_steps(self, duration_s: float) -> int:
         return sum(window.steps(self.lm.delay) for window in self.plan(duration_s))
@@ -98,7 +104,8 @@ class Engine:
     ) -> list[np.ndarray | GenerationCancelled]:
         """Several jobs as one batch (see `can_batch`); a cancelled job's outcome is the exception."""
         outcomes = self.generate_codes_many(jobs, on_progress, cancels)
-        return [o if isinstance(o, GenerationCancelled) else decode_codes(self.lm, o) for o in outcomes]
+        with device_scope(self.lm.device):
+            return [o if isinstance(o, GenerationCancelled) else decode_codes(self.lm, o) for o in outcomes]
 
     def generate_codes_many(
         self,
@@ -110,7 +117,8 @@ class Engine:
             raise InvalidRequestError("These jobs cannot share a batch.")
         watch = _StepWatch(self.total_steps(jobs[0].duration_s), on_progress, cancels)
         try:
-            codes = self._generate_codes(jobs, watch)
+            with device_scope(self.lm.device):  # streams and graphs follow the thread's device
+                codes = self._generate_codes(jobs, watch)
         except GenerationCancelled:
             codes = None
         if codes is None:  # outside the handler, so the traceback's frames and their tensors are gone
@@ -136,21 +144,48 @@ class Engine:
                 carried = codes[:, :, codes.shape[-1] - following.prompt_frames :]
         return torch.cat(parts, dim=-1)
 
-    def _generate_window(self, batch: WindowBatch, watch: _StepWatch) -> torch.Tensor:
-        """The fast backend, falling back for good to transformers' generate if it breaks (a GPU
-        feature it relies on, say). Jobs that shared a batch fail instead: generate cannot mix them."""
+    def _generate_window(self, batch: WindowBatch, watch: _StepWatch, share: float = 1.0) -> torch.Tensor:
+        """One window, recovering from what can be recovered from (see `_recover`). `share` is the
+        part of the window's progress these rows stand for when a batch runs in parts."""
         start = watch.done
         try:
-            return self.backend.generate_window(batch, watch.step)
-        except RuntimeError as exc:
-            if self.backend.name != "fast" or len(batch.row_groups()) > 1:
-                raise
-            log.warning("fast decoding failed (%s); using transformers' generate from now on", exc)
-        from generation.backends.reference import ReferenceBackend
-
-        self.backend = ReferenceBackend(self.lm)
+            return self.backend.generate_window(batch, partial(watch.step, share))
+        except RuntimeError as exc:  # torch.OutOfMemoryError included
+            failure = exc
         watch.done = start  # the failed attempt's steps do not count
-        return self.backend.generate_window(batch, watch.step)
+        return self._recover(batch, watch, share, failure)
+
+    def _recover(self, batch: WindowBatch, watch: _StepWatch, share: float, failure: RuntimeError):
+        """Out of memory: the rows in halves, down to one (seeds are per row: nothing changes).
+        A sticky device error: the job fails and the engine is marked broken, to be rebuilt.
+        Anything else in the fast loop (an unsupported feature, say): transformers' generate from
+        now on, for this model, each job alone since generate cannot mix prompts."""
+        if isinstance(failure, torch.OutOfMemoryError):
+            getattr(self.backend, "release", lambda: None)()
+            _release_memory(self.lm.device)
+            if batch.rows == 1:
+                raise DeviceFailedError(
+                    "The model ran out of memory even for one candidate: try a shorter piece."
+                ) from failure
+            log.warning("out of memory for %d rows; retrying in halves", batch.rows)
+            half = batch.rows // 2
+            parts = [slice(0, half), slice(half, batch.rows)]
+        elif is_sticky_device_error(failure):
+            self.broken = True
+            raise DeviceFailedError(
+                "The GPU hit an unrecoverable error; the model will be reloaded for the next job."
+            ) from failure
+        elif self.backend.name == "fast":
+            log.warning("fast decoding failed (%s); using transformers' generate from now on", failure)
+            self.backend = ReferenceBackend(self.lm)
+            parts = batch.row_groups()
+        else:
+            raise failure
+        outputs = [
+            self._generate_window(batch.select(rows), watch, share * (rows.stop - rows.start) / batch.rows)
+            for rows in parts
+        ]
+        return torch.cat(outputs)
 
     def _window_batch(self, jobs: Sequence[Job], window: Window, single: bool, carried) -> WindowBatch:
         prompts, chroma, seeds = [], [], []
@@ -176,25 +211,34 @@ class Engine:
 
 
 class _StepWatch:
-    """Counts steps for every job of a batch, reports progress and notices cancels."""
+    """Counts steps for every job of a batch, reports progress and notices cancels.
+
+    A batch run in parts (after running out of memory) counts each part's steps as a share of the
+    window's, so progress still reaches the total once and never goes back.
+    """
 
     def __init__(self, total: int, on_progress: Sequence[ProgressFn | None], cancels: Sequence) -> None:
         self.total = total
-        self.done = 0
+        self.done = 0.0
+        self.reported = 0
         self.on_progress = list(on_progress)
         self.cancels = list(cancels)
         self.stopped = [False] * len(self.cancels)
 
-    def step(self) -> None:
-        self.done += 1
+    def step(self, share: float = 1.0) -> None:
+        self.done += share
         for index, token in enumerate(self.cancels):
             if token is not None and token.cancelled:
                 self.stopped[index] = True
         if all(self.stopped):
             raise GenerationCancelled()
+        done = min(self.total, math.floor(self.done + 1e-9))  # shares sum to whole steps
+        if done <= self.reported:
+            return
+        self.reported = done
         for index, report in enumerate(self.on_progress):
             if report is not None and not self.stopped[index]:
-                report(self.done, self.total)
+                report(done, self.total)
 
 
 def _single(outcomes: list):
@@ -203,21 +247,24 @@ def _single(outcomes: list):
     return outcomes[0]
 
 
-def decode_codes(lm: LoadedModel, codes: torch.Tensor) -> np.ndarray:
-    """EnCodec codes `(rows, codebooks, frames)` to audio `(rows, channels, samples)`, a row at a time."""
-    codec = lm.model.audio_encoder
-    out = []
-    with torch.inference_mode():
-        for row in codes.to(lm.device):
-            streams = [row] if lm.audio_channels == 1 else [row[0::2], row[1::2]]  # stereo: L/R interleaved
-            channels = [codec.decode(s[None, None], audio_scales=[None]).audio_values[0] for s in streams]
-            out.append(torch.cat(channels, dim=0).float().cpu().numpy())
-    return np.stack(out)
+# CUDA errors after which the context is unusable: every later call fails the same way.
+STICKY_DEVICE_ERRORS = (
+    "device-side assert",
+    "illegal memory access",
+    "cudaErrorLaunchFailure",
+    "unspecified launch failure",
+    "illegal instruction",
+    "misaligned address",
+    "uncorrectable ECC error",
+)
+
+
+def is_sticky_device_error(error: BaseException) -> bool:
+    text = str(error)
+    return any(marker.lower() in text.lower() for marker in STICKY_DEVICE_ERRORS)
 
 
 def _make_backend(lm: LoadedModel, name: str) -> Backend:
-    from generation.backends.reference import ReferenceBackend
-
     if name == "reference":
         return ReferenceBackend(lm)
     try:

@@ -36,6 +36,11 @@ class StemsUnavailableError(RestyleError):
     """Stem separation was asked for but demucs or its weights are not available."""
 
 
+class DeviceFailedError(RestyleError):
+    """The accelerator failed in a way that outlives the job (a device-side assert, say) or has
+    too little memory even for one candidate; the engine is marked broken when it must be rebuilt."""
+
+
 class GenerationCancelled(RestyleError):
     """The cancel token was set; generation stopped at the next step."""
 

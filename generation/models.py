@@ -30,6 +30,7 @@ from generation.catalog import (
     unknown_model_message,
 )
 from generation.errors import ModelNotCachedError, ModelUnavailableError
+from generation.precision import Precision, apply_precision, is_tiny, pick_precision
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,12 @@ class LoadedModel:
     model: Any  # MusicgenMelodyForConditionalGeneration
     tokenizer: Any
     device: torch.device
-    dtype: torch.dtype
+    precision: Precision
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The decoder's compute dtype (its activations and key/value cache)."""
+        return self.precision.compute
 
     @property
     def sample_rate(self) -> int:
@@ -87,7 +93,7 @@ class LoadedModel:
             "name": self.spec,
             "source": self.source,
             "revision": self.revision,
-            "dtype": str(self.dtype).removeprefix("torch."),
+            "dtype": self.precision.name,
             "device": str(self.device),
         }
 
@@ -220,7 +226,8 @@ def _cuda_device(name: str) -> torch.device:
 
 
 def pick_dtype(name: str, device: torch.device) -> torch.dtype:
-    """Half precision on accelerators (bf16 where supported), float32 on the CPU."""
+    """One dtype for a whole pipeline (ACE-Step's): half precision on accelerators (bf16 where
+    supported), float32 on the CPU. MusicGen's parts each get their own: see `pick_precision`."""
     if name != "auto":
         if name not in _DTYPES:
             raise ModelUnavailableError(f"Unknown dtype {name!r}: use float32, bfloat16 or float16.")
@@ -242,9 +249,10 @@ def load_model(
     seed: int = 0,
     revision: str | None = None,
 ) -> LoadedModel:
-    """Load once and keep: the model is put in eval mode on its device, EnCodec kept in float32."""
+    """Load once and keep: the model in eval mode on its device, each part in its precision
+    (`generation.precision`)."""
     torch_device = pick_device(device)
-    torch_dtype = pick_dtype(dtype, torch_device)
+    pick_precision(dtype, torch_device)  # a bad name fails before anything loads
     location = locate_model(spec, revision=revision, cache_dir=cache_dir, offline=offline)
     kind, target = location.kind, location.target
     if kind == "random":
@@ -252,14 +260,12 @@ def load_model(
         revision = f"random-seed-{seed}"
     else:
         folder = location.folder or hub.fetch(target, location.revision or "main", cache_dir)
-        model, tokenizer = _load_pretrained(spec, _checked_folder(folder), torch_dtype)
+        model, tokenizer = _load_pretrained(spec, _checked_folder(folder), torch.float32)
         revision = folder.name if kind == "hub" else None
-    model = model.to(device=torch_device, dtype=torch_dtype).eval()
-    # The codec only turns codes into audio: full precision costs little there and spares
-    # the output half-precision artefacts.
-    model.audio_encoder.float()
-    log.info("loaded %s (%s) on %s as %s", spec, kind, torch_device, torch_dtype)
-    return LoadedModel(spec, kind, revision, model, tokenizer, torch_device, torch_dtype)
+    precision = pick_precision(dtype, torch_device, tiny=is_tiny(model))
+    model = apply_precision(model.to(torch_device).eval(), precision)
+    log.info("loaded %s (%s) on %s as %s", spec, kind, torch_device, precision.name)
+    return LoadedModel(spec, kind, revision, model, tokenizer, torch_device, precision)
 
 
 def _load_pretrained(spec: str, folder: Path, dtype: torch.dtype):

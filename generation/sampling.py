@@ -33,6 +33,12 @@ class SamplingParams:
     temperature: float = catalog.TEMPERATURE
     guidance_scale: float = catalog.GUIDANCE
 
+    @property
+    def guided(self) -> bool:
+        """audiocraft computes `uncond + g * (cond - uncond)` for every g (g = 0: the unconditional
+        model alone); g = 1 is exactly the conditional model, so it skips the unconditional rows."""
+        return self.guidance_scale != 1.0
+
     def validate(self, vocab_size: int = 2048) -> None:
         if not 0 <= self.top_k <= vocab_size:
             raise InvalidRequestError(f"top_k must be between 0 and {vocab_size}.")

@@ -38,7 +38,8 @@ class Window:
 
 
 def frames_for(duration_s: float) -> int:
-    return round(duration_s * FRAME_RATE)
+    """audiocraft's `int(duration * frame_rate)`: 2.3 s is 114 frames, not 115."""
+    return int(duration_s * FRAME_RATE)
 
 
 def plan_windows(total_frames: int, max_window_frames: int = 1500, stride_frames: int = 900) -> list[Window]:
@@ -57,4 +58,4 @@ def plan_windows(total_frames: int, max_window_frames: int = 1500, stride_frames
 
 def total_steps(duration_s: float, delay: int = 3, frame_rate: int = FRAME_RATE) -> int:
     """Decoding steps for a piece of `duration_s` (MusicGen-melody: 50 Hz, a delay of 3)."""
-    return sum(window.steps(delay) for window in plan_windows(max(1, round(duration_s * frame_rate))))
+    return sum(window.steps(delay) for window in plan_windows(max(1, int(duration_s * frame_rate))))

@@ -34,6 +34,13 @@ class WindowBatch:
     def rows(self) -> int:
         return len(self.prompts)
 
+    def select(self, rows: slice) -> WindowBatch:
+        """The same window for a run of rows only (each row keeps its own seed and conditioning)."""
+        carried = None if self.prompt_codes is None else self.prompt_codes[rows]
+        return WindowBatch(
+            self.prompts[rows], self.chroma[rows], carried, self.seeds[rows], self.window, self.sampling
+        )
+
     def row_groups(self) -> list[slice]:
         """Runs of consecutive rows that share a prompt: the candidates of one job."""
         groups, start = [], 0

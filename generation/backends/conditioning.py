@@ -4,7 +4,8 @@ This is transformers' `_prepare_encoder_hidden_states_kwargs_for_generation`, do
 jobs with different prompts can share a batch: each job's prefix is built alone (no padding inside
 it, as if the job ran by itself) and shorter prefixes are left-padded with masked slots.
 For guidance, the unconditional prefix is the projected "null" chroma (all energy in bin 0) and a
-text part of zeros, as in transformers and audiocraft.
+text part of zeros, as in transformers and audiocraft. T5 and both projections run in float32 (as
+audiocraft runs them); only the finished prefix is cast to the decoder's dtype.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from generation.models import LoadedModel
 class Prefix:
     """Conditioning for every row, conditional rows first, then unconditional ones (if guided)."""
 
-    states: torch.Tensor  # (rows, length, hidden) in the model's dtype
+    states: torch.Tensor  # (rows, length, hidden) in the decoder's dtype
     valid: torch.Tensor | None  # (rows, length) bool, None when no row is padded
     lengths: torch.Tensor  # (rows,) int64: each row's own prefix length (positions count from 0)
 
@@ -36,7 +37,7 @@ def build_prefix(lm: LoadedModel, batch: WindowBatch, guided: bool) -> Prefix:
             null = torch.zeros_like(batch.chroma[group])
             null[..., 0] = 1
             uncond += list(torch.cat([_chroma_states(lm, null), torch.zeros_like(text)], dim=1))
-    return _left_pad(cond + uncond)
+    return _left_pad([row.to(lm.dtype) for row in cond + uncond])
 
 
 def _text_states(lm: LoadedModel, prompts: list[str]) -> torch.Tensor:
@@ -52,7 +53,7 @@ def _text_states(lm: LoadedModel, prompts: list[str]) -> torch.Tensor:
 
 def _chroma_states(lm: LoadedModel, chroma: torch.Tensor) -> torch.Tensor:
     model = lm.model
-    states = chroma.to(lm.device, lm.dtype)
+    states = chroma.to(lm.device, torch.float32)
     if model.config.num_chroma != model.decoder.config.hidden_size:
         states = model.audio_enc_to_dec_proj(states)
     length = model.config.chroma_length

@@ -16,19 +16,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 
 from generation.backends import StepHook, WindowBatch
 from generation.backends.conditioning import Prefix, build_prefix
+from generation.backends.device import LAG_STEPS, StepLag, device_scope
+from generation.backends.fixed import FixedSpanLoop, ShapeCache
 from generation.models import LoadedModel
 from generation.sampling import SamplingParams, choose_tokens, row_keys
 
 log = logging.getLogger(__name__)
-
-# Cache-length spans one CUDA graph covers: attention reads the whole span, masked past the present.
-GRAPH_SPAN = 256
 
 
 @dataclass(frozen=True)
@@ -56,34 +56,59 @@ class _State:
     padded: bool  # some rows are left-padded: attention needs a mask
     guided: bool
     sampling: SamplingParams
+    step: torch.Tensor  # (1,) the position a fixed-span step chooses (read by captured graphs)
+
+    @property
+    def shape_key(self) -> tuple:
+        """What a captured step depends on besides the buffers' contents."""
+        rows, slots = self.valid.shape
+        return (rows, slots, self.prefix_slots, self.padded, self.guided, self.sampling)
+
+    def refill(self, fresh: _State) -> None:
+        """Take a new window's contents into these (persistent) buffers; the caches need none:
+        every slot a step reads is written first, and masked slots weigh nothing."""
+        for name in ("tokens", "pattern", "valid", "positions", "row_keys"):
+            getattr(self, name).copy_(getattr(fresh, name))
 
 
 class FastBackend:
     name = "fast"
 
     def __init__(self, lm: LoadedModel, fixed_spans: bool | None = None) -> None:
-        """`fixed_spans` runs steps with fixed shapes (graph-ready); on CUDA they are also captured."""
+        """`fixed_spans` runs steps with fixed shapes (graph-ready); on CUDA they are also captured,
+        over buffers kept per shape, so windows and jobs of one shape reuse them and their graphs."""
         self.lm = lm
         self.causal_lm = lm.model.decoder
         self.core = self.causal_lm.model.decoder
         self.fixed_spans = lm.device.type == "cuda" if fixed_spans is None else fixed_spans
+        self.shapes = ShapeCache()
+        self.lag_steps = LAG_STEPS
+        self.make_event = None  # tests hand in a stand-in for torch.cuda.Event
+
+    def release(self) -> None:
+        """Let go of the kept buffers and graphs (before retrying after running out of memory)."""
+        self.shapes.clear()
 
     @torch.inference_mode()
     def generate_window(self, batch: WindowBatch, on_step: StepHook) -> torch.Tensor:
-        guided = batch.sampling.guidance_scale > 1
-        prefix = build_prefix(self.lm, batch, guided)
-        state = self._allocate(batch, prefix, guided)
-        first = self._first_free(batch)
-        self._prefill(state, prefix, first)
-        loop = _FixedSpanLoop(self, state) if self.fixed_spans else None
-        for position in range(first + 1, state.tokens.shape[-1]):
-            on_step()
-            if loop is not None:
-                loop.advance(position)
-            else:
-                self._advance(state, torch.tensor([position], device=self.lm.device), span=None)
-        on_step()
-        return self._undelay(state.tokens, batch).cpu()
+        device = self.lm.device
+        lag = StepLag(device, on_step, self.lag_steps, self.make_event)
+        with device_scope(device):
+            guided = batch.sampling.guided
+            prefix = build_prefix(self.lm, batch, guided)
+            state = self._allocate(batch, prefix, guided)
+            first = self._first_free(batch)
+            self._prefill(state, prefix, first)
+            lag.step_queued()
+            loop = FixedSpanLoop(self, state) if self.fixed_spans else None
+            for position in range(first + 1, state.tokens.shape[-1]):
+                if loop is not None:
+                    loop.advance(position)
+                else:
+                    self._advance(state, torch.tensor([position], device=device), span=None)
+                lag.step_queued()
+            lag.finish()
+            return self._undelay(state.tokens, batch).cpu()
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -101,14 +126,13 @@ class FastBackend:
         slots = prefix.states.shape[1] + length
         if slots > self.core.embed_positions.weights.shape[0]:  # grow the table now, never mid-loop
             self.core.embed_positions.make_weights(slots, config.hidden_size)
-        heads = config.num_attention_heads
-        shape = (rows_all, heads, slots, config.hidden_size // heads)
+            self.shapes.clear()  # captured graphs read the old table
         valid = torch.ones(rows_all, slots, dtype=torch.bool, device=lm.device)
         if prefix.valid is not None:
             valid[:, : prefix.states.shape[1]] = prefix.valid
-        return _State(
-            keys_cache=[torch.zeros(shape, dtype=lm.dtype, device=lm.device) for _ in self.core.layers],
-            values_cache=[torch.zeros(shape, dtype=lm.dtype, device=lm.device) for _ in self.core.layers],
+        fresh = _State(
+            keys_cache=[],
+            values_cache=[],
             tokens=pattern.clone(),
             pattern=pattern,
             valid=valid,
@@ -118,7 +142,19 @@ class FastBackend:
             padded=prefix.valid is not None,
             guided=guided,
             sampling=batch.sampling,
+            step=torch.zeros(1, dtype=torch.long, device=lm.device),
         )
+        return self.shapes.reuse(fresh, self._with_cache) if self.fixed_spans else self._with_cache(fresh)
+
+    def _with_cache(self, state: _State) -> _State:
+        config = self.core.config
+        heads = config.num_attention_heads
+        rows, slots = state.valid.shape
+        shape = (rows, heads, slots, config.hidden_size // heads)
+        make = partial(torch.zeros, shape, dtype=self.lm.dtype, device=self.lm.device)
+        state.keys_cache = [make() for _ in self.core.layers]
+        state.values_cache = [make() for _ in self.core.layers]
+        return state
 
     @staticmethod
     def _first_free(batch: WindowBatch) -> int:
@@ -215,59 +251,21 @@ class FastBackend:
         The heads run over every position of `hidden`, as in transformers, so the prefill's logits
         come out of the same matrix shapes (and the same bits) as generate's.
         """
-        logits = torch.stack([head(hidden) for head in self.causal_lm.lm_heads], dim=1)[:, :, -1].float()
-        logits = logits.reshape(-1, logits.shape[-1])  # (rows_all * codebooks, vocab)
-        if state.guided:
-            cond, uncond = logits.split(logits.shape[0] // 2)
-            logits = uncond + (cond - uncond) * state.sampling.guidance_scale
+        logits = self._logits(state, hidden)
         chosen = choose_tokens(logits, state.sampling, state.row_keys, position)
         forced = state.pattern.index_select(2, position).reshape(-1)
         chosen = torch.where(forced == -1, chosen, forced)
         state.tokens.index_copy_(2, position, chosen.reshape(state.tokens.shape[0], -1, 1))
 
+    def _logits(self, state: _State, hidden: torch.Tensor) -> torch.Tensor:
+        """Guided float32 logits `(rows * codebooks, vocab)` at the last position of `hidden`."""
+        logits = torch.stack([head(hidden) for head in self.causal_lm.lm_heads], dim=1)[:, :, -1].float()
+        logits = logits.reshape(-1, logits.shape[-1])  # (rows_all * codebooks, vocab)
+        if state.guided:
+            cond, uncond = logits.split(logits.shape[0] // 2)
+            logits = uncond + (cond - uncond) * state.sampling.guidance_scale
+        return logits
+
     def _undelay(self, tokens: torch.Tensor, batch: WindowBatch) -> torch.Tensor:
         pad = int(self.core.config.pad_token_id)
         return tokens[tokens != pad].reshape(batch.rows, self.lm.num_codebooks, -1)
-
-
-class _FixedSpanLoop:
-    """`_advance` with fixed shapes: one span of cache length per GRAPH_SPAN slots.
-
-    On CUDA each span's step is captured once as a CUDA graph and replayed; elsewhere (tests) the
-    same fixed-shape step simply runs, so its arithmetic is checked where no GPU is.
-    """
-
-    def __init__(self, backend: FastBackend, state: _State) -> None:
-        self.backend = backend
-        self.state = state
-        self.position = torch.zeros(1, dtype=torch.long, device=backend.lm.device)
-        self.capture = backend.lm.device.type == "cuda"
-        self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
-        self.pool = None
-
-    def advance(self, position: int) -> None:
-        slots = self.state.tokens.shape[-1] + self.state.prefix_slots
-        span = min(slots, (position + self.state.prefix_slots) // GRAPH_SPAN * GRAPH_SPAN + GRAPH_SPAN)
-        self.position.fill_(position)
-        if not self.capture:
-            self.backend._advance(self.state, self.position, span)
-            return
-        if span not in self.graphs:
-            self.graphs[span] = self._capture(span)
-        self.graphs[span].replay()
-
-    def _capture(self, span: int) -> torch.cuda.CUDAGraph:
-        backend, state = self.backend, self.state
-        saved = state.tokens.clone()  # the warm-up runs the step for real: undo its token write
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            backend._advance(state, self.position, span)
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.pool):
-            backend._advance(state, self.position, span)
-        self.pool = graph.pool()
-        state.tokens.copy_(saved)
-        log.debug("captured a decode step for a span of %d slots", span)
-        return graph

@@ -8,6 +8,8 @@ keeps the raw token matrix, because generate itself returns decoded audio, not c
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 from transformers import LogitsProcessor, StoppingCriteria
 
@@ -60,7 +62,7 @@ class ReferenceBackend:
 
     @torch.inference_mode()
     def generate_window(self, batch: WindowBatch, on_step: StepHook) -> torch.Tensor:
-        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+        from transformers import LogitsProcessorList, StoppingCriteriaList
 
         lm, model = self.lm, self.lm.model
         pad = int(model.decoder.config.pad_token_id)
@@ -69,29 +71,17 @@ class ReferenceBackend:
         if batch.prompt_codes is not None:
             carried = batch.prompt_codes.reshape(batch.rows * lm.num_codebooks, -1).to(lm.device)
             start = torch.cat([start, carried], dim=-1)
-        guidance = batch.sampling.guidance_scale
-        config = GenerationConfig(
-            do_sample=False,
-            guidance_scale=guidance if guidance > 1 else None,
-            max_new_tokens=batch.window.steps(lm.delay),
-            decoder_start_token_id=pad,
-            bos_token_id=pad,
-            pad_token_id=pad,
-            use_cache=True,
-        )
-        choice = (
-            [] if batch.sampling.temperature == 0 else [_SeededChoice(batch, lm.num_codebooks, lm.device)]
-        )
         watch = _StepWatch(on_step)
-        model.generate(
-            input_ids=text.input_ids,
-            attention_mask=text.attention_mask,
-            input_features=batch.chroma.to(lm.device, lm.dtype),
-            decoder_input_ids=start[:, 1:] if batch.prompt_codes is not None else None,
-            generation_config=config,
-            logits_processor=LogitsProcessorList(choice),
-            stopping_criteria=StoppingCriteriaList([watch]),
-        )
+        with _no_checkpoint_defaults(model):
+            model.generate(
+                input_ids=text.input_ids,
+                attention_mask=text.attention_mask,
+                input_features=batch.chroma.to(lm.device, torch.float32),
+                decoder_input_ids=start[:, 1:] if batch.prompt_codes is not None else None,
+                generation_config=_generation_config(batch, pad, lm.delay),
+                logits_processor=LogitsProcessorList([_SeededChoice(batch, lm.num_codebooks, lm.device)]),
+                stopping_criteria=StoppingCriteriaList([watch]),
+            )
         return self._codes(watch.last_ids, start, pad, batch.rows)
 
     def _codes(self, ids: torch.Tensor, start: torch.Tensor, pad: int, rows: int) -> torch.Tensor:
@@ -100,3 +90,44 @@ class ReferenceBackend:
         _, pattern = decoder.build_delay_pattern_mask(start, pad_token_id=pad, max_length=ids.shape[-1])
         ids = decoder.apply_delay_pattern_mask(ids, pattern)
         return ids[ids != pad].reshape(rows, self.lm.num_codebooks, -1).cpu()
+
+
+def _generation_config(batch: WindowBatch, pad: int, delay: int):
+    """Every field generate reads, set here: greedy over `_SeededChoice`'s single finite logit.
+
+    generate only builds unconditional rows for a scale above 1; below it (audiocraft mixes those
+    in too) any such scale does, since `_SeededChoice` applies the job's own.
+    """
+    from transformers import GenerationConfig
+
+    guidance = batch.sampling.guidance_scale
+    return GenerationConfig(
+        do_sample=False,
+        num_beams=1,
+        num_return_sequences=1,
+        guidance_scale=(guidance if guidance > 1 else 2.0) if batch.sampling.guided else 1.0,
+        max_new_tokens=batch.window.steps(delay),
+        min_new_tokens=0,
+        decoder_start_token_id=pad,
+        bos_token_id=pad,
+        pad_token_id=pad,
+        eos_token_id=[],
+        use_cache=True,
+        cache_implementation="dynamic",
+        repetition_penalty=1.0,
+        return_dict_in_generate=False,
+    )
+
+
+@contextmanager
+def _no_checkpoint_defaults(model):
+    """generate fills every field a config leaves unset from the checkpoint's generation_config.json
+    (guidance 3, top_k 50, a max length...): hide it for the call, so a job gets only its own."""
+    from transformers import GenerationConfig
+
+    saved = model.generation_config
+    model.generation_config = GenerationConfig()
+    try:
+        yield
+    finally:
+        model.generation_config = saved

@@ -176,9 +176,8 @@ def test_a_broken_fast_path_falls_back_to_generate(debug_lm, rising_melody):
     assert torch.equal(
         codes, Engine(debug_lm, "reference").generate_codes(Job("harp", rising_melody, (8,), 2.0))
     )
-    assert (
-        reports[-1] == engine.total_steps(2.0) and reports.count(1) == 2
-    )  # restarted from the window's start
+    # the failed attempt's steps are run again but not reported twice: progress never goes back
+    assert reports[-1] == engine.total_steps(2.0) and reports == sorted(set(reports))
 
 
 def test_a_cancelled_generation_lets_go_of_its_cache(debug_lm, rising_melody):

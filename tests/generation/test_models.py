@@ -9,7 +9,7 @@ import torch
 
 from generation.engine import Engine, Job
 from generation.errors import ModelUnavailableError
-from generation.models import load_model, pick_dtype, resolve
+from generation.models import load_model, resolve
 
 
 @pytest.fixture(scope="module")
@@ -92,13 +92,6 @@ def test_unknown_architectures_and_missing_folders_are_refused():
         resolve("random:huge")
     with pytest.raises(ModelUnavailableError, match="no model directory"):
         resolve("./no/such/folder")
-
-
-def test_cpu_runs_in_float32_and_dtypes_can_be_named():
-    assert pick_dtype("auto", torch.device("cpu")) == torch.float32
-    assert pick_dtype("bf16", torch.device("cpu")) == torch.bfloat16
-    with pytest.raises(ModelUnavailableError):
-        pick_dtype("float8", torch.device("cpu"))
 
 
 def test_the_debug_model_is_the_same_every_time(debug_lm):
