@@ -93,10 +93,13 @@ def check_database(path: Path) -> str:
 
 
 def _dtype(config: BotConfig) -> str:
+    from generation.catalog import DEBUG_MODELS
     from generation.models import pick_device
     from generation.precision import pick_precision
 
-    return pick_precision(config.models.dtype, pick_device(config.models.device)).name
+    # The debug builds are tiny and stay float32 under `auto` (see `generation.precision`).
+    tiny = config.models.default in DEBUG_MODELS
+    return pick_precision(config.models.dtype, pick_device(config.models.device), tiny=tiny).name
 
 
 def _threads(config: BotConfig) -> str:
