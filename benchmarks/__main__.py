@@ -42,7 +42,7 @@ def _decode_configs(quick: bool) -> list[tuple[str, str, float]]:
 
 def run_decode(quick: bool, batches: list[int]) -> list[dict]:
     from benchmarks.decode import SPEC_BANDWIDTH, bandwidth, floor_ms, measure, measure_isolated
-    from generation.models import load_model
+    from generation.musicgen.models import load_model
 
     figures = []
     gpu_bandwidth = bandwidth(torch.device("cuda")) if torch.cuda.is_available() else None
@@ -158,8 +158,8 @@ def run_pipeline() -> dict:
 
 def run_batching(quick: bool) -> list[dict]:
     from benchmarks.pipeline import batching
-    from generation.engine import Engine
-    from generation.models import load_model
+    from generation.musicgen.engine import Engine
+    from generation.musicgen.models import load_model
 
     print("\n### Batching jobs together (four one-candidate jobs, different prompts, fast backend)\n")
     print("| config | window | alone cand./min | batched cand./min | speed-up |\n|---|---|---|---|---|")

@@ -113,7 +113,7 @@ def measure_dit(arch_name: str, layers: int, seconds: float, dtype: torch.dtype)
     """The encoders and the DiT through the engine: text-to-music, cancelled after a few steps."""
     from generation.acestep import AceStepEngine, CoverJob, CoverParams, LoadedAceStep
     from generation.acestep.architectures import ARCHITECTURES, build_pipeline
-    from generation.engine import CancelToken
+    from generation.musicgen.engine import CancelToken
 
     device = _device()
     arch = dataclasses.replace(ARCHITECTURES[arch_name], dit_layers=layers)

@@ -19,8 +19,8 @@ from benchmarks.decode import melody
 from benchmarks.pipeline import stereo_mp3
 from bot.client import RestyleBot
 from bot.config import parse_config
-from generation.engine import Engine, GenerationCancelled
-from generation.models import load_model
+from generation.musicgen.engine import Engine, GenerationCancelled
+from generation.musicgen.models import load_model
 
 
 class InstantEngine(Engine):

@@ -21,13 +21,13 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from generation.backends import WindowBatch
-from generation.backends.conditioning import build_prefix
-from generation.backends.fast import FastBackend
-from generation.chroma import conditioning_chroma
-from generation.models import LoadedModel
-from generation.sampling import SamplingParams
-from generation.windows import Window
+from generation.audio.chroma import conditioning_chroma
+from generation.musicgen.backends import WindowBatch
+from generation.musicgen.backends.conditioning import build_prefix
+from generation.musicgen.backends.fast import FastBackend
+from generation.musicgen.models import LoadedModel
+from generation.musicgen.sampling import SamplingParams
+from generation.musicgen.windows import Window
 
 CONTEXTS_S = (0.0, 10.0)
 TIMED_STEPS = 7
@@ -98,7 +98,7 @@ def weight_bytes(lm: LoadedModel) -> int:
 
 
 def measure(spec: str, config: str, precision: str, batches: list[int]) -> list[StepFigure]:
-    from generation.models import load_model
+    from generation.musicgen.models import load_model
 
     torch.set_num_threads(2)
     lm = load_model(spec, device="cpu", dtype=precision)
@@ -162,8 +162,8 @@ def _main() -> None:
 def codec_memory(spec: str) -> dict[str, float]:
     """GiB EnCodec decoding adds over the resident model: 30 s (one chunk) and 300 s (chunked)."""
     from benchmarks.memory import peak_memory
-    from generation.codec import decode_codes
-    from generation.models import load_model
+    from generation.musicgen.codec import decode_codes
+    from generation.musicgen.models import load_model
 
     lm = load_model(spec, device="cpu", dtype="int8")  # the smallest resident model: the codec is float32
     found = {}
@@ -178,11 +178,11 @@ def codec_memory(spec: str) -> dict[str, float]:
 
 
 def distances(spec: str, names: tuple[str, ...], seconds: float) -> dict[str, dict]:
-    """Each precision's distance from float32 over one teacher-forced window (`generation.fidelity`),
+    """Each precision's distance from float32 over one teacher-forced window (`generation.musicgen.fidelity`),
     two big models at a time at most."""
-    from generation.engine import Job
-    from generation.fidelity import compare_precisions
-    from generation.models import load_model
+    from generation.musicgen.engine import Job
+    from generation.musicgen.fidelity import compare_precisions
+    from generation.musicgen.models import load_model
 
     melody = torch.sin(torch.arange(32_000 * 4) / 32_000 * 2 * torch.pi * 440).numpy()
     job = Job("cinematic strings", melody, (7,), seconds)

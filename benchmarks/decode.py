@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from benchmarks.memory import peak_memory
-from generation.engine import Engine, Job
-from generation.models import LoadedModel
-from generation.windows import total_steps
+from generation.musicgen.engine import Engine, Job
+from generation.musicgen.models import LoadedModel
+from generation.musicgen.windows import total_steps
 
 PROMPT = "cinematic orchestral strings with soft piano"
 # Achievable bandwidth on known GPUs (vendor figures, bytes per second).
@@ -122,7 +122,7 @@ def _main() -> None:
 
     from transformers.utils import logging as hf_logging
 
-    from generation.models import load_model
+    from generation.musicgen.models import load_model
 
     hf_logging.set_verbosity_error()
     spec, backend, batch, seconds, config = sys.argv[1:6]

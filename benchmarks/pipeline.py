@@ -12,12 +12,12 @@ import av
 import numpy as np
 
 from benchmarks.decode import PROMPT, melody
-from generation.audio_in import decode_audio
-from generation.audio_out import encode_audio
-from generation.chroma import chroma, conditioning_chroma
-from generation.engine import Engine, Job
-from generation.mastering import MasteringOptions, master
-from generation.windows import plan_windows
+from generation.audio.chroma import chroma, conditioning_chroma
+from generation.audio.decode import decode_audio
+from generation.audio.encode import encode_audio
+from generation.audio.mastering import MasteringOptions, master
+from generation.musicgen.engine import Engine, Job
+from generation.musicgen.windows import plan_windows
 
 
 def _timed(work: Callable[[], object], repeats: int) -> float:

@@ -32,10 +32,10 @@ def one_job(spec: str, seconds: float) -> float:
     """Seconds for one candidate of `seconds`, generated then finished on a thread of its own."""
     import numpy as np
 
-    from generation.audio_in import SeedAudio
-    from generation.engine import Engine
+    from generation.audio.decode import SeedAudio
     from generation.finishing import FinishingThread
-    from generation.models import load_model
+    from generation.musicgen.engine import Engine
+    from generation.musicgen.models import load_model
     from generation.pipeline import RestyleOptions, restyle
     from generation.render import render_candidates
 

@@ -18,8 +18,8 @@ from bot.service import JobService, refuse
 from bot.store import Store
 from bot.views import DYNAMIC_ITEMS
 from bot.worker import Engines, GpuWorker, RenderSettings
-from generation.engine import Engine
-from generation.mastering import MasteringOptions
+from generation.audio.mastering import MasteringOptions
+from generation.musicgen.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class RestyleBot(commands.Bot):
         )
 
     def _load_configured_engine(self, model: str) -> Engine:
-        from generation.models import load_model
+        from generation.musicgen.models import load_model
 
         models = self.config.models
         default = model == models.default
@@ -116,9 +116,9 @@ class RestyleBot(commands.Bot):
     def _load_separator(self):
         """htdemucs on the default model's device, or the tiny one when that model is a debug one."""
         if self._separator is None:
+            from generation.audio.stems import separator_for
             from generation.catalog import is_random_model
-            from generation.models import pick_device
-            from generation.stems import separator_for
+            from generation.musicgen.models import pick_device
 
             models = self.config.models
             self._separator = separator_for(

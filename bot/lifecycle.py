@@ -20,7 +20,7 @@ from bot.posting import add_vote_reactions, post_results
 from bot.service import NO_PINGS, now
 from bot.store import ACTIVE, JobRow
 from bot.worker import Finished
-from generation.windows import total_steps
+from generation.musicgen.windows import total_steps
 
 if TYPE_CHECKING:
     from bot.client import RestyleBot

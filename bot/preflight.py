@@ -24,7 +24,7 @@ class PreflightError(Exception):
 
 def preflight(config: BotConfig) -> list[str]:
     """Run every check in order (none loads a model); one line per check passed, or the first failure."""
-    from generation.models import pick_device
+    from generation.musicgen.models import pick_device
 
     models = config.models
     checks: list[tuple[str, Callable[[], str]]] = [
@@ -94,10 +94,10 @@ def check_database(path: Path) -> str:
 
 def _dtype(config: BotConfig) -> str:
     from generation.catalog import DEBUG_MODELS
-    from generation.models import pick_device
-    from generation.precision import pick_precision
+    from generation.musicgen.models import pick_device
+    from generation.musicgen.precision import pick_precision
 
-    # The debug builds are tiny and stay float32 under `auto` (see `generation.precision`).
+    # The debug builds are tiny and stay float32 under `auto` (see `generation.musicgen.precision`).
     tiny = config.models.default in DEBUG_MODELS
     return pick_precision(config.models.dtype, pick_device(config.models.device), tiny=tiny).name
 
@@ -115,7 +115,7 @@ def _revision(config: BotConfig, name: str) -> str | None:
 
 def _model_check(config: BotConfig, name: str) -> Callable[[], str]:
     def check() -> str:
-        from generation.models import locate_model
+        from generation.musicgen.models import locate_model
 
         models = config.models
         found = locate_model(
@@ -131,8 +131,8 @@ def _model_check(config: BotConfig, name: str) -> Callable[[], str]:
 
 
 def _stems(config: BotConfig) -> str:
+    from generation.audio.stems import check_stems
     from generation.catalog import is_random_model
-    from generation.stems import check_stems
 
     models = config.models
     if not models.stems:
@@ -143,8 +143,8 @@ def _stems(config: BotConfig) -> str:
 
 
 def _load(config: BotConfig) -> str:
-    from generation.models import load_model
-    from generation.stems import separator_for
+    from generation.audio.stems import separator_for
+    from generation.musicgen.models import load_model
 
     models = config.models
     started = time.perf_counter()

@@ -35,11 +35,11 @@ from bot.fair_queue import QueuedJob, QueueFull
 from bot.store import JobRow, NewJob, Reservation
 from bot.views import RemixModal, job_view
 from bot.worker import WorkOrder
-from generation.audio_in import AudioLimits, SeedAudio, decode_audio
+from generation.audio.decode import AudioLimits, SeedAudio, decode_audio
 from generation.errors import AudioInputError
 from generation.humanize import format_bytes
-from generation.sampling import MAX_SEED
-from generation.windows import total_steps
+from generation.musicgen.sampling import MAX_SEED
+from generation.musicgen.windows import total_steps
 
 if TYPE_CHECKING:
     from bot.client import RestyleBot

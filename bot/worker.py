@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.fair_queue import FairQueue, QueuedJob
-from generation.audio_in import AudioLimits, SeedAudio, decode_audio
-from generation.engine import CancelToken, Engine, Job
+from generation.audio.decode import AudioLimits, SeedAudio, decode_audio
+from generation.audio.mastering import MasteringOptions
 from generation.errors import GenerationCancelled, InvalidRequestError, RestyleError
 from generation.finishing import FinishingThread
-from generation.mastering import MasteringOptions
+from generation.musicgen.engine import CancelToken, Engine, Job
+from generation.musicgen.sampling import SamplingParams
 from generation.pipeline import Restyled, RestyleOptions, finish, make_job
 from generation.render import Rendered, render_candidates
-from generation.sampling import SamplingParams
 
 log = logging.getLogger(__name__)
 

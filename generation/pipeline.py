@@ -15,13 +15,13 @@ from typing import Protocol
 
 import numpy as np
 
-from generation.audio_in import SeedAudio
+from generation.audio.chroma import melody_adherence
+from generation.audio.decode import SeedAudio
 from generation.catalog import MAX_PROMPT_CHARS
-from generation.chroma import melody_adherence
-from generation.engine import CancelToken, Engine, Job, ProgressFn, decode_codes
 from generation.errors import InvalidRequestError
 from generation.humanize import format_duration
-from generation.sampling import MAX_SEED, SamplingParams, validate_seed
+from generation.musicgen.engine import CancelToken, Engine, Job, ProgressFn, decode_codes
+from generation.musicgen.sampling import MAX_SEED, SamplingParams, validate_seed
 
 MAX_CANDIDATES = 8
 
@@ -129,7 +129,7 @@ def restyle(
     cancel: CancelToken | None = None,
     separate: Callable[[np.ndarray, int], np.ndarray] | None = None,
 ) -> Restyled:
-    """Generate the candidates. `separate` keeps the melodic stems (see `generation.stems`)."""
+    """Generate the candidates. `separate` keeps the melodic stems (see `generation.audio.stems`)."""
     phases = phases or _Unseen()
     timings: dict[str, float] = {}
     clock = time.perf_counter()

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from generation.mastering import Loudness, MasteringOptions
+from generation.audio.mastering import Loudness, MasteringOptions
 
 if TYPE_CHECKING:
-    from generation.audio_in import SeedAudio
-    from generation.engine import Engine
+    from generation.audio.decode import SeedAudio
+    from generation.musicgen.engine import Engine
     from generation.pipeline import Candidate, Restyled
 
 LIBRARIES = ("restyle", "torch", "transformers", "av", "numpy", "pyloudnorm")

@@ -24,21 +24,21 @@ MODEL_RATE = 32_000
 
 @pytest.fixture(scope="session")
 def debug_lm():
-    from generation.models import load_model
+    from generation.musicgen.models import load_model
 
     return load_model("debug", device="cpu")
 
 
 @pytest.fixture(scope="session")
 def fast_engine(debug_lm):
-    from generation.engine import Engine
+    from generation.musicgen.engine import Engine
 
     return Engine(debug_lm, backend="fast")
 
 
 @pytest.fixture(scope="session")
 def reference_engine(debug_lm):
-    from generation.engine import Engine
+    from generation.musicgen.engine import Engine
 
     return Engine(debug_lm, backend="reference")
 

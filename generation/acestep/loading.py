@@ -19,7 +19,7 @@ import torch
 from generation.acestep.architectures import ARCHITECTURES, DEBUG_MODELS, build_pipeline, quiet_weight_norm
 from generation.acestep.params import LICENCE, MIN_DURATION_S
 from generation.errors import ModelUnavailableError
-from generation.models import pick_device, pick_dtype
+from generation.musicgen.models import pick_device, pick_dtype
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from simcord.backend.errors import BackendError
 
 from bot.client import RestyleBot
 from bot.config import BotConfig, parse_config
-from generation.engine import Engine
+from generation.musicgen.engine import Engine
 from tests.audio_factory import encode_format, melody
 
 

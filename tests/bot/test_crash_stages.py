@@ -22,7 +22,7 @@ import pytest
 from bot.client import RestyleBot
 from bot.config import BotConfig
 from bot.texts import NUMBERS
-from generation.engine import Engine
+from generation.musicgen.engine import Engine
 from tests.bot.conftest import World, make_config, seed_mp3, until
 
 STAGES = ("recorded", "queued", "running", "rendered", "posting", "posting-in-channel", "posted", "voted")

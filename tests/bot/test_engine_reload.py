@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.worker import Engines
-from generation.engine import Engine
+from generation.musicgen.engine import Engine
 
 
 def test_a_broken_engine_is_reloaded_and_a_sound_one_kept(debug_lm):

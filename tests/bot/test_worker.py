@@ -15,9 +15,9 @@ import pytest
 
 from bot.fair_queue import FairQueue, QueuedJob
 from bot.worker import Engines, Finished, GpuWorker, RenderSettings, WorkOrder
-from generation.engine import Engine
 from generation.finishing import FinishingThread
-from generation.windows import total_steps
+from generation.musicgen.engine import Engine
+from generation.musicgen.windows import total_steps
 from tests.audio_factory import encode_format, melody
 
 WAIT_S = 60.0

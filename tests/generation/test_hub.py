@@ -7,7 +7,7 @@ import pytest
 
 from generation.catalog import PINNED_REVISIONS
 from generation.errors import ModelUnavailableError
-from generation.models import download_model, load_model, locate_model
+from generation.musicgen.models import download_model, load_model, locate_model
 from tests.fake_hub import closed_port, dropping_server, model_files, serve
 
 PINNED = PINNED_REVISIONS["facebook/musicgen-melody"]

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from generation.acestep import CoverJob, CoverParams
-from generation.engine import CancelToken
 from generation.errors import GenerationCancelled, InvalidRequestError
+from generation.musicgen.engine import CancelToken
 from tests.generation.acestep.conftest import RATE, SECONDS
 
 
