@@ -158,14 +158,17 @@ def run_pipeline() -> dict:
 
 def run_batching(quick: bool) -> list[dict]:
     from benchmarks.pipeline import batching
-    from generation.musicgen.engine import Engine
+    from generation.musicgen.engine import MusicGenEngine
     from generation.musicgen.models import load_model
 
     print("\n### Batching jobs together (four one-candidate jobs, different prompts, fast backend)\n")
     print("| config | window | alone cand./min | batched cand./min | speed-up |\n|---|---|---|---|---|")
     figures = []
     for name, spec, seconds in (("debug", "debug", 30.0), ("mid", "random:mid", 5.0 if quick else 10.0)):
-        figure = {"config": name, **batching(Engine(load_model(spec), "fast"), jobs=4, seconds=seconds)}
+        figure = {
+            "config": name,
+            **batching(MusicGenEngine(load_model(spec), "fast"), jobs=4, seconds=seconds),
+        }
         print(
             f"| {name} | {seconds:g} s | {figure['alone_candidates_per_min']:.1f} "
             f"| {figure['batched_candidates_per_min']:.1f} | {figure['speedup']:.2f}x |",

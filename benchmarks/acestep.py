@@ -111,16 +111,18 @@ def measure_vae(dtype: torch.dtype) -> dict:
 
 def measure_dit(arch_name: str, layers: int, seconds: float, dtype: torch.dtype) -> dict:
     """The encoders and the DiT through the engine: text-to-music, cancelled after a few steps."""
-    from generation.acestep import AceStepEngine, CoverJob, CoverParams, LoadedAceStep
     from generation.acestep.architectures import ARCHITECTURES, build_pipeline
-    from generation.musicgen.engine import CancelToken
+    from generation.acestep.engine import AceStepEngine
+    from generation.acestep.loading import LoadedAceStep
+    from generation.acestep.params import CoverParams, cover_job
+    from generation.interface import CancelToken
 
     device = _device()
     arch = dataclasses.replace(ARCHITECTURES[arch_name], dit_layers=layers)
     pipe = build_pipeline(arch, device=device, dtype=dtype)
     engine = AceStepEngine(LoadedAceStep(f"random:{arch_name}", "random", None, None, pipe, device, dtype))
     source = np.zeros((2, 48_000), np.float32)  # never read: strength 0 is plain text-to-music
-    job = CoverJob(PROMPT, source, (0,), seconds, CoverParams(strength=0.0))
+    job = cover_job(PROMPT, source, (0,), seconds, CoverParams(strength=0.0))
     token, stamps = CancelToken(), []
 
     def stamp(done: int, total: int) -> None:

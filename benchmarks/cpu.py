@@ -26,7 +26,7 @@ from generation.musicgen.backends import WindowBatch
 from generation.musicgen.backends.conditioning import build_prefix
 from generation.musicgen.backends.fast import FastBackend
 from generation.musicgen.models import LoadedModel
-from generation.musicgen.sampling import SamplingParams
+from generation.musicgen.params import SamplingParams
 from generation.musicgen.windows import Window
 
 CONTEXTS_S = (0.0, 10.0)
@@ -180,12 +180,12 @@ def codec_memory(spec: str) -> dict[str, float]:
 def distances(spec: str, names: tuple[str, ...], seconds: float) -> dict[str, dict]:
     """Each precision's distance from float32 over one teacher-forced window (`generation.musicgen.fidelity`),
     two big models at a time at most."""
-    from generation.musicgen.engine import Job
+    from generation.musicgen.engine import melody_job
     from generation.musicgen.fidelity import compare_precisions
     from generation.musicgen.models import load_model
 
     melody = torch.sin(torch.arange(32_000 * 4) / 32_000 * 2 * torch.pi * 440).numpy()
-    job = Job("cinematic strings", melody, (7,), seconds)
+    job = melody_job("cinematic strings", melody, (7,), seconds)
     reference = load_model(spec, device="cpu", dtype="float32")
     found = {}
     for name in names:

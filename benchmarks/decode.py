@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from benchmarks.memory import peak_memory
-from generation.musicgen.engine import Engine, Job
+from generation.musicgen.engine import MusicGenEngine, melody_job
 from generation.musicgen.models import LoadedModel
 from generation.musicgen.windows import total_steps
 
@@ -54,10 +54,12 @@ def _sync(device: torch.device) -> None:
 
 
 def measure(lm: LoadedModel, backend: str, batch: int, seconds: float, config: str) -> DecodeFigure:
-    engine = Engine(lm, backend)
+    engine = MusicGenEngine(lm, backend)
     tune = melody(min(seconds, 30.0))
-    engine.generate_codes(Job(PROMPT, tune, tuple(range(batch)), 0.5))  # warm-up: kernels, graphs, caches
-    job = Job(PROMPT, tune, tuple(range(100, 100 + batch)), seconds)
+    engine.generate_codes(
+        melody_job(PROMPT, tune, tuple(range(batch)), 0.5)
+    )  # warm-up: kernels, graphs, caches
+    job = melody_job(PROMPT, tune, tuple(range(100, 100 + batch)), seconds)
 
     def run() -> float:
         _sync(lm.device)

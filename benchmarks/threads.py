@@ -34,12 +34,12 @@ def one_job(spec: str, seconds: float) -> float:
 
     from generation.audio.decode import SeedAudio
     from generation.finishing import FinishingThread
-    from generation.musicgen.engine import Engine
+    from generation.musicgen.engine import MusicGenEngine
     from generation.musicgen.models import load_model
     from generation.pipeline import RestyleOptions, restyle
     from generation.render import render_candidates
 
-    engine = Engine(load_model(spec, device="cpu"), "fast")
+    engine = MusicGenEngine(load_model(spec, device="cpu"), "fast")
     rate = engine.lm.sample_rate
     tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(int(seconds * rate)) / rate)).astype(np.float32)
     seed = SeedAudio(tone, rate, "0" * 64, "sine")

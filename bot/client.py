@@ -19,7 +19,7 @@ from bot.store import Store
 from bot.views import DYNAMIC_ITEMS
 from bot.worker import Engines, GpuWorker, RenderSettings
 from generation.audio.mastering import MasteringOptions
-from generation.musicgen.engine import Engine
+from generation.interface import Engine, LoadOptions
 
 log = logging.getLogger(__name__)
 
@@ -93,21 +93,22 @@ class RestyleBot(commands.Bot):
         )
 
     def _load_configured_engine(self, model: str) -> Engine:
-        from generation.musicgen.models import load_model
+        from generation.families import load_engine
 
         models = self.config.models
         default = model == models.default
-        lm = load_model(
-            model,
+        options = LoadOptions(
             device=models.device,
             dtype=models.dtype,
             cache_dir=models.cache_dir or None,
             offline=models.offline,
             revision=(models.revision or None) if default else None,
+            backend=models.backend,
         )
+        engine = load_engine(model, options)
         if default and models.stems:  # ready before the first job, on the GPU thread
             self._load_separator()
-        return Engine(lm, models.backend)
+        return engine
 
     def _separate(self, samples, sample_rate: int):
         """The worker's stem separation (GPU thread only): one separator for every model."""
@@ -117,12 +118,12 @@ class RestyleBot(commands.Bot):
         """htdemucs on the default model's device, or the tiny one when that model is a debug one."""
         if self._separator is None:
             from generation.audio.stems import separator_for
-            from generation.catalog import is_random_model
-            from generation.musicgen.models import pick_device
+            from generation.devices import pick_device
+            from generation.families import family_for
 
             models = self.config.models
             self._separator = separator_for(
-                is_random_model(models.default),
+                family_for(models.default).is_random(models.default),
                 pick_device(models.device),
                 offline=models.offline,
                 cache_dir=models.cache_dir or None,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bot.config import BotConfig
 from generation.errors import RestyleError
+from generation.interface import LoadOptions
 
 DATABASE_NAME = "restyle.sqlite3"  # as bot.files.DataDir names it
 
@@ -24,7 +25,7 @@ class PreflightError(Exception):
 
 def preflight(config: BotConfig) -> list[str]:
     """Run every check in order (none loads a model); one line per check passed, or the first failure."""
-    from generation.musicgen.models import pick_device
+    from generation.devices import pick_device
 
     models = config.models
     checks: list[tuple[str, Callable[[], str]]] = [
@@ -93,13 +94,12 @@ def check_database(path: Path) -> str:
 
 
 def _dtype(config: BotConfig) -> str:
-    from generation.catalog import DEBUG_MODELS
-    from generation.musicgen.models import pick_device
-    from generation.musicgen.precision import pick_precision
+    from generation.devices import pick_device
+    from generation.families import offered_family
 
-    # The debug builds are tiny and stay float32 under `auto` (see `generation.musicgen.precision`).
-    tiny = config.models.default in DEBUG_MODELS
-    return pick_precision(config.models.dtype, pick_device(config.models.device), tiny=tiny).name
+    models = config.models
+    family = offered_family(models.default)
+    return family.dtype_name(models.default, models.dtype, pick_device(models.device))
 
 
 def _threads(config: BotConfig) -> str:
@@ -109,18 +109,24 @@ def _threads(config: BotConfig) -> str:
     return f"{plan.torch_threads} for the model, 1 finishing, {plan.decode_workers} decoding uploads"
 
 
-def _revision(config: BotConfig, name: str) -> str | None:
-    return (config.models.revision or None) if name == config.models.default else None
+def _load_options(config: BotConfig, name: str) -> LoadOptions:
+    """How the bot loads `name`: the configured revision applies to the default model only."""
+    models = config.models
+    return LoadOptions(
+        device=models.device,
+        dtype=models.dtype,
+        cache_dir=models.cache_dir or None,
+        offline=models.offline,
+        revision=(models.revision or None) if name == models.default else None,
+        backend=models.backend,
+    )
 
 
 def _model_check(config: BotConfig, name: str) -> Callable[[], str]:
     def check() -> str:
-        from generation.musicgen.models import locate_model
+        from generation.families import offered_family
 
-        models = config.models
-        found = locate_model(
-            name, revision=_revision(config, name), cache_dir=models.cache_dir or None, offline=models.offline
-        )
+        found = offered_family(name).locate(name, _load_options(config, name))
         if found.kind == "random":
             return "built in-process (random weights)"
         if found.folder is None:
@@ -132,32 +138,31 @@ def _model_check(config: BotConfig, name: str) -> Callable[[], str]:
 
 def _stems(config: BotConfig) -> str:
     from generation.audio.stems import check_stems
-    from generation.catalog import is_random_model
+    from generation.families import family_for
 
     models = config.models
     if not models.stems:
         return "off (the melody is read from the whole mix)"
-    random = is_random_model(models.default)
+    random = family_for(models.default).is_random(models.default)
     check_stems(random=random, offline=models.offline, cache_dir=models.cache_dir or None)
     return "the tiny in-process separator (debug model)" if random else "htdemucs"
 
 
 def _load(config: BotConfig) -> str:
     from generation.audio.stems import separator_for
-    from generation.musicgen.models import load_model
+    from generation.devices import pick_device
+    from generation.families import offered_family
 
     models = config.models
+    family = offered_family(models.default)
     started = time.perf_counter()
-    lm = load_model(
-        models.default,
-        device=models.device,
-        dtype=models.dtype,
-        cache_dir=models.cache_dir or None,
-        offline=models.offline,
-        revision=models.revision or None,
-    )
-    if models.stems:
+    described = family.load(models.default, _load_options(config, models.default)).describe()
+    if models.stems and family.takes_stems:
         separator_for(
-            lm.source == "random", lm.device, offline=models.offline, cache_dir=models.cache_dir or None
+            family.is_random(models.default),
+            pick_device(models.device),
+            offline=models.offline,
+            cache_dir=models.cache_dir or None,
         )
-    return f"{models.default} loaded in {time.perf_counter() - started:.1f} s ({lm.revision}, {lm.device})"
+    seconds = time.perf_counter() - started
+    return f"{models.default} loaded in {seconds:.1f} s ({described['revision']}, {described['device']})"

@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.fair_queue import FairQueue, QueuedJob
-from generation.audio.decode import AudioLimits, SeedAudio, decode_audio
+from generation.audio.decode import AudioLimits, SeedAudio
 from generation.audio.mastering import MasteringOptions
 from generation.errors import GenerationCancelled, InvalidRequestError, RestyleError
 from generation.finishing import FinishingThread
-from generation.musicgen.engine import CancelToken, Engine, Job
-from generation.musicgen.sampling import SamplingParams
-from generation.pipeline import Restyled, RestyleOptions, finish, make_job
+from generation.interface import CancelToken, Engine
+from generation.pipeline import Prepared, decode_seed, finish, prepare
 from generation.render import Rendered, render_candidates
+from generation.results import Restyled, RestyleOptions
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,7 @@ class WorkOrder:
 @dataclass(frozen=True)
 class _Prepared:
     order: WorkOrder
-    job: Job
-    options: RestyleOptions
+    prepared: Prepared
     seed: SeedAudio
 
 
@@ -222,13 +221,13 @@ class GpuWorker:
         with self._lock:
             tokens = [self._tokens[item.order.job_id] for item in prepared]
         outcomes = engine.generate_many(
-            [item.job for item in prepared],
+            [item.prepared.job for item in prepared],
             [self._reporter(item.order.job_id, started) for item in prepared],
             tokens,
         )
         elapsed = time.perf_counter() - started
         self.seconds_per_step[orders[0].model] = elapsed / max(
-            1, engine.total_steps(prepared[0].job.duration_s)
+            1, engine.total_steps(prepared[0].prepared.job.duration_s)
         )
         for item, outcome in zip(prepared, outcomes, strict=True):
             if isinstance(outcome, GenerationCancelled):
@@ -267,7 +266,7 @@ class GpuWorker:
     def _render(self, engine: Engine, item: _Prepared, audio, elapsed: float) -> Finished:
         """Files that share one message's upload budget; if even the lowest bitrate cannot do
         that, files that each fit a message of their own (the bot then posts several)."""
-        result = finish(engine, item.job, item.options, audio, {"generation_s": elapsed})
+        result = finish(engine, item.prepared, audio, {"generation_s": elapsed})
         budget = item.order.upload_limit
         try:
             rendered = self._encode(engine, item, result, budget // max(1, len(result.candidates)))
@@ -294,19 +293,13 @@ class GpuWorker:
             self.events.failed(order.job_id, SEED_GONE)
             return None
         try:
-            seed = decode_audio(order.seed_path, SAVED_SEED_LIMITS)
-            melody = seed.samples
-            if order.stems and self.separate is not None:
-                melody = self.separate(seed.samples, seed.sample_rate)
+            seed = decode_seed(order.seed_path, SAVED_SEED_LIMITS, engine)
+            stems = order.stems and self.separate is not None
             options = RestyleOptions(
-                order.candidates,
-                order.duration_s,
-                order.duration_s,
-                order.base_seed,
-                SamplingParams(),
-                order.stems,
+                order.candidates, order.duration_s, order.duration_s, order.base_seed, None, stems
             )
-            return _Prepared(order, make_job(engine, seed, order.prompt, options, melody), options, seed)
+            ready = prepare(engine, seed, order.prompt, options, separate=self.separate)
+            return _Prepared(order, ready, seed)
         except RestyleError as exc:
             self.events.failed(order.job_id, str(exc))
             return None

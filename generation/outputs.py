@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from generation.errors import InvalidRequestError
-from generation.pipeline import candidate_filename
+from generation.results import candidate_filename
 
 SIDECAR_SUFFIX = ".json"
 _PARTIAL = ".partial-"

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from generation.audio.decode import SeedAudio
 from generation.audio.encode import FIT_BITRATES, encode_audio, encode_to_fit, get_format
 from generation.audio.mastering import MasteringOptions, master, measure
-from generation.musicgen.engine import Engine
-from generation.pipeline import Candidate, Restyled, candidate_filename
+from generation.interface import Engine
+from generation.results import Candidate, Restyled, candidate_filename
 from generation.sidecar import sidecar
 
 

@@ -31,16 +31,16 @@ def debug_lm():
 
 @pytest.fixture(scope="session")
 def fast_engine(debug_lm):
-    from generation.musicgen.engine import Engine
+    from generation.musicgen.engine import MusicGenEngine
 
-    return Engine(debug_lm, backend="fast")
+    return MusicGenEngine(debug_lm, backend="fast")
 
 
 @pytest.fixture(scope="session")
 def reference_engine(debug_lm):
-    from generation.musicgen.engine import Engine
+    from generation.musicgen.engine import MusicGenEngine
 
-    return Engine(debug_lm, backend="reference")
+    return MusicGenEngine(debug_lm, backend="reference")
 
 
 @pytest.fixture(scope="session")

@@ -2,20 +2,6 @@
 
 Keeps a seed track's melody, rhythm and structure (as 5 Hz audio codes) and renders it in the
 prompt's style, 48 kHz stereo, 10 s to 10 minutes in one pass, through diffusers' `AceStepPipeline`.
+The family's facts and loaders are in `generation.acestep.family`; nothing is imported here, so
+naming the family loads neither torch's kernels nor diffusers.
 """
-
-from generation.acestep.engine import AceStepEngine
-from generation.acestep.loading import LoadedAceStep, download_acestep, is_acestep_spec, load_acestep
-from generation.acestep.params import LICENCE, CoverJob, CoverParams, Licence
-
-__all__ = [
-    "LICENCE",
-    "AceStepEngine",
-    "CoverJob",
-    "CoverParams",
-    "Licence",
-    "LoadedAceStep",
-    "download_acestep",
-    "is_acestep_spec",
-    "load_acestep",
-]

@@ -12,8 +12,9 @@ starting noise alone, and every job's source is encoded alone, so a candidate is
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,16 +27,25 @@ from generation.acestep.params import (
     MAX_DURATION_S,
     MIN_DURATION_S,
     SAMPLES_PER_FRAME,
-    CoverJob,
     CoverParams,
     check_job,
     latent_frames,
     output_samples,
 )
-from generation.acestep.steps import ProgressFn, StepWatch
+from generation.acestep.steps import CoverWatch
+from generation.devices import release_memory
 from generation.errors import GenerationCancelled, InvalidRequestError
+from generation.interface import CancelToken, Job, ProgressFn, decoded, only_outcome
 
 MAX_TEXT_TOKENS = 256  # the pipeline's default `max_text_length`
+
+
+@dataclass(frozen=True)
+class CoverLatents:
+    """One job's denoised latents `(candidates, frames, channels)`, and the samples they make."""
+
+    latents: torch.Tensor
+    samples: int
 
 
 class AceStepEngine:
@@ -47,22 +57,28 @@ class AceStepEngine:
     channels = CHANNELS
     input_rate = SAMPLE_RATE  # the source goes through the pipeline's own 48 kHz stereo VAE
     input_channels = CHANNELS
+    takes_stems = False  # the cover hears the whole seed: its rhythm and structure as well
     min_duration_s = MIN_DURATION_S
     max_duration_s = MAX_DURATION_S
+    default_params = CoverParams()
+    broken = False  # nothing marks it: a failed batch leaves the pipeline as it was
 
     def __init__(self, loaded: LoadedAceStep) -> None:
         self.loaded = loaded
         self.pipe = loaded.pipe
         self.min_duration_s = loaded.min_duration_s
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return self.loaded.describe()
+
+    def parameters(self, duration_s: float, params: CoverParams) -> dict[str, Any]:
+        return {**asdict(params), "cover_steps": params.cover_steps}
 
     def total_steps(self, duration_s: float, params: CoverParams | None = None) -> int:
         """Denoising steps of one job: the same for any length (the whole piece is one pass)."""
         return (params or CoverParams()).steps
 
-    def can_batch(self, first: CoverJob, second: CoverJob) -> bool:
+    def can_batch(self, first: Job, second: Job) -> bool:
         """Jobs share a batch when they share parameters, length in frames and prompt length in
         tokens: the DiT's cross-attention has no padding mask, so a padded prompt would change."""
         return (
@@ -71,42 +87,50 @@ class AceStepEngine:
             and self._text_lengths(first) == self._text_lengths(second)
         )
 
-    def generate(self, job: CoverJob, on_progress: ProgressFn | None = None, cancel=None) -> np.ndarray:
+    def generate(
+        self, job: Job, on_progress: ProgressFn | None = None, cancel: CancelToken | None = None
+    ) -> np.ndarray:
         """Audio `(candidates, 2, samples)` float32 at 48 kHz, exactly `job.duration_s` long."""
-        outcome = self.generate_many([job], [on_progress], [cancel])[0]
-        if isinstance(outcome, GenerationCancelled):
-            raise outcome
-        return outcome
+        return only_outcome(self.generate_many([job], [on_progress], [cancel]))
 
     def generate_many(
         self,
-        jobs: Sequence[CoverJob],
+        jobs: Sequence[Job],
         on_progress: Sequence[ProgressFn | None],
-        cancels: Sequence,
+        cancels: Sequence[CancelToken | None],
     ) -> list[np.ndarray | GenerationCancelled]:
         """Several jobs as one batch (see `can_batch`); a cancelled job's outcome is the exception,
         and the others finish."""
+        return decoded(self, self.generate_latents(jobs, on_progress, cancels))
+
+    def decode_latents(self, latents: CoverLatents) -> np.ndarray:
+        return decode_latents(self.pipe, latents.latents, latents.samples)
+
+    def generate_latents(
+        self,
+        jobs: Sequence[Job],
+        on_progress: Sequence[ProgressFn | None],
+        cancels: Sequence[CancelToken | None],
+    ) -> list[CoverLatents | GenerationCancelled]:
         self._check(jobs, on_progress, cancels)
-        watch = StepWatch(jobs[0].params.steps, on_progress, cancels)
+        watch = CoverWatch(jobs[0].params.steps, on_progress, cancels)
         latents = None if watch.check_cancels() else self._denoise(jobs, watch)
         if latents is None or watch.all_cancelled:
             del latents
-            _release_memory(self.loaded.device)
+            release_memory(self.loaded.device)
             return [GenerationCancelled() for _ in jobs]
-        outcomes: list[np.ndarray | GenerationCancelled] = []
+        outcomes: list[CoverLatents | GenerationCancelled] = []
         row = 0
         for index, job in enumerate(jobs):
             rows = latents[row : row + len(job.seeds)]
             row += len(job.seeds)
             cancelled = watch.stopped[index]
             outcomes.append(
-                GenerationCancelled()
-                if cancelled
-                else decode_latents(self.pipe, rows, output_samples(job.duration_s))
+                GenerationCancelled() if cancelled else CoverLatents(rows, output_samples(job.duration_s))
             )
         return outcomes
 
-    def _check(self, jobs: Sequence[CoverJob], on_progress: Sequence, cancels: Sequence) -> None:
+    def _check(self, jobs: Sequence[Job], on_progress: Sequence, cancels: Sequence) -> None:
         if not jobs or len(on_progress) != len(jobs) or len(cancels) != len(jobs):
             raise InvalidRequestError("Give one progress hook and one cancel token per job.")
         for job in jobs:
@@ -114,7 +138,7 @@ class AceStepEngine:
         if any(not self.can_batch(jobs[0], job) for job in jobs[1:]):
             raise InvalidRequestError("These jobs cannot share a batch.")
 
-    def _denoise(self, jobs: Sequence[CoverJob], watch: StepWatch) -> torch.Tensor | None:
+    def _denoise(self, jobs: Sequence[Job], watch: CoverWatch) -> torch.Tensor | None:
         params, frames = jobs[0].params, latent_frames(jobs[0].duration_s)
         seeds = [seed for job in jobs for seed in job.seeds]
         latents = self._initial_noise(seeds, frames)
@@ -161,7 +185,7 @@ class AceStepEngine:
         ]
         return torch.cat(rows).to(self.loaded.device, self.pipe.transformer.dtype)
 
-    def _text_lengths(self, job: CoverJob) -> tuple[int, ...]:
+    def _text_lengths(self, job: Job) -> tuple[int, ...]:
         from diffusers.pipelines.ace_step.pipeline_ace_step import TASK_INSTRUCTIONS
 
         duration = _metadata_duration(latent_frames(job.duration_s))
@@ -179,9 +203,3 @@ def _metadata_duration(frames: int) -> float:
     """The length the pipeline is told: half a frame short of `frames`, so that its own
     `ceil(duration * 25)` gives back exactly `frames` (`frames / 25 * 25` can round up past it)."""
     return (frames - 0.5) * SAMPLES_PER_FRAME / SAMPLE_RATE
-
-
-def _release_memory(device: torch.device) -> None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()

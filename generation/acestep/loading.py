@@ -16,10 +16,12 @@ from typing import Any
 
 import torch
 
+from generation import hub
 from generation.acestep.architectures import ARCHITECTURES, DEBUG_MODELS, build_pipeline, quiet_weight_norm
 from generation.acestep.params import LICENCE, MIN_DURATION_S
-from generation.errors import ModelUnavailableError
-from generation.musicgen.models import pick_device, pick_dtype
+from generation.devices import pick_device, pick_dtype
+from generation.errors import ModelNotCachedError, ModelUnavailableError
+from generation.interface import ModelLocation
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,28 @@ def resolve(spec: str) -> tuple[str, str]:
     if Path(spec).expanduser().is_dir():
         return "local", str(Path(spec).expanduser())
     raise ModelUnavailableError(f"{spec} is neither an ACE-Step model name nor a model folder.")
+
+
+def locate_acestep(
+    spec: str = HUB_SPEC, *, cache_dir: str | Path | None = None, offline: bool = False
+) -> ModelLocation:
+    """Check that `spec` can be loaded, before any work: a folder holds what cover needs; the
+    hub model is cached, or (online) still to be fetched. Nothing leaves the machine."""
+    kind, target = resolve(spec)
+    if kind == "random":
+        return ModelLocation(spec, kind, target, None, None)
+    if kind == "local":
+        folder = Path(target)
+        check_index(_read_index(folder / "model_index.json"), target, folder=folder)
+        return ModelLocation(spec, kind, target, None, folder)
+    needs = ["model_index.json", "*/*.safetensors"]
+    folder = hub.cached_snapshot(target, HUB_REVISION, cache_dir, needs=needs)
+    if folder is None and hub.is_offline(offline):
+        raise ModelNotCachedError(
+            f"The model {target} is not in the Hugging Face cache and this machine is offline. "
+            f"Fetch it first, on a machine with internet: restyle download {HUB_SPEC}"
+        )
+    return ModelLocation(spec, kind, target, HUB_REVISION, folder)
 
 
 def load_acestep(

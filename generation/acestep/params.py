@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from generation.acestep.architectures import CHANNELS, SAMPLE_RATE, VAE_RATIOS
 from generation.errors import InvalidRequestError
+from generation.interface import Job, Licence
 
 SAMPLES_PER_FRAME = math.prod(VAE_RATIOS)  # 1920: 25 latent frames a second at 48 kHz
 FRAMES_PER_CODE = 5  # the audio tokenizer pools 5 latent frames into one 5 Hz code
 MIN_DURATION_S = 10.0  # ACE-Step 1.5 makes 10 s to 10 min in one pass
 MAX_DURATION_S = 600.0
 MAX_STEPS = 100
-
-
-@dataclass(frozen=True)
-class Licence:
-    name: str
-    commercial_use: bool
-    url: str
 
 
 # ACE-Step 1.5's weights and code are MIT (the ACE-Step/Ace-Step1.5 model card and LICENSE).
@@ -49,6 +44,9 @@ class CoverParams:
     shift: float = 3.0
 
     def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
         if not 0.0 <= self.strength <= 1.0:
             raise InvalidRequestError("The cover strength is a number from 0 (ignore the seed) to 1.")
         if not 1 <= self.steps <= MAX_STEPS:
@@ -64,15 +62,16 @@ class CoverParams:
         return int(self.steps * self.strength)
 
 
-@dataclass(frozen=True)
-class CoverJob:
-    """One request: its candidates share prompt, source and length, and differ by seed."""
-
-    prompt: str
-    source: np.ndarray  # (2, samples) float32 at 48 kHz: the seed track, looped or cut to length
-    seeds: tuple[int, ...]
-    duration_s: float
-    params: CoverParams = field(default_factory=CoverParams)
+def cover_job(
+    prompt: str,
+    source: np.ndarray,
+    seeds: Sequence[int],
+    duration_s: float,
+    params: CoverParams | None = None,
+) -> Job:
+    """A job from a source `(2, samples)` float32 at 48 kHz: the seed track, looped or cut to length
+    (the default cover parameters unless given)."""
+    return Job(prompt, source, tuple(seeds), duration_s, params or CoverParams())
 
 
 def latent_frames(duration_s: float) -> int:
@@ -85,8 +84,10 @@ def output_samples(duration_s: float) -> int:
     return round(duration_s * SAMPLE_RATE)
 
 
-def check_job(job: CoverJob, min_duration_s: float = MIN_DURATION_S) -> None:
+def check_job(job: Job, min_duration_s: float = MIN_DURATION_S) -> None:
     """Everything about one job that can be wrong, before any work starts."""
+    if not isinstance(job.params, CoverParams):
+        raise InvalidRequestError("An ACE-Step job takes cover parameters (CoverParams).")
     if not (math.isfinite(job.duration_s) and min_duration_s <= job.duration_s <= MAX_DURATION_S):
         raise InvalidRequestError(
             f"ACE-Step makes {min_duration_s:g} s to {MAX_DURATION_S / 60:g} minutes of audio, "

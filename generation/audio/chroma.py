@@ -8,6 +8,7 @@ That gives 1 + T // 4096 frames: 235 for 30 s.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -84,6 +85,19 @@ def conditioning_chroma(
         return match_length(chroma(melody, sample_rate), frames)
     segment = loop_audio(melody, int(offset_s * sample_rate), int(window_s * sample_rate))
     return match_length(chroma(segment, sample_rate), frames)
+
+
+def to_chroma_rate(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Mono float32 at the chroma's 32 kHz, from `(samples,)` or `(channels, samples)` audio at any
+    rate: the channels averaged, then resampled by a polyphase filter (exact rates, no drift), so
+    a 48 kHz stereo candidate is measured against the melody as a 32 kHz mono one is."""
+    mono = audio if audio.ndim == 1 else audio.mean(axis=0)
+    if sample_rate == CHROMA_SAMPLE_RATE:
+        return mono.astype(np.float32, copy=False)
+    from scipy.signal import resample_poly
+
+    common = math.gcd(sample_rate, CHROMA_SAMPLE_RATE)
+    return resample_poly(mono, CHROMA_SAMPLE_RATE // common, sample_rate // common).astype(np.float32)
 
 
 def melody_adherence(melody: np.ndarray, output: np.ndarray, sample_rate: int = CHROMA_SAMPLE_RATE) -> float:

@@ -1,4 +1,4 @@
-"""Decode a seed track from any common container to mono float32 at the model's rate.
+"""Decode a seed track from any common container to float32 at the rate and channels a model reads.
 
 Limits are checked before and while decoding, never after: the byte size before reading, the
 duration the container claims before decoding, and the decoded duration frame by frame, so a tiny
@@ -42,6 +42,19 @@ CONTAINER_OPTIONS = {
     "enable_drefs": "0",  # mov: never follow a reference to another file
 }
 ID3_HEADER = 10
+LAYOUTS = {1: "mono", 2: "stereo"}
+
+
+@dataclass(frozen=True)
+class _Output:
+    """What the decoded samples are resampled to."""
+
+    rate: int
+    channels: int
+
+    @property
+    def layout(self) -> str:
+        return LAYOUTS[self.channels]
 
 
 @dataclass(frozen=True)
@@ -53,7 +66,13 @@ class AudioLimits:
 
 @dataclass(frozen=True)
 class SeedAudio:
-    """A decoded seed: mono float32 samples in [-1, 1] and where they came from."""
+    """A decoded seed: float32 samples in [-1, 1] and where they came from.
+
+    `samples` is `(samples,)` for a mono decode (the default, what MusicGen's melody is) and
+    `(channels, samples)` for more channels; `planar` is always the latter, `mono` the former
+    (for a stereo decode, the channels' mean, 3 dB below FFmpeg's own mono downmix: it serves
+    level-blind reads such as the chroma).
+    """
 
     samples: np.ndarray
     sample_rate: int
@@ -62,7 +81,19 @@ class SeedAudio:
 
     @property
     def duration_s(self) -> float:
-        return len(self.samples) / self.sample_rate
+        return self.samples.shape[-1] / self.sample_rate
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.samples.ndim == 1 else self.samples.shape[0]
+
+    @property
+    def planar(self) -> np.ndarray:
+        return self.samples[None] if self.samples.ndim == 1 else self.samples
+
+    @property
+    def mono(self) -> np.ndarray:
+        return self.samples if self.samples.ndim == 1 else self.samples.mean(axis=0)
 
 
 def decode_audio(
@@ -70,15 +101,20 @@ def decode_audio(
     limits: AudioLimits | None = None,
     *,
     sample_rate: int = MODEL_SAMPLE_RATE,
+    channels: int = 1,
 ) -> SeedAudio:
-    """Decode `source` (a path or the file's bytes), downmix to mono and resample.
+    """Decode `source` (a path or the file's bytes), mixed to `channels` (1 or 2) and resampled.
 
     Raises `AudioInputError` with a one-line message for anything unusable.
     """
+    if channels not in LAYOUTS:
+        raise ValueError(f"channels must be one of {sorted(LAYOUTS)}")
     limits = limits or AudioLimits()
     data = _read_bounded(source, limits.max_bytes)
-    samples, description, errors_seen = _decode(data, limits, sample_rate)
+    samples, description, errors_seen = _decode(data, limits, _Output(sample_rate, channels))
     _check_content(samples, sample_rate, limits, errors_seen)
+    if channels == 1:
+        samples = samples[0]
     return SeedAudio(samples, sample_rate, hashlib.sha256(data).hexdigest(), description)
 
 
@@ -97,14 +133,14 @@ def _read_bounded(source: bytes | str | Path, max_bytes: int) -> bytes:
     return bytes(source) if isinstance(source, bytes | bytearray | memoryview) else Path(source).read_bytes()
 
 
-def _decode(data: bytes, limits: AudioLimits, sample_rate: int) -> tuple[np.ndarray, str, bool]:
+def _decode(data: bytes, limits: AudioLimits, output: _Output) -> tuple[np.ndarray, str, bool]:
     """Samples, a description of the source, and whether FFmpeg reported errors on the way."""
     import av
 
     if av.logging.get_level() is None:  # PyAV drops FFmpeg's messages unless a level is set
         av.logging.set_level(av.logging.ERROR)
     with av.logging.Capture() as logs:
-        samples, description = _open_and_decode(data, limits, sample_rate)
+        samples, description = _open_and_decode(data, limits, output)
     return samples, description, any(level <= av.logging.ERROR for level, _, _ in logs)
 
 
@@ -137,7 +173,7 @@ def sniff_demuxer(head: bytes) -> str | None:  # noqa: PLR0911 - one return per 
     return None
 
 
-def _open_and_decode(data: bytes, limits: AudioLimits, sample_rate: int) -> tuple[np.ndarray, str]:
+def _open_and_decode(data: bytes, limits: AudioLimits, output: _Output) -> tuple[np.ndarray, str]:
     import av
 
     demuxer = sniff_demuxer(data)
@@ -158,7 +194,7 @@ def _open_and_decode(data: bytes, limits: AudioLimits, sample_rate: int) -> tupl
         if claimed is not None and claimed > limits.max_seconds + DURATION_SLACK_S:
             limit = format_duration(limits.max_seconds)
             raise AudioInputError(f"The track is {format_duration(claimed)} long; the limit is {limit}.")
-        samples, decoded_s = _decode_stream(container, stream, limits.max_seconds, sample_rate)
+        samples, decoded_s = _decode_stream(container, stream, limits.max_seconds, output)
         description = f"{stream.codec_context.name}, {stream.rate} Hz, {stream.channels} ch"
     if claimed is not None and decoded_s < claimed - max(DURATION_SLACK_S, 0.05 * claimed):
         raise AudioInputError(
@@ -192,7 +228,8 @@ def _claimed_seconds(container, stream) -> float | None:
     return None
 
 
-def _decode_stream(container, stream, max_seconds: float, sample_rate: int) -> tuple[np.ndarray, float]:
+def _decode_stream(container, stream, max_seconds: float, output: _Output) -> tuple[np.ndarray, float]:
+    """`(channels, samples)` float32 at the output's rate and layout, and the seconds decoded."""
     import av
 
     chunks: list[np.ndarray] = []
@@ -208,32 +245,35 @@ def _decode_stream(container, stream, max_seconds: float, sample_rate: int) -> t
             frame_setup = (frame.format.name, frame.layout.name, frame.sample_rate)
             if frame_setup != setup:
                 _flush(resampler, chunks)
-                resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+                resampler = av.AudioResampler(format="fltp", layout=output.layout, rate=output.rate)
                 setup = frame_setup
-            chunks.extend(out.to_ndarray()[0] for out in resampler.resample(frame))
+            chunks.extend(out.to_ndarray() for out in resampler.resample(frame))
         _flush(resampler, chunks)
     except av.error.FFmpegError as exc:
         raise AudioInputError(
             f"The file is damaged: decoding failed after {format_duration(decoded_s)}."
         ) from exc
-    samples = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
+    empty = np.zeros((output.channels, 0), np.float32)
+    samples = np.concatenate(chunks, axis=1).astype(np.float32, copy=False) if chunks else empty
     return samples, decoded_s
 
 
 def _flush(resampler, chunks: list[np.ndarray]) -> None:
     if resampler is not None:
-        chunks.extend(out.to_ndarray()[0] for out in resampler.resample(None))
+        chunks.extend(out.to_ndarray() for out in resampler.resample(None))
 
 
 def _check_content(samples: np.ndarray, sample_rate: int, limits: AudioLimits, errors_seen: bool) -> None:
-    if errors_seen and samples.size < limits.min_seconds * sample_rate:
+    """`samples` is `(channels, samples)`."""
+    length = samples.shape[-1]
+    if errors_seen and length < limits.min_seconds * sample_rate:
         # Some demuxers lose their way in damaged data and quietly return almost nothing.
         raise AudioInputError("The file is damaged: almost none of its audio could be decoded.")
-    if samples.size == 0:
+    if length == 0:
         raise AudioInputError("The file holds no audio that could be decoded.")
     if not np.isfinite(samples).all():
         raise AudioInputError("The file is damaged: it holds samples that are not numbers.")
-    duration = samples.size / sample_rate
+    duration = length / sample_rate
     if duration < limits.min_seconds:
         raise AudioInputError(
             f"The track is {format_duration(duration)} long; it needs at least "

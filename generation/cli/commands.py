@@ -15,29 +15,28 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-import numpy as np
-
-from generation.audio.decode import AudioLimits, SeedAudio, decode_audio
+from generation.audio.decode import AudioLimits, SeedAudio
 from generation.audio.encode import get_format
 from generation.audio.mastering import MasteringOptions
 from generation.catalog import DEFAULT_MODEL
 from generation.cli.batch_file import BatchFile, Track, load_batch_file
 from generation.cli.console import Console
 from generation.errors import ModelNotCachedError
+from generation.families import offered_family
 from generation.finishing import FinishingThread
 from generation.humanize import format_duration
-from generation.musicgen.engine import Engine
-from generation.musicgen.sampling import SamplingParams
+from generation.interface import Engine, Family, LoadOptions
 from generation.outputs import TrackFiles, probe_folder, refuse_to_clobber, write_pairs
 from generation.pipeline import (
-    Restyled,
-    RestyleOptions,
+    Separate,
     candidate_seeds,
     check_duration,
     check_prompt,
+    decode_seed,
     output_duration,
     restyle,
 )
+from generation.results import Restyled, RestyleOptions
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +52,7 @@ class Session:
     args: argparse.Namespace
     engine: Engine
     seed: SeedAudio
-    separate: Callable[[np.ndarray, int], np.ndarray] | None
+    separate: Separate | None
     format_name: str
 
     def restyle(self, plan: Planned, console: Console) -> Restyled:
@@ -76,13 +75,14 @@ def generate(args: argparse.Namespace) -> int:
     fmt = get_format(args.format)
     prompt = check_prompt(args.prompt)
     name = args.name or default_name(args.seed_track, prompt)
-    options = _options(args, args.candidates, args.duration, args.seed, stems=not args.no_stems)
+    family = offered_family(args.model)
+    options = _options(args, family, args.candidates, args.duration, args.seed, stems=not args.no_stems)
     plan = [Planned(name, prompt, options, TrackFiles(args.output, name, options.candidates, fmt.extension))]
     _check_outputs(args.output, plan, args.force)
     console = Console(name)
-    loader = _preflight(args, args.model, options.stems)
+    loader = _preflight(args, family, args.model, options.stems)
     with console.phase("decoding the seed"):
-        seed = decode_audio(args.seed_track, CLI_SEED_LIMITS)
+        seed = decode_seed(args.seed_track, CLI_SEED_LIMITS, family)
     _say_cap(console, seed, options)
     with console.phase("loading the model"):
         engine, separate = loader()
@@ -96,9 +96,11 @@ def batch(args: argparse.Namespace) -> int:
     format_name = args.format or spec.format or "wav"
     extension = get_format(format_name).extension
     out_dir = args.output or spec.output or args.tracks_file.parent
+    model = args.model or spec.model or DEFAULT_MODEL
+    family = offered_family(model)
     plans = []
     for track in spec.tracks:
-        options = _track_options(args, spec, track)
+        options = _track_options(args, family, spec, track)
         files = TrackFiles(out_dir, track.name, options.candidates, extension)
         plans.append(Planned(track.name, check_prompt(track.prompt), options, files))
     todo = [plan for plan in plans if args.force or not plan.files.finished(plan.prompt)]
@@ -109,10 +111,10 @@ def batch(args: argparse.Namespace) -> int:
     if not todo:
         return 0
     stems = any(plan.options.stems for plan in todo)
-    loader = _preflight(args, args.model or spec.model or DEFAULT_MODEL, stems)
+    loader = _preflight(args, family, model, stems)
     console = Console(args.tracks_file.name)
     with console.phase("decoding the seed"):
-        seed = decode_audio(spec.seed, CLI_SEED_LIMITS)
+        seed = decode_seed(spec.seed, CLI_SEED_LIMITS, family)
     for plan in todo:
         _say_cap(Console(plan.name), seed, plan.options)
     with console.phase("loading the model"):
@@ -136,11 +138,10 @@ def _generate_all(session: Session, todo: list[Planned]) -> None:
 
 
 def download(args: argparse.Namespace) -> int:
-    from generation.musicgen.models import download_model
-
-    path = download_model(args.model, cache_dir=args.cache_dir, revision=args.revision)
+    family = offered_family(args.model)
+    path = family.download(args.model, cache_dir=args.cache_dir, revision=args.revision)
     print(f"{args.model}: cached at {path}")
-    if not args.no_stems:
+    if family.takes_stems and not args.no_stems:
         from generation.audio.stems import download_separator
 
         print(f"htdemucs (stems): cached at {download_separator(args.cache_dir)}")
@@ -154,21 +155,30 @@ def default_name(seed_path: Path, prompt: str) -> str:
 
 
 def _options(
-    args: argparse.Namespace, candidates: int, duration: float | None, seed: int | None, *, stems: bool
+    args: argparse.Namespace,
+    family: Family,
+    candidates: int,
+    duration: float | None,
+    seed: int | None,
+    *,
+    stems: bool,
 ) -> RestyleOptions:
-    sampling = SamplingParams(args.top_k, args.top_p, args.temperature, args.guidance)
-    sampling.validate()
-    options = RestyleOptions(candidates, duration, args.max_duration, seed, sampling, stems)
+    params = family.make_params(
+        top_k=args.top_k, top_p=args.top_p, temperature=args.temperature, guidance_scale=args.guidance
+    )
+    options = RestyleOptions(
+        candidates, duration, args.max_duration, seed, params, stems and family.takes_stems
+    )
     candidate_seeds(options)  # checks the count and the seed's range now, before any work
     check_duration(options)
     return options
 
 
-def _track_options(args: argparse.Namespace, spec: BatchFile, track: Track) -> RestyleOptions:
+def _track_options(args: argparse.Namespace, family: Family, spec: BatchFile, track: Track) -> RestyleOptions:
     candidates = track.candidates or spec.candidates or 1
     duration = track.duration if track.duration is not None else spec.duration
     seed = track.random_seed if track.random_seed is not None else spec.random_seed
-    return _options(args, candidates, duration, seed, stems=spec.stems and not args.no_stems)
+    return _options(args, family, candidates, duration, seed, stems=spec.stems and not args.no_stems)
 
 
 def _check_outputs(out_dir: Path, plans: list[Planned], force: bool) -> None:
@@ -179,42 +189,44 @@ def _check_outputs(out_dir: Path, plans: list[Planned], force: bool) -> None:
 
 
 def _preflight(
-    args: argparse.Namespace, model: str, stems: bool
-) -> Callable[[], tuple[Engine, Callable | None]]:
+    args: argparse.Namespace, family: Family, model: str, stems: bool
+) -> Callable[[], tuple[Engine, Separate | None]]:
     """Check the threads, device, model and separator; returns what loads them, once the seed is read."""
-    from generation.musicgen.models import locate_model, pick_device
+    from generation.devices import pick_device
     from generation.threads import apply_threads, plan_threads
 
     apply_threads(plan_threads(args.threads, finishing=True))
     device = pick_device(args.device)
+    options = LoadOptions(
+        device=str(device),
+        dtype=args.dtype,
+        cache_dir=args.cache_dir,
+        offline=args.offline,
+        revision=args.revision,
+        backend=args.backend,
+    )
     try:
-        location = locate_model(model, revision=args.revision, cache_dir=args.cache_dir, offline=args.offline)
+        family.locate(model, options)
     except ModelNotCachedError as exc:
         raise ModelNotCachedError(str(exc) + TRY_DEBUG) from None
     if stems:
         from generation.audio.stems import check_stems
 
-        check_stems(random=location.kind == "random", offline=args.offline, cache_dir=args.cache_dir)
-    return partial(_load, args, model, stems, str(device), location.kind == "random")
+        check_stems(random=family.is_random(model), offline=args.offline, cache_dir=args.cache_dir)
+    return partial(_load, family, model, options, stems)
 
 
-def _load(args: argparse.Namespace, model: str, stems: bool, device: str, random: bool):
-    from generation.musicgen.models import load_model
-
-    lm = load_model(
-        model,
-        device=device,
-        dtype=args.dtype,
-        cache_dir=args.cache_dir,
-        offline=args.offline,
-        revision=args.revision,
-    )
+def _load(family: Family, model: str, options: LoadOptions, stems: bool) -> tuple[Engine, Separate | None]:
+    engine = family.load(model, options)
     separate = None
     if stems:
         from generation.audio.stems import separator_for
+        from generation.devices import pick_device
 
-        separate = separator_for(random, lm.device, offline=args.offline, cache_dir=args.cache_dir).melody
-    return Engine(lm, args.backend), separate
+        device = pick_device(options.device)
+        random = family.is_random(model)
+        separate = separator_for(random, device, offline=options.offline, cache_dir=options.cache_dir).melody
+    return engine, separate
 
 
 def _say_cap(console: Console, seed: SeedAudio, options: RestyleOptions) -> None:

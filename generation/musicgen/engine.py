@@ -1,65 +1,62 @@
-"""The engine: a loaded model, a melody and a prompt in; candidate audio out.
+"""The MusicGen-melody engine: a loaded model, a melody and a prompt in; candidate audio out.
 
 Synchronous on purpose (audiocraft's split): whoever owns the model calls it from one thread, with a
 progress hook called from that thread and a cancel token checked every step. Nothing here is shared
-state: every parameter travels with the job.
+state: every parameter travels with the job. It implements `generation.interface.Engine`; a job's
+source is its melody, mono at the model's 32 kHz, and its parameters are `SamplingParams`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict
 from functools import partial
+from typing import Any
 
 import numpy as np
 import torch
 
 from generation.audio.chroma import conditioning_chroma
+from generation.devices import release_memory
 from generation.errors import DeviceFailedError, GenerationCancelled, InvalidRequestError
+from generation.interface import CancelToken, Job, ProgressFn, decoded, only_outcome
 from generation.musicgen.backends import Backend, WindowBatch
 from generation.musicgen.backends.device import device_scope
 from generation.musicgen.backends.reference import ReferenceBackend
 from generation.musicgen.codec import decode_codes
 from generation.musicgen.models import LoadedModel
-from generation.musicgen.sampling import SamplingParams
+from generation.musicgen.params import LICENCE, SamplingParams
 from generation.musicgen.windows import MAX_WINDOW_S, STRIDE_S, Window, plan_windows
+from generation.progress import StepWatch
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[int, int], None]
 BACKENDS = ("auto", "fast", "reference")
 
 
-class CancelToken:
-    """Set from any thread; the generating thread stops at its next step."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
+def melody_job(
+    prompt: str,
+    melody: np.ndarray,
+    seeds: Sequence[int],
+    duration_s: float,
+    sampling: SamplingParams | None = None,
+) -> Job:
+    """A job from a mono melody `(samples,)` at the model's rate (default sampling unless given)."""
+    source = np.asarray(melody, dtype=np.float32)[None]
+    return Job(prompt, source, tuple(seeds), duration_s, sampling or SamplingParams())
 
 
-@dataclass(frozen=True)
-class Job:
-    """One request: its candidates share prompt, melody and length, and differ by seed."""
-
-    prompt: str
-    melody: np.ndarray  # mono float32 at the model's rate: the chroma is taken from it
-    seeds: tuple[int, ...]
-    duration_s: float
-    sampling: SamplingParams = field(default_factory=SamplingParams)
-
-
-class Engine:
+class MusicGenEngine:
     """Generates with one loaded model. Not thread-safe: one thread owns it."""
+
+    family = "musicgen"
+    licence = LICENCE
+    input_channels = 1  # the melody: its chroma is what conditions the model
+    takes_stems = True  # audiocraft reads the melody from vocals + other
+    max_duration_s = math.inf  # windows of 30 s go on as long as asked
+    default_params = SamplingParams()
 
     def __init__(self, lm: LoadedModel, backend: str = "auto") -> None:
         if backend not in BACKENDS:
@@ -68,6 +65,28 @@ class Engine:
         self.backend = _make_backend(lm, backend)
         self.broken = False  # set after a device error that outlives the job: rebuild before reuse
 
+    @property
+    def sample_rate(self) -> int:
+        return self.lm.sample_rate
+
+    @property
+    def input_rate(self) -> int:
+        return self.lm.sample_rate
+
+    @property
+    def channels(self) -> int:
+        return self.lm.audio_channels
+
+    @property
+    def min_duration_s(self) -> float:
+        return 1 / self.lm.frame_rate  # one frame of codes
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.lm.describe(), "backend": self.backend.name}
+
+    def parameters(self, duration_s: float, params: SamplingParams) -> dict[str, Any]:
+        return {**asdict(params), "windows": len(self.plan(duration_s))}
+
     def plan(self, duration_s: float) -> list[Window]:
         rate = self.lm.frame_rate
         total = int(duration_s * rate)  # audiocraft's count: int, not round
@@ -75,7 +94,8 @@ class Engine:
             raise InvalidRequestError("The duration is too short to generate anything.")
         return plan_windows(total, int(MAX_WINDOW_S * rate), int(STRIDE_S * rate))
 
-    def total_steps(self, duration_s: float) -> int:
+    def total_steps(self, duration_s: float, params: SamplingParams | None = None) -> int:
+        """Decoding steps (the same whatever the sampling)."""
         return sum(window.steps(self.lm.delay) for window in self.plan(duration_s))
 
     def can_batch(self, first: Job, second: Job) -> bool:
@@ -83,18 +103,18 @@ class Engine:
         return (
             self.backend.name == "fast"
             and self.plan(first.duration_s) == self.plan(second.duration_s)
-            and first.sampling == second.sampling
+            and first.params == second.params
         )
 
     def generate(self, job: Job, on_progress: ProgressFn | None = None, cancel: CancelToken | None = None):
         """Audio `(candidates, channels, samples)` float32 at the model's rate."""
-        return _single(self.generate_many([job], [on_progress], [cancel]))
+        return only_outcome(self.generate_many([job], [on_progress], [cancel]))
 
     def generate_codes(
         self, job: Job, on_progress: ProgressFn | None = None, cancel: CancelToken | None = None
     ) -> torch.Tensor:
         """The EnCodec codes `(candidates, codebooks, frames)` behind `generate`'s audio."""
-        return _single(self.generate_codes_many([job], [on_progress], [cancel]))
+        return only_outcome(self.generate_latents([job], [on_progress], [cancel]))
 
     def generate_many(
         self,
@@ -103,26 +123,32 @@ class Engine:
         cancels: Sequence[CancelToken | None],
     ) -> list[np.ndarray | GenerationCancelled]:
         """Several jobs as one batch (see `can_batch`); a cancelled job's outcome is the exception."""
-        outcomes = self.generate_codes_many(jobs, on_progress, cancels)
-        with device_scope(self.lm.device):
-            return [o if isinstance(o, GenerationCancelled) else decode_codes(self.lm, o) for o in outcomes]
+        return decoded(self, self.generate_latents(jobs, on_progress, cancels))
 
-    def generate_codes_many(
+    def decode_latents(self, latents: torch.Tensor) -> np.ndarray:
+        """EnCodec codes `(candidates, codebooks, frames)` to audio."""
+        with device_scope(self.lm.device):
+            return decode_codes(self.lm, latents)
+
+    def generate_latents(
         self,
         jobs: Sequence[Job],
         on_progress: Sequence[ProgressFn | None],
         cancels: Sequence[CancelToken | None],
     ) -> list[torch.Tensor | GenerationCancelled]:
+        """Each job's EnCodec codes `(candidates, codebooks, frames)`, or its cancel."""
+        for job in jobs:
+            _check_source(job, self.input_rate)
         if any(not self.can_batch(jobs[0], job) for job in jobs[1:]):
             raise InvalidRequestError("These jobs cannot share a batch.")
-        watch = _StepWatch(self.total_steps(jobs[0].duration_s), on_progress, cancels)
+        watch = StepWatch(self.total_steps(jobs[0].duration_s), on_progress, cancels)
         try:
             with device_scope(self.lm.device):  # streams and graphs follow the thread's device
                 codes = self._generate_codes(jobs, watch)
         except GenerationCancelled:
             codes = None
         if codes is None:  # outside the handler, so the traceback's frames and their tensors are gone
-            _release_memory(self.lm.device)
+            release_memory(self.lm.device)
             return [GenerationCancelled() for _ in jobs]
         outcomes: list[torch.Tensor | GenerationCancelled] = []
         row = 0
@@ -132,7 +158,7 @@ class Engine:
             outcomes.append(GenerationCancelled() if watch.stopped[index] else codes[rows])
         return outcomes
 
-    def _generate_codes(self, jobs: Sequence[Job], watch: _StepWatch) -> torch.Tensor:
+    def _generate_codes(self, jobs: Sequence[Job], watch: StepWatch) -> torch.Tensor:
         windows = self.plan(jobs[0].duration_s)
         parts: list[torch.Tensor] = []
         carried: torch.Tensor | None = None
@@ -144,25 +170,25 @@ class Engine:
                 carried = codes[:, :, codes.shape[-1] - following.prompt_frames :]
         return torch.cat(parts, dim=-1)
 
-    def _generate_window(self, batch: WindowBatch, watch: _StepWatch, share: float = 1.0) -> torch.Tensor:
+    def _generate_window(self, batch: WindowBatch, watch: StepWatch, share: float = 1.0) -> torch.Tensor:
         """One window, recovering from what can be recovered from (see `_recover`). `share` is the
         part of the window's progress these rows stand for when a batch runs in parts."""
         start = watch.done
         try:
-            return self.backend.generate_window(batch, partial(watch.step, share))
+            return self.backend.generate_window(batch, partial(_step, watch, share))
         except RuntimeError as exc:  # torch.OutOfMemoryError included
             failure = exc
         watch.done = start  # the failed attempt's steps do not count
         return self._recover(batch, watch, share, failure)
 
-    def _recover(self, batch: WindowBatch, watch: _StepWatch, share: float, failure: RuntimeError):
+    def _recover(self, batch: WindowBatch, watch: StepWatch, share: float, failure: RuntimeError):
         """Out of memory: the rows in halves, down to one (seeds are per row: nothing changes).
         A sticky device error: the job fails and the engine is marked broken, to be rebuilt.
         Anything else in the fast loop (an unsupported feature, say): transformers' generate from
         now on, for this model, each job alone since generate cannot mix prompts."""
         if isinstance(failure, torch.OutOfMemoryError):
             getattr(self.backend, "release", lambda: None)()
-            _release_memory(self.lm.device)
+            release_memory(self.lm.device)
             if batch.rows == 1:
                 raise DeviceFailedError(
                     "The model ran out of memory even for one candidate: try a shorter piece."
@@ -191,7 +217,7 @@ class Engine:
         prompts, chroma, seeds = [], [], []
         for job in jobs:
             condition = conditioning_chroma(
-                job.melody,
+                job.source[0],
                 offset_s=window.offset_s,
                 single_window=single,
                 frames=self.lm.chroma_frames,
@@ -206,45 +232,23 @@ class Engine:
             carried if window.prompt_frames else None,
             seeds,
             window,
-            jobs[0].sampling,
+            jobs[0].params,
         )
 
 
-class _StepWatch:
-    """Counts steps for every job of a batch, reports progress and notices cancels.
-
-    A batch run in parts (after running out of memory) counts each part's steps as a share of the
-    window's, so progress still reaches the total once and never goes back.
-    """
-
-    def __init__(self, total: int, on_progress: Sequence[ProgressFn | None], cancels: Sequence) -> None:
-        self.total = total
-        self.done = 0.0
-        self.reported = 0
-        self.on_progress = list(on_progress)
-        self.cancels = list(cancels)
-        self.stopped = [False] * len(self.cancels)
-
-    def step(self, share: float = 1.0) -> None:
-        self.done += share
-        for index, token in enumerate(self.cancels):
-            if token is not None and token.cancelled:
-                self.stopped[index] = True
-        if all(self.stopped):
-            raise GenerationCancelled()
-        done = min(self.total, math.floor(self.done + 1e-9))  # shares sum to whole steps
-        if done <= self.reported:
-            return
-        self.reported = done
-        for index, report in enumerate(self.on_progress):
-            if report is not None and not self.stopped[index]:
-                report(done, self.total)
+def _check_source(job: Job, rate: int) -> None:
+    source = job.source
+    if source.ndim != 2 or source.shape[0] != 1 or source.shape[1] == 0:
+        raise InvalidRequestError(
+            f"The melody must be mono audio at {rate} Hz, shaped (1, samples), not {source.shape}."
+        )
 
 
-def _single(outcomes: list):
-    if isinstance(outcomes[0], GenerationCancelled):
-        raise outcomes[0]
-    return outcomes[0]
+def _step(watch: StepWatch, share: float) -> None:
+    """The backends' per-step hook: count the step; once every job is cancelled, stop the loop."""
+    watch.advance(share)
+    if watch.all_cancelled:
+        raise GenerationCancelled()
 
 
 # CUDA errors after which the context is unusable: every later call fails the same way.
@@ -272,8 +276,3 @@ def _make_backend(lm: LoadedModel, name: str) -> Backend:
     except ImportError:  # pragma: no cover - the fast backend ships with the package
         return ReferenceBackend(lm)
     return FastBackend(lm)
-
-
-def _release_memory(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.empty_cache()

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
+from generation.interface import Job
 from generation.musicgen.backends.fast import FastBackend
-from generation.musicgen.engine import Engine, Job
+from generation.musicgen.engine import MusicGenEngine
 from generation.musicgen.models import LoadedModel
 
 
@@ -52,7 +53,7 @@ class _Recording(FastBackend):
 
 
 def _record(lm: LoadedModel, job: Job, forced: torch.Tensor | None = None) -> _Recording:
-    engine = Engine(lm, "fast")
+    engine = MusicGenEngine(lm, "fast")
     engine.backend = recording = _Recording(lm, forced)
     engine.generate_codes(job)
     return recording

@@ -11,7 +11,6 @@ offline it is a clear error that names the command that fetches it.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,22 +27,15 @@ from generation.catalog import (
     split_revision,
     unknown_model_message,
 )
+from generation.devices import pick_device
 from generation.errors import ModelNotCachedError, ModelUnavailableError
+from generation.interface import ModelLocation
 from generation.musicgen.architectures import ARCHITECTURES, build_random_model
 from generation.musicgen.precision import Precision, apply_precision, is_tiny, pick_precision
 
 log = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_MODEL", "LoadedModel", "download_model", "load_model", "locate_model", "resolve"]
-_CUDA_INDEX = re.compile(r"^cuda:(\d+)$")
-_DTYPES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-}
 
 
 @dataclass
@@ -96,17 +88,6 @@ class LoadedModel:
             "dtype": self.precision.name,
             "device": str(self.device),
         }
-
-
-@dataclass(frozen=True)
-class ModelLocation:
-    """Where a spec's weights are, found without loading them (and without downloading)."""
-
-    spec: str  # as typed, without @revision: what `restyle download` is told
-    kind: str  # "random", "local" or "hub"
-    target: str  # architecture, folder or repo id
-    revision: str | None  # the commit (hub), or None
-    folder: Path | None  # the folder to load from; None: a hub model still to download
 
 
 def resolve(spec: str) -> tuple[str, str]:
@@ -188,55 +169,6 @@ def _check_fetchable(location: ModelLocation, typed: str, offline: bool) -> None
         raise ModelNotCachedError(
             f"{what}, and it cannot be fetched: {exc} Or fetch it elsewhere: {fetch_it}"
         ) from None
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """The device `name` stands for, refused in one line if this machine does not have it."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "mps":
-        if not torch.backends.mps.is_available():
-            raise ModelUnavailableError("This machine has no MPS (Apple GPU) device: use cpu or auto.")
-        return torch.device("mps")
-    if name == "cuda" or _CUDA_INDEX.match(name):
-        return _cuda_device(name)
-    raise ModelUnavailableError(f"Unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps.")
-
-
-def _cuda_device(name: str) -> torch.device:
-    if not torch.cuda.is_available():
-        build = "a CPU-only build" if torch.version.cuda is None else "no CUDA device is visible"
-        raise ModelUnavailableError(
-            f"Device {name}: CUDA is not available here (torch {torch.__version__}, {build}): "
-            "use cpu or auto."
-        )
-    device = torch.device(name)
-    count = torch.cuda.device_count()
-    if device.index is not None and device.index >= count:
-        raise ModelUnavailableError(
-            f"{name} does not exist: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}."
-        )
-    return device
-
-
-def pick_dtype(name: str, device: torch.device) -> torch.dtype:
-    """One dtype for a whole pipeline (ACE-Step's): half precision on accelerators (bf16 where
-    supported), float32 on the CPU. MusicGen's parts each get their own: see `pick_precision`."""
-    if name != "auto":
-        if name not in _DTYPES:
-            raise ModelUnavailableError(f"Unknown dtype {name!r}: use float32, bfloat16 or float16.")
-        return _DTYPES[name]
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "mps":
-        return torch.float16
-    return torch.float32
 
 
 def load_model(

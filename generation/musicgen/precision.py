@@ -18,16 +18,9 @@ from dataclasses import dataclass
 
 import torch
 
+from generation.devices import FLOAT_DTYPES
 from generation.errors import ModelUnavailableError
 
-_FLOATS = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-}
 NAMES = ("auto", "float32", "bfloat16", "float16", "int8")
 
 
@@ -76,9 +69,9 @@ def pick_precision(name: str, device: torch.device, *, tiny: bool = False) -> Pr
             raise ModelUnavailableError("int8 weights run on the CPU only: use float16 or bfloat16 there.")
         return Precision(torch.bfloat16, int8_weights=True)
     if name != "auto":
-        if name not in _FLOATS:
+        if name not in FLOAT_DTYPES:
             raise ModelUnavailableError(f"Unknown dtype {name!r}: use {', '.join(NAMES)}.")
-        return Precision(_FLOATS[name])
+        return Precision(FLOAT_DTYPES[name])
     if device.type in ("cuda", "mps"):
         return Precision(torch.float16)
     if tiny:

@@ -12,48 +12,12 @@ from `softmax(logits / T)` restricted to the kept tokens. Filtering follows audi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from generation import catalog
-from generation.errors import InvalidRequestError
+from generation.musicgen.params import SamplingParams
 
 MASK32 = 0xFFFFFFFF
-MAX_SEED = 2**31 - 1
 _GOLDEN = 0x9E3779B9
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    """Sampling defaults are audiocraft's, not transformers' (which falls back to top_k 50)."""
-
-    top_k: int = catalog.TOP_K
-    top_p: float = catalog.TOP_P
-    temperature: float = catalog.TEMPERATURE
-    guidance_scale: float = catalog.GUIDANCE
-
-    @property
-    def guided(self) -> bool:
-        """audiocraft computes `uncond + g * (cond - uncond)` for every g (g = 0: the unconditional
-        model alone); g = 1 is exactly the conditional model, so it skips the unconditional rows."""
-        return self.guidance_scale != 1.0
-
-    def validate(self, vocab_size: int = 2048) -> None:
-        if not 0 <= self.top_k <= vocab_size:
-            raise InvalidRequestError(f"top_k must be between 0 and {vocab_size}.")
-        if not 0.0 <= self.top_p <= 1.0:
-            raise InvalidRequestError("top_p must be between 0 and 1 (0 turns it off).")
-        if not 0.0 <= self.temperature <= 10.0:
-            raise InvalidRequestError("temperature must be between 0 (greedy) and 10.")
-        if not 0.0 <= self.guidance_scale <= 20.0:
-            raise InvalidRequestError("guidance must be between 0 and 20.")
-
-
-def validate_seed(seed: int) -> int:
-    if not 0 <= seed <= MAX_SEED:
-        raise InvalidRequestError(f"A seed is a whole number from 0 to {MAX_SEED}.")
-    return seed
 
 
 def mix32(x: torch.Tensor) -> torch.Tensor:

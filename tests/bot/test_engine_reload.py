@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from bot.worker import Engines
-from generation.musicgen.engine import Engine
+from generation.musicgen.engine import MusicGenEngine
 
 
 def test_a_broken_engine_is_reloaded_and_a_sound_one_kept(debug_lm):
-    loads: list[Engine] = []
+    loads: list[MusicGenEngine] = []
 
-    def load(model: str) -> Engine:
-        loads.append(Engine(debug_lm, "fast"))
+    def load(model: str) -> MusicGenEngine:
+        loads.append(MusicGenEngine(debug_lm, "fast"))
         return loads[-1]
 
     engines = Engines(load)

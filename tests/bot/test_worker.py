@@ -16,7 +16,7 @@ import pytest
 from bot.fair_queue import FairQueue, QueuedJob
 from bot.worker import Engines, Finished, GpuWorker, RenderSettings, WorkOrder
 from generation.finishing import FinishingThread
-from generation.musicgen.engine import Engine
+from generation.musicgen.engine import MusicGenEngine
 from generation.musicgen.windows import total_steps
 from tests.audio_factory import encode_format, melody
 
@@ -86,7 +86,7 @@ def _worker(debug_lm, events: Recorder, orders: dict[int, WorkOrder], **options)
     worker = GpuWorker(
         queue,
         orders.get,
-        Engines(lambda model: Engine(debug_lm, "fast")),
+        Engines(lambda model: MusicGenEngine(debug_lm, "fast")),
         events,
         RenderSettings(progress_interval_s=0.0),
         max_rows=1,  # one job per batch: each test's jobs run one after the other

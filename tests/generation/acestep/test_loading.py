@@ -11,9 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-from generation.acestep import AceStepEngine, CoverJob, download_acestep, is_acestep_spec, load_acestep
 from generation.acestep.architectures import ARCHITECTURES, build_pipeline
-from generation.acestep.loading import DOWNLOAD_PATTERNS, HUB_REPO, HUB_REVISION
+from generation.acestep.engine import AceStepEngine
+from generation.acestep.loading import (
+    DOWNLOAD_PATTERNS,
+    HUB_REPO,
+    HUB_REVISION,
+    download_acestep,
+    is_acestep_spec,
+    load_acestep,
+)
+from generation.acestep.params import cover_job
 from generation.errors import ModelUnavailableError
 
 
@@ -39,7 +47,7 @@ def test_a_saved_folder_loads_and_gives_the_same_audio(ace_engine, saved, rising
     loaded = load_acestep(str(saved), device="cpu")
     assert loaded.source == "local"
     assert is_acestep_spec(str(saved))
-    job = CoverJob("lo-fi hip hop", rising, (11,), 10.0)  # a folder is the real thing: 10 s or more
+    job = cover_job("lo-fi hip hop", rising, (11,), 10.0)  # a folder is the real thing: 10 s or more
     np.testing.assert_array_equal(AceStepEngine(loaded).generate(job), ace_engine.generate(job))
 
 

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from generation.audio.chroma import chroma, conditioning_chroma, loop_audio, match_length, melody_adherence
+from generation.audio.chroma import (
+    chroma,
+    conditioning_chroma,
+    loop_audio,
+    match_length,
+    melody_adherence,
+    to_chroma_rate,
+)
 from tests.audio_factory import melody
 
 FIXTURES = Path(__file__).parents[2] / "data" / "chroma"
@@ -84,3 +91,18 @@ def test_adherence_is_high_for_the_melody_itself_and_low_for_another():
     other = melody([277.2, 311.1, 370.0, 415.3], 1.0, 32_000)
     assert melody_adherence(tune, tune) == pytest.approx(1.0)
     assert melody_adherence(tune, other) < 0.2
+
+
+def test_any_rate_and_channels_come_to_mono_32k_for_adherence():
+    """A 48 kHz stereo candidate is measured as a 32 kHz mono one: same length, same pitch classes,
+    and at 32 kHz mono nothing is touched."""
+    tune = melody([261.6, 329.6, 392.0, 493.9], 0.5, 48_000)
+    stereo = np.stack([tune, 0.5 * tune])
+    resampled = to_chroma_rate(stereo, 48_000)
+    assert resampled.dtype == np.float32 and resampled.shape == (len(tune) * 2 // 3,)
+    at_32k = melody([261.6, 329.6, 392.0, 493.9], 0.5, 32_000)
+    assert melody_adherence(at_32k, resampled) > 0.95
+    assert melody_adherence(at_32k, to_chroma_rate(stereo[::-1], 48_000)) > 0.95
+    mono = at_32k[None]
+    assert to_chroma_rate(mono, 32_000) is not mono
+    np.testing.assert_array_equal(to_chroma_rate(mono, 32_000), at_32k)

@@ -54,6 +54,41 @@ def test_stereo_is_downmixed_and_a_path_works_like_bytes(tmp_path):
     assert "2 ch" in from_path.source
 
 
+def _stereo_wav(left: np.ndarray, right: np.ndarray, rate: int) -> bytes:
+    frames = (np.stack([left, right], axis=1) * 32767).astype("<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as file:
+        file.setnchannels(2)
+        file.setsampwidth(2)
+        file.setframerate(rate)
+        file.writeframes(frames.tobytes())
+    return buffer.getvalue()
+
+
+def test_a_stereo_decode_keeps_each_channel_at_the_rate_asked_for():
+    """ACE-Step reads the seed in stereo at 48 kHz: left stays left, right stays right."""
+    up = melody([261.6, 329.6, 392.0], SECONDS / 3, 44_100)
+    down = melody([880.0, 698.5, 587.3], SECONDS / 3, 44_100)
+    seed = decode_audio(_stereo_wav(up, down, 44_100), sample_rate=48_000, channels=2)
+    assert (seed.sample_rate, seed.channels, seed.samples.shape[0]) == (48_000, 2, 2)
+    assert seed.samples.dtype == np.float32
+    assert seed.duration_s == pytest.approx(SECONDS, abs=0.01)
+    for channel, tune in zip(seed.samples, (up, down), strict=True):
+        wanted = chroma(tune, 44_100).argmax(-1)
+        got = chroma(channel, 48_000).argmax(-1)
+        frames = min(len(wanted), len(got))
+        assert (wanted[:frames] == got[:frames]).float().mean() > 0.9
+    mono = decode_audio(_stereo_wav(up, down, 44_100), sample_rate=48_000)
+    assert mono.channels == 1 and mono.samples.ndim == 1
+    # The same mix: FFmpeg's mono downmix is 3 dB above the channels' mean that `mono` takes.
+    np.testing.assert_allclose(mono.samples, np.sqrt(2) * seed.mono, atol=1e-3)
+
+
+def test_only_mono_and_stereo_decodes_are_offered():
+    with pytest.raises(ValueError, match="channels"):
+        decode_audio(encode_format("wav16", _tune(44_100)), channels=6)
+
+
 def _refusal(data, limits=None) -> str:
     started = time.perf_counter()
     with pytest.raises(AudioInputError) as caught:

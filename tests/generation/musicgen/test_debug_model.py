@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from generation.audio.chroma import melody_adherence
-from generation.musicgen.engine import Job
+from generation.musicgen.engine import melody_job
 
 SECONDS = 3.0
 
@@ -18,12 +18,14 @@ def _correlation(first: np.ndarray, second: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def outputs(fast_engine, rising_melody, falling_melody) -> dict[str, np.ndarray]:
-    two_seeds = fast_engine.generate(Job("serene ambient piano", rising_melody, (1, 2), SECONDS))
+    two_seeds = fast_engine.generate(melody_job("serene ambient piano", rising_melody, (1, 2), SECONDS))
     return {
         "seed 1": two_seeds[0],
         "seed 2": two_seeds[1],
-        "other prompt": fast_engine.generate(Job("aggressive metal", rising_melody, (1,), SECONDS))[0],
-        "other melody": fast_engine.generate(Job("serene ambient piano", falling_melody, (1,), SECONDS))[0],
+        "other prompt": fast_engine.generate(melody_job("aggressive metal", rising_melody, (1,), SECONDS))[0],
+        "other melody": fast_engine.generate(
+            melody_job("serene ambient piano", falling_melody, (1,), SECONDS)
+        )[0],
     }
 
 
@@ -48,5 +50,5 @@ def test_adherence_differs_between_seeds(outputs, rising_melody):
 
 
 def test_the_same_inputs_give_the_same_noise(fast_engine, rising_melody, outputs):
-    again = fast_engine.generate(Job("serene ambient piano", rising_melody, (1,), SECONDS))[0]
+    again = fast_engine.generate(melody_job("serene ambient piano", rising_melody, (1,), SECONDS))[0]
     assert np.array_equal(again, outputs["seed 1"])

@@ -7,17 +7,18 @@ import pytest
 import torch
 
 from generation.errors import GenerationCancelled
+from generation.interface import CancelToken
 from generation.musicgen.backends.device import StepLag, device_scope
 from generation.musicgen.backends.fast import FastBackend
-from generation.musicgen.engine import CancelToken, Engine, Job
-from generation.musicgen.sampling import SamplingParams
+from generation.musicgen.engine import MusicGenEngine, melody_job
+from generation.musicgen.params import SamplingParams
 from tests.audio_factory import melody
 
 TUNE = melody([261.6, 329.6, 392.0, 329.6], 2.5, 32_000)
 
 
-def _fixed(lm) -> Engine:
-    engine = Engine(lm, "fast")
+def _fixed(lm) -> MusicGenEngine:
+    engine = MusicGenEngine(lm, "fast")
     engine.backend = FastBackend(lm, fixed_spans=True)
     return engine
 
@@ -54,7 +55,7 @@ def test_windows_and_jobs_of_one_shape_reuse_buffers_and_steps(debug_lm):
 def test_only_the_latest_shapes_are_kept(debug_lm, rising_melody):
     engine = _fixed(debug_lm)
     for seconds in (1.0, 2.0, 3.0):
-        engine.generate_codes(Job("a", rising_melody, (1,), seconds))
+        engine.generate_codes(melody_job("a", rising_melody, (1,), seconds))
     assert len(engine.backend.shapes.states) == 2 and engine.backend.shapes.allocations == 3
 
 
@@ -120,7 +121,7 @@ def test_cancel_lands_within_the_lag_on_the_real_loop(debug_lm, rising_melody):
             token.cancel()
 
     with pytest.raises(GenerationCancelled):
-        engine.generate_codes(Job("lofi", rising_melody, (1,), 3.0), on_progress, token)
+        engine.generate_codes(melody_job("lofi", rising_melody, (1,), 3.0), on_progress, token)
     assert seen[-1] == 20 and len(queued) < 20 + 3 * 4
 
 
@@ -130,10 +131,10 @@ def test_graphs_on_a_second_gpu_match_eager_steps(rising_melody):
     from generation.musicgen.models import load_model
 
     lm = load_model("debug", device="cuda:1", dtype="float32")
-    job = Job("music box", rising_melody, (61, 62), 12.0)
-    eager = Engine(lm, "fast")
+    job = melody_job("music box", rising_melody, (61, 62), 12.0)
+    eager = MusicGenEngine(lm, "fast")
     eager.backend = FastBackend(lm, fixed_spans=False)
-    graphs = Engine(lm, "fast")
+    graphs = MusicGenEngine(lm, "fast")
     codes = graphs.generate_codes(job)
     assert (codes >= 0).all() and torch.equal(codes, eager.generate_codes(job))
     assert graphs.generate(job).shape == (2, 1, 12 * 32_000)

@@ -8,15 +8,17 @@ import json
 import pytest
 import torch
 
-from generation.musicgen.engine import Engine, Job
+from generation.musicgen.engine import MusicGenEngine, melody_job
 from generation.musicgen.models import load_model
-from generation.musicgen.sampling import SamplingParams
+from generation.musicgen.params import SamplingParams
 from generation.musicgen.windows import frames_for, total_steps
 
 
-def _codes(engine: Engine, melody, guidance: float, prompt: str = "serene piano", temperature: float = 1.0):
+def _codes(
+    engine: MusicGenEngine, melody, guidance: float, prompt: str = "serene piano", temperature: float = 1.0
+):
     sampling = SamplingParams(guidance_scale=guidance, temperature=temperature)
-    return engine.generate_codes(Job(prompt, melody, (4, 5), 1.0, sampling))
+    return engine.generate_codes(melody_job(prompt, melody, (4, 5), 1.0, sampling))
 
 
 @pytest.mark.parametrize("guidance", [0.5, 1.5])
@@ -70,8 +72,10 @@ def test_a_checkpoints_generation_config_changes_nothing(
     opinionated_model, debug_lm, rising_melody, backend, sampling
 ):
     guidance, temperature = sampling
-    saved = _codes(Engine(opinionated_model, backend), rising_melody, guidance, temperature=temperature)
-    in_process = _codes(Engine(debug_lm, "fast"), rising_melody, guidance, temperature=temperature)
+    saved = _codes(
+        MusicGenEngine(opinionated_model, backend), rising_melody, guidance, temperature=temperature
+    )
+    in_process = _codes(MusicGenEngine(debug_lm, "fast"), rising_melody, guidance, temperature=temperature)
     assert saved.shape == (2, 4, 50)
     assert torch.equal(saved, in_process)
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from generation.errors import ModelUnavailableError
-from generation.musicgen.engine import Engine, Job
+from generation.musicgen.engine import MusicGenEngine, melody_job
 from generation.musicgen.models import load_model, resolve
 
 
@@ -26,8 +26,10 @@ def test_a_model_saved_with_save_pretrained_loads_and_generates_the_same(
     loaded = load_model(str(saved_model), device="cpu")
     assert loaded.source == "local"
     assert loaded.spec == str(saved_model)
-    job = Job("tape loop", rising_melody, (3,), 1.0)
-    assert torch.equal(Engine(loaded).generate_codes(job), Engine(debug_lm).generate_codes(job))
+    job = melody_job("tape loop", rising_melody, (3,), 1.0)
+    assert torch.equal(
+        MusicGenEngine(loaded).generate_codes(job), MusicGenEngine(debug_lm).generate_codes(job)
+    )
 
 
 def test_a_missing_model_offline_names_the_model_and_the_fetch_command(tmp_path):

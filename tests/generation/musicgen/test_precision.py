@@ -8,7 +8,7 @@ import torch
 
 from generation.errors import ModelUnavailableError
 from generation.musicgen import precision as precision_module
-from generation.musicgen.engine import Engine, Job
+from generation.musicgen.engine import MusicGenEngine, melody_job
 from generation.musicgen.fidelity import compare_precisions
 from generation.musicgen.models import load_model
 from generation.musicgen.precision import Precision, pick_precision
@@ -65,7 +65,7 @@ def test_only_the_decoder_core_leaves_float32(name):
 @pytest.mark.parametrize("name", ["float16", "bfloat16", "int8"])
 def test_reduced_precision_generates_float32_audio(name, backend, rising_melody):
     lm = load_model("debug", device="cpu", dtype=name)
-    audio = Engine(lm, backend).generate(Job("jazz", rising_melody, (1,), 1.0))
+    audio = MusicGenEngine(lm, backend).generate(melody_job("jazz", rising_melody, (1,), 1.0))
     assert audio.shape == (1, 1, 32_000) and audio.dtype.name == "float32"
 
 
@@ -73,7 +73,7 @@ def test_reduced_precision_generates_float32_audio(name, backend, rising_melody)
 # than in the flatter mid-size model's; the benchmark measures mid and the real architecture.
 @pytest.mark.parametrize("name", ["float16", "bfloat16", "int8"])
 def test_reduced_precision_stays_close_to_float32_as_a_distribution(debug_lm, rising_melody, name):
-    job = Job("cinematic strings", rising_melody, (5, 6), 0.5)
+    job = melody_job("cinematic strings", rising_melody, (5, 6), 0.5)
     distance = compare_precisions(debug_lm, load_model("debug", device="cpu", dtype=name), job)
     assert distance.steps == 25 + 3
     assert distance.mean_kl < 0.01 and distance.max_kl < 0.05
@@ -86,5 +86,5 @@ def test_the_distance_sees_a_broken_model(debug_lm, rising_melody):
     layer = broken.model.decoder.model.decoder.layers[0].fc1
     with torch.no_grad():
         layer.weight.copy_(layer.weight[torch.randperm(layer.weight.shape[0])])
-    distance = compare_precisions(debug_lm, broken, Job("strings", rising_melody, (5,), 0.5))
+    distance = compare_precisions(debug_lm, broken, melody_job("strings", rising_melody, (5,), 0.5))
     assert distance.mean_kl > 0.05 and distance.top1_agreement < 0.9

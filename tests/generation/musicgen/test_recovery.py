@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from generation.errors import DeviceFailedError
-from generation.musicgen.engine import Engine, Job
+from generation.musicgen.engine import MusicGenEngine, melody_job
 from generation.musicgen.models import load_model
 
 
@@ -35,15 +35,15 @@ def _fail_in_layer(lm, monkeypatch, error, when) -> list[int]:
 def _progress(engine, jobs):
     reports = [[] for _ in jobs]
     hooks = [lambda d, t, r=r: r.append(d) for r in reports]
-    return engine.generate_codes_many(jobs, hooks, [None] * len(jobs)), reports
+    return engine.generate_latents(jobs, hooks, [None] * len(jobs)), reports
 
 
 def test_out_of_memory_retries_with_fewer_rows_and_changes_nothing(lm, debug_lm, rising_melody, monkeypatch):
-    job = Job("harp", rising_melody, (1, 2, 3), 2.0)
-    expected = Engine(debug_lm, "fast").generate_codes(job)
+    job = melody_job("harp", rising_melody, (1, 2, 3), 2.0)
+    expected = MusicGenEngine(debug_lm, "fast").generate_codes(job)
     # More than one candidate (two rows with guidance) at once does not fit.
     _fail_in_layer(lm, monkeypatch, torch.OutOfMemoryError("CUDA out of memory"), lambda n, rows: rows > 2)
-    engine = Engine(lm, "fast")
+    engine = MusicGenEngine(lm, "fast")
     (codes,), (reports,) = _progress(engine, [job])
     assert torch.equal(codes, expected)
     assert engine.backend.name == "fast" and not engine.broken
@@ -53,30 +53,30 @@ def test_out_of_memory_retries_with_fewer_rows_and_changes_nothing(lm, debug_lm,
 
 def test_out_of_memory_for_one_candidate_fails_the_job_clearly(lm, rising_melody, monkeypatch):
     _fail_in_layer(lm, monkeypatch, torch.OutOfMemoryError("CUDA out of memory"), lambda n, rows: True)
-    engine = Engine(lm, "fast")
+    engine = MusicGenEngine(lm, "fast")
     with pytest.raises(DeviceFailedError, match="out of memory"):
-        engine.generate_codes(Job("harp", rising_melody, (1,), 1.0))
+        engine.generate_codes(melody_job("harp", rising_melody, (1,), 1.0))
     assert not engine.broken
 
 
 def test_a_sticky_device_error_fails_the_job_and_marks_the_engine_broken(lm, rising_melody, monkeypatch):
     error = RuntimeError("CUDA error: device-side assert triggered")
     _fail_in_layer(lm, monkeypatch, error, lambda n, rows: n >= 30)
-    engine = Engine(lm, "fast")
+    engine = MusicGenEngine(lm, "fast")
     with pytest.raises(DeviceFailedError, match="unrecoverable"):
-        engine.generate_codes(Job("harp", rising_melody, (1, 2), 1.0))
+        engine.generate_codes(melody_job("harp", rising_melody, (1, 2), 1.0))
     assert engine.broken and engine.backend.name == "fast"  # no silent switch to another backend
 
 
 def test_another_failure_falls_back_to_generate_for_each_job_of_a_mixed_batch(
     lm, debug_lm, rising_melody, falling_melody, monkeypatch
 ):
-    first = Job("serene ambient piano", rising_melody, (1, 2), 2.0)
-    second = Job("a much longer prompt: heroic brass with timpani", falling_melody, (3,), 2.0)
-    reference = Engine(debug_lm, "reference")
+    first = melody_job("serene ambient piano", rising_melody, (1, 2), 2.0)
+    second = melody_job("a much longer prompt: heroic brass with timpani", falling_melody, (3,), 2.0)
+    reference = MusicGenEngine(debug_lm, "reference")
     expected = [reference.generate_codes(first), reference.generate_codes(second)]
     _fail_in_layer(lm, monkeypatch, RuntimeError("graph capture is not supported"), lambda n, rows: n == 40)
-    engine = Engine(lm, "fast")
+    engine = MusicGenEngine(lm, "fast")
     outcomes, reports = _progress(engine, [first, second])
     assert engine.backend.name == "reference" and not engine.broken
     assert all(torch.equal(got, want) for got, want in zip(outcomes, expected, strict=True))

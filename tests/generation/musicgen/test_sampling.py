@@ -8,7 +8,8 @@ import torch
 from scipy.stats import chisquare
 
 from generation.errors import InvalidRequestError
-from generation.musicgen.sampling import SamplingParams, choose_tokens, gumbel_noise, mix32, row_keys
+from generation.musicgen.params import SamplingParams
+from generation.musicgen.sampling import choose_tokens, gumbel_noise, mix32, row_keys
 
 DRAWS = 40_000
 
