@@ -1,6 +1,6 @@
 """The beat grid of a seed: tempo, downbeat, overrides, and seeds with no beat to find.
 
-Tolerances: the tempo within 0.15 % (over a 16-bar loop at 120 BPM that is 48 ms, under half of one
+Tolerances: the tempo within 0.05 % (over a 16-bar loop at 120 BPM that is 16 ms, an eighth of one
 128 ms chroma frame, the melody's own resolution); the downbeat within 10 ms (the crossfade lasts a
 beat, hundreds of ms, and chroma frames are 128 ms).
 """
@@ -15,7 +15,7 @@ from generation.tempo import find_tempo
 from tests.generation.loop_audio import CHORDS_HZ, click_track
 
 RATE = 32_000
-BPM_TOLERANCE = 0.0015
+BPM_TOLERANCE = 0.0005
 DOWNBEAT_TOLERANCE_S = 0.010
 
 
