@@ -42,6 +42,7 @@ from generation.pipeline import (
     RestyleOptions,
     check_prompt,
     make_job,
+    melody_source,
     output_duration,
     run_job,
 )
@@ -224,13 +225,7 @@ def restyle_loop(
     """
     loop = loop or LoopOptions()
     timings: dict[str, float] = {}
-    clock = time.perf_counter()
-    source = seed.samples
-    if options.stems:
-        if separate is None:
-            raise InvalidRequestError("Stem separation was asked for but no separator is loaded.")
-        source = separate(seed.samples, seed.sample_rate)
-    timings["stems_s"] = time.perf_counter() - clock
+    source = melody_source(seed, options, separate, timings)
     plan = plan or plan_loop(seed, options, loop, frame_rate=engine.lm.frame_rate)
     melody = loop_melody(source, plan)
     job_options = replace(

@@ -111,6 +111,17 @@ def restyle(
 ) -> Restyled:
     """Generate the candidates. `separate` keeps the melodic stems (see `generation.stems`)."""
     timings: dict[str, float] = {}
+    job = make_job(engine, seed, prompt, options, melody_source(seed, options, separate, timings))
+    return run_job(engine, job, options, on_progress=on_progress, cancel=cancel, timings=timings)
+
+
+def melody_source(
+    seed: SeedAudio,
+    options: RestyleOptions,
+    separate: Callable[[np.ndarray, int], np.ndarray] | None,
+    timings: dict[str, float],
+) -> np.ndarray:
+    """The audio the melody is taken from: the seed, or its melodic stems when asked for."""
     clock = time.perf_counter()
     melody = seed.samples
     if options.stems:
@@ -118,8 +129,7 @@ def restyle(
             raise InvalidRequestError("Stem separation was asked for but no separator is loaded.")
         melody = separate(seed.samples, seed.sample_rate)
     timings["stems_s"] = time.perf_counter() - clock
-    job = make_job(engine, seed, prompt, options, melody)
-    return run_job(engine, job, options, on_progress=on_progress, cancel=cancel, timings=timings)
+    return melody
 
 
 def run_job(

@@ -16,7 +16,17 @@ from generation.audio_in import SeedAudio
 from generation.chroma import conditioning_chroma
 from generation.errors import AudioInputError, InvalidRequestError
 from generation.loop_points import encode_loop
-from generation.loops import LoopOptions, LoopPlan, fold, loop_melody, plan_loop, restyle_loop
+from generation.loops import (
+    LoopOptions,
+    LoopPlan,
+    fold,
+    loop_mastering,
+    loop_melody,
+    loop_prompt,
+    plan_loop,
+    restyle_loop,
+)
+from generation.mastering import MasteringOptions, master
 from generation.pipeline import RestyleOptions
 from generation.seam import seam_figures
 from generation.tempo import Tempo
@@ -26,6 +36,24 @@ from tests.generation.loop_audio import click_track, evolving_piece, smpl_loops,
 RATE = 32_000
 FRAME_RATE = 50
 BAR_120 = 2 * RATE  # a 4/4 bar at 120 BPM
+
+
+def plan_at_120(bars: int, *, seed_start: int = 0, overhang: int = BAR_120, generated: int = 0) -> LoopPlan:
+    """A plan made by hand: 4/4 at 120 BPM, a one-beat crossfade, `generated` (default: the loop,
+    the overhang and a quarter of a second) samples generated."""
+    loop = bars * BAR_120
+    generated = generated or loop + overhang + RATE // 4
+    return LoopPlan(
+        Tempo(120.0, 4, seed_start / RATE, 1.0, False),
+        RATE,
+        bars,
+        loop,
+        seed_start,
+        loop,
+        overhang,
+        RATE // 2,
+        generated,
+    )
 
 
 def seed_of(samples: np.ndarray) -> SeedAudio:
@@ -95,6 +123,20 @@ def test_the_overhang_is_at_least_two_seconds_and_generation_covers_it_in_whole_
     assert plan.generated_samples >= plan.loop_samples + plan.overhang_samples
 
 
+def test_the_tempo_joins_the_prompt_only_where_it_fits():
+    plan = plan_for(12.0, duration_s=8.0)
+    assert loop_prompt("lofi  piano", plan, LoopOptions()) == "lofi piano, 120 bpm"
+    assert loop_prompt("lofi piano", plan, LoopOptions(tempo_in_prompt=False)) == "lofi piano"
+    assert loop_prompt("x" * 495, plan, LoopOptions()) == "x" * 495
+
+
+def test_loops_are_mastered_without_a_fade_out():
+    audio = np.full((1, 4 * RATE), 0.1, dtype=np.float32)
+    mastered, _ = master(audio, RATE, loop_mastering(MasteringOptions(target_lufs=None)))
+    np.testing.assert_array_equal(mastered, audio)
+    assert master(audio, RATE, MasteringOptions(target_lufs=None))[0][0, -1] < 0.01  # what it avoids
+
+
 # The melody the engine hears
 
 
@@ -111,17 +153,7 @@ def test_the_conditioning_wraps_to_the_loops_first_bar_where_the_loop_ends(fast_
             note_run([NOTES[n] for n in "CEGB"] + [NOTES["A"]] * 2, 1.0, RATE),
         ]
     )
-    plan = LoopPlan(
-        Tempo(120.0, 4, 0.5, 1.0, False),
-        RATE,
-        2,
-        2 * BAR_120,
-        RATE // 2,
-        2 * BAR_120,
-        BAR_120,
-        RATE // 2,
-        int(generated_s * RATE),
-    )
+    plan = plan_at_120(2, seed_start=RATE // 2, generated=int(generated_s * RATE))
     melody = loop_melody(seed, plan)
     windows = fast_engine.plan(generated_s)
     checked = 0
@@ -148,17 +180,7 @@ def test_the_melody_is_a_whole_number_of_loops_and_covers_a_30_second_window():
 
 
 def test_the_wrap_is_generated_audio_sample_after_sample_and_the_crossfade_keeps_power():
-    plan = LoopPlan(
-        Tempo(120.0, 4, 0.0, 1.0, False),
-        RATE,
-        2,
-        2 * BAR_120,
-        0,
-        2 * BAR_120,
-        BAR_120,
-        16_000,
-        3 * BAR_120 + 8000,
-    )
+    plan = plan_at_120(2)
     generated = np.random.default_rng(1).standard_normal((2, plan.generated_samples)).astype(np.float32)
     looped = fold(generated, plan)
     loop, overhang, fade = plan.loop_samples, plan.overhang_samples, plan.crossfade_samples
@@ -178,17 +200,7 @@ def test_the_wrap_is_generated_audio_sample_after_sample_and_the_crossfade_keeps
 
 
 def test_folding_a_piece_that_never_returns_removes_the_click_a_hand_cut_leaves():
-    plan = LoopPlan(
-        Tempo(120.0, 4, 0.0, 1.0, False),
-        RATE,
-        4,
-        4 * BAR_120,
-        0,
-        4 * BAR_120,
-        BAR_120,
-        16_000,
-        5 * BAR_120 + 8000,
-    )
+    plan = plan_at_120(4)
     generated = evolving_piece(plan.generated_samples / RATE, RATE)
     hand_cut = seam_figures(generated[:, : plan.loop_samples], 4)
     folded = seam_figures(fold(generated, plan), 4)
@@ -278,3 +290,18 @@ def test_a_stereo_model_gives_a_stereo_loop():
     assert [c.audio.shape for c in result.result.candidates] == [(2, 2 * BAR_120)] * 2
     assert len(result.info.seams) == 2
     assert result.info.plan.bars == 2
+
+
+def test_with_stems_the_melody_comes_from_the_separated_seed(fast_engine):
+    seed = seed_of(click_track(6.0, RATE))
+    options = RestyleOptions(duration_s=4.0, seed=1, stems=True)
+    with pytest.raises(InvalidRequestError, match="no separator"):
+        restyle_loop(fast_engine, seed, "strings", options)
+    calls = []
+
+    def separate(samples: np.ndarray, rate: int) -> np.ndarray:
+        calls.append((len(samples), rate))
+        return samples * 0.5
+
+    result = restyle_loop(fast_engine, seed, "strings", options, separate=separate)
+    assert calls == [(len(seed.samples), RATE)] and "stems_s" in result.result.timings
