@@ -132,6 +132,20 @@ def restyle(
     """Generate the candidates. `separate` keeps the melodic stems (see `generation.stems`)."""
     phases = phases or _Unseen()
     timings: dict[str, float] = {}
+    melody = melody_source(seed, options, separate, timings, phases)
+    job = make_job(engine, seed, prompt, options, melody)
+    return run_job(engine, job, options, phases=phases, cancel=cancel, timings=timings)
+
+
+def melody_source(
+    seed: SeedAudio,
+    options: RestyleOptions,
+    separate: Callable[[np.ndarray, int], np.ndarray] | None,
+    timings: dict[str, float],
+    phases: Phases | None = None,
+) -> np.ndarray:
+    """The audio the melody is taken from: the seed, or its melodic stems when asked for."""
+    phases = phases or _Unseen()
     clock = time.perf_counter()
     melody = seed.samples
     if options.stems:
@@ -140,7 +154,21 @@ def restyle(
         with phases.phase("separating stems"):
             melody = separate(seed.samples, seed.sample_rate)
     timings["stems_s"] = time.perf_counter() - clock
-    job = make_job(engine, seed, prompt, options, melody)
+    return melody
+
+
+def run_job(
+    engine: Engine,
+    job: Job,
+    options: RestyleOptions,
+    *,
+    phases: Phases | None = None,
+    cancel: CancelToken | None = None,
+    timings: dict[str, float] | None = None,
+) -> Restyled:
+    """Generate one checked job's candidates, showing the steps and the decoding on `phases`."""
+    phases = phases or _Unseen()
+    timings = dict(timings or {})
     clock = time.perf_counter()
     with phases.steps(engine.total_steps(job.duration_s)) as on_progress:
         codes = engine.generate_codes(job, on_progress, cancel)
