@@ -157,7 +157,7 @@ def _load(config: BotConfig) -> str:
     family = offered_family(models.default)
     started = time.perf_counter()
     described = family.load(models.default, _load_options(config, models.default)).describe()
-    if models.stems and family.takes_stems:
+    if models.stems and family.reads_melody:
         separator_for(
             family.is_random(models.default),
             pick_device(models.device),

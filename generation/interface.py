@@ -88,7 +88,11 @@ class Engine(Protocol):
     channels: int
     input_rate: int  # of the source it reads (`Job.source`)
     input_channels: int
-    takes_stems: bool  # the source is the seed's melodic stems when stems are on (MusicGen)
+    # The source is the seed's melody, mono: its melodic stems when stems are on (MusicGen); else
+    # the whole seed as decoded (ACE-Step).
+    reads_melody: bool
+    frame_rate: int  # its frames a second: what it makes is a whole number of frames long
+    window_s: float  # the longest piece one pass makes; longer ones are made in windows
     min_duration_s: float  # the lengths it makes, in seconds
     max_duration_s: float
     default_params: Params
@@ -181,7 +185,7 @@ class Family(Protocol):
     sample_rate: int
     input_rate: int
     input_channels: int
-    takes_stems: bool
+    reads_melody: bool
     default_params: Params
 
     def serves(self, spec: str) -> bool:

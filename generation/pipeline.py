@@ -103,6 +103,47 @@ def decode_seed(source: bytes | str | Path, limits: AudioLimits, reader: Reads) 
     return decode_audio(source, limits, sample_rate=reader.input_rate, channels=reader.input_channels)
 
 
+def melody_source(
+    engine: Engine,
+    seed: SeedAudio,
+    options: RestyleOptions,
+    *,
+    separate: Separate | None = None,
+    phases: Phases | None = None,
+    timings: dict[str, float] | None = None,
+) -> np.ndarray:
+    """The melody, mono at the seed's rate: the seed's, or its melodic stems when asked for (and
+    the engine reads the melody: see `Engine.reads_melody`)."""
+    clock = time.perf_counter()
+    melody = seed.mono
+    if options.stems and engine.reads_melody:
+        if separate is None:
+            raise InvalidRequestError("Stem separation was asked for but no separator is loaded.")
+        with (phases or _Unseen()).phase("separating stems"):
+            melody = separate(melody, seed.sample_rate)
+    if timings is not None:
+        timings["stems_s"] = time.perf_counter() - clock
+    return melody
+
+
+def make_job(
+    engine: Engine, seed: SeedAudio, prompt: str, options: RestyleOptions, melody: np.ndarray
+) -> Prepared:
+    """Check every option before any work starts, and fix the seeds. `melody` (mono, at the seed's
+    rate) is what adherence is measured against, and the job's source if the engine reads melodies;
+    otherwise the source is the seed as decoded."""
+    if seed.sample_rate != engine.input_rate or seed.channels != engine.input_channels:
+        raise InvalidRequestError("The seed must be decoded at the model's sample rate and channels.")
+    params = options.params or engine.default_params
+    params.validate()
+    prompt, seeds, duration = check_prompt(prompt), candidate_seeds(options), output_duration(seed, options)
+    _check_length(engine, duration)
+    source = melody[None] if engine.reads_melody else seed.planar
+    job = Job(prompt, source, seeds, duration, params)
+    stems = options.stems and engine.reads_melody
+    return Prepared(job, to_chroma_rate(melody, seed.sample_rate), options, stems)
+
+
 def prepare(
     engine: Engine,
     seed: SeedAudio,
@@ -113,27 +154,9 @@ def prepare(
     phases: Phases | None = None,
     timings: dict[str, float] | None = None,
 ) -> Prepared:
-    """Check every option before any work starts and fix the seeds; then read the melody, from the
-    melodic stems if asked (and the family reads stems: see `Engine.takes_stems`)."""
-    if seed.sample_rate != engine.input_rate or seed.channels != engine.input_channels:
-        raise InvalidRequestError("The seed must be decoded at the model's sample rate and channels.")
-    params = options.params or engine.default_params
-    params.validate()
-    prompt, seeds, duration = check_prompt(prompt), candidate_seeds(options), output_duration(seed, options)
-    _check_length(engine, duration)
-    stems = options.stems and engine.takes_stems
-    clock = time.perf_counter()
-    melody = seed.mono
-    if stems:
-        if separate is None:
-            raise InvalidRequestError("Stem separation was asked for but no separator is loaded.")
-        with (phases or _Unseen()).phase("separating stems"):
-            melody = separate(melody, seed.sample_rate)
-    if timings is not None:
-        timings["stems_s"] = time.perf_counter() - clock
-    source = melody[None] if engine.takes_stems else seed.planar
-    job = Job(prompt, source, seeds, duration, params)
-    return Prepared(job, to_chroma_rate(melody, seed.sample_rate), options, stems)
+    """The melody (`melody_source`), then the checked job (`make_job`)."""
+    melody = melody_source(engine, seed, options, separate=separate, phases=phases, timings=timings)
+    return make_job(engine, seed, prompt, options, melody)
 
 
 def _check_length(engine: Engine, duration_s: float) -> None:
@@ -156,9 +179,22 @@ def restyle(
     separate: Separate | None = None,
 ) -> Restyled:
     """Generate the candidates. `separate` keeps the melodic stems (see `generation.audio.stems`)."""
-    phases = phases or _Unseen()
     timings: dict[str, float] = {}
     prepared = prepare(engine, seed, prompt, options, separate=separate, phases=phases, timings=timings)
+    return run_job(engine, prepared, phases=phases, cancel=cancel, timings=timings)
+
+
+def run_job(
+    engine: Engine,
+    prepared: Prepared,
+    *,
+    phases: Phases | None = None,
+    cancel: CancelToken | None = None,
+    timings: dict[str, float] | None = None,
+) -> Restyled:
+    """Generate one checked job's candidates, showing the steps and the decoding on `phases`."""
+    phases = phases or _Unseen()
+    timings = dict(timings or {})
     job = prepared.job
     clock = time.perf_counter()
     with phases.steps(engine.total_steps(job.duration_s, job.params)) as on_progress:

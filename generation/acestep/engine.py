@@ -57,9 +57,11 @@ class AceStepEngine:
     channels = CHANNELS
     input_rate = SAMPLE_RATE  # the source goes through the pipeline's own 48 kHz stereo VAE
     input_channels = CHANNELS
-    takes_stems = False  # the cover hears the whole seed: its rhythm and structure as well
+    reads_melody = False  # the cover hears the whole seed: its rhythm and structure as well
     min_duration_s = MIN_DURATION_S
     max_duration_s = MAX_DURATION_S
+    window_s = MAX_DURATION_S  # the whole piece in one pass
+    frame_rate = SAMPLE_RATE // SAMPLES_PER_FRAME  # 25 latent frames a second
     default_params = CoverParams()
     broken = False  # nothing marks it: a failed batch leaves the pipeline as it was
 

@@ -25,7 +25,7 @@ class AceStepFamily:
     sample_rate = SAMPLE_RATE
     input_rate = SAMPLE_RATE  # the source goes through the pipeline's own 48 kHz stereo VAE
     input_channels = CHANNELS
-    takes_stems = False
+    reads_melody = False
     default_params = CoverParams()
 
     def serves(self, spec: str) -> bool:

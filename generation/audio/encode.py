@@ -38,8 +38,16 @@ def get_format(name: str) -> Format:
     return FORMATS[name]
 
 
-def encode_audio(audio: np.ndarray, sample_rate: int, format_name: str, bitrate: int | None = None) -> bytes:
-    """Encode `(channels, samples)` float audio; samples beyond [-1, 1] are clipped."""
+def encode_audio(
+    audio: np.ndarray,
+    sample_rate: int,
+    format_name: str,
+    bitrate: int | None = None,
+    *,
+    tags: dict[str, str] | None = None,
+) -> bytes:
+    """Encode `(channels, samples)` float audio; samples beyond [-1, 1] are clipped. `tags` become
+    the file's metadata (Vorbis comments in Ogg and FLAC)."""
     import av
 
     spec = get_format(format_name)
@@ -49,6 +57,7 @@ def encode_audio(audio: np.ndarray, sample_rate: int, format_name: str, bitrate:
     planar = np.ascontiguousarray(np.clip(audio, -1.0, 1.0).astype(np.float32))
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format=spec.container) as container:
+        container.metadata.update(tags or {})
         stream = container.add_stream(spec.codec, rate=out_rate, layout=layout)
         stream.format = spec.sample_format
         if not spec.lossless:
@@ -70,6 +79,8 @@ def encode_to_fit(
     format_name: str,
     max_bytes: int,
     bitrates: tuple[int, ...] = FIT_BITRATES,
+    *,
+    tags: dict[str, str] | None = None,
 ) -> tuple[bytes, int | None]:
     """Encode at the highest bitrate whose file fits `max_bytes`; `(data, bitrate)`.
 
@@ -78,7 +89,7 @@ def encode_to_fit(
     """
     spec = get_format(format_name)
     if spec.lossless:
-        data = encode_audio(audio, sample_rate, format_name)
+        data = encode_audio(audio, sample_rate, format_name, tags=tags)
         if len(data) > max_bytes:
             raise InvalidRequestError("The lossless file is larger than the upload limit.")
         return data, None
@@ -86,7 +97,7 @@ def encode_to_fit(
     for bitrate in bitrates:
         if bitrate * seconds / 8 > max_bytes:  # an estimate: skip what cannot fit before encoding
             continue
-        data = encode_audio(audio, sample_rate, format_name, bitrate)
+        data = encode_audio(audio, sample_rate, format_name, bitrate, tags=tags)
         if len(data) <= max_bytes:
             return data, bitrate
     raise InvalidRequestError("The track is too long to fit the upload limit, even at the lowest bitrate.")

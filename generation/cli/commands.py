@@ -141,7 +141,7 @@ def download(args: argparse.Namespace) -> int:
     family = offered_family(args.model)
     path = family.download(args.model, cache_dir=args.cache_dir, revision=args.revision)
     print(f"{args.model}: cached at {path}")
-    if family.takes_stems and not args.no_stems:
+    if family.reads_melody and not args.no_stems:
         from generation.audio.stems import download_separator
 
         print(f"htdemucs (stems): cached at {download_separator(args.cache_dir)}")
@@ -167,7 +167,7 @@ def _options(
         top_k=args.top_k, top_p=args.top_p, temperature=args.temperature, guidance_scale=args.guidance
     )
     options = RestyleOptions(
-        candidates, duration, args.max_duration, seed, params, stems and family.takes_stems
+        candidates, duration, args.max_duration, seed, params, stems and family.reads_melody
     )
     candidate_seeds(options)  # checks the count and the seed's range now, before any work
     check_duration(options)

@@ -54,8 +54,9 @@ class MusicGenEngine:
     family = "musicgen"
     licence = LICENCE
     input_channels = 1  # the melody: its chroma is what conditions the model
-    takes_stems = True  # audiocraft reads the melody from vocals + other
+    reads_melody = True  # the source is the melody (audiocraft's: vocals + other, stems on)
     max_duration_s = math.inf  # windows of 30 s go on as long as asked
+    window_s = MAX_WINDOW_S
     default_params = SamplingParams()
 
     def __init__(self, lm: LoadedModel, backend: str = "auto") -> None:
@@ -76,6 +77,10 @@ class MusicGenEngine:
     @property
     def channels(self) -> int:
         return self.lm.audio_channels
+
+    @property
+    def frame_rate(self) -> int:
+        return self.lm.frame_rate
 
     @property
     def min_duration_s(self) -> float:

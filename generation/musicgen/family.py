@@ -25,7 +25,7 @@ class MusicGenFamily:
     sample_rate = 32_000
     input_rate = 32_000  # the melody's chroma is taken at the model's own rate
     input_channels = 1
-    takes_stems = True
+    reads_melody = True
     default_params = SamplingParams()
 
     def serves(self, spec: str) -> bool:

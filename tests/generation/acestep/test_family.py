@@ -85,3 +85,11 @@ def test_the_shared_pipeline_drives_an_acestep_engine(ace_engine):
     assert record["model"]["family"] == "acestep" and record["model"]["licence"] == "MIT"
     assert record["parameters"]["strength"] == 0.5 and record["parameters"]["stems"] is False
     assert record["output"]["sample_rate"] == 48_000 and record["output"]["channels"] == 2
+
+
+def test_loops_refuse_an_engine_that_does_not_read_the_melody(ace_engine):
+    from generation.loops import restyle_loop
+
+    seed = decode_seed(encode_format("wav16", melody([440.0], 2.0, 44_100)), AudioLimits(), ace_engine)
+    with pytest.raises(InvalidRequestError, match="melody"):
+        restyle_loop(ace_engine, seed, "chiptune", RestyleOptions())
