@@ -1,6 +1,6 @@
 """python -m benchmarks.loop_seams [--candidates N] [--bars N]
 
-Seam figures (see `generation.seam`) of loops made by `generation.loops`, against cuts of the very
+Seam figures (see `generation.audio.seam`) of loops made by `generation.loops`, against cuts of the very
 same generated audio without the fold: at N bars ("hand cut") and half a beat later ("off-beat").
 Each row is the median over candidates. The debug models' audio is close to stationary noise, so
 their rows say little about music; the synthetic rows (a piece that never returns to its start,
@@ -16,13 +16,13 @@ from dataclasses import replace
 import numpy as np
 
 from generation.audio.decode import SeedAudio
+from generation.audio.seam import SeamFigures, seam_figures
 from generation.loops import LoopOptions, LoopPlan, fold, loop_melody, loop_prompt, plan_loop
 from generation.musicgen.engine import MusicGenEngine
 from generation.musicgen.models import load_model
 from generation.pipeline import make_job
 from generation.results import RestyleOptions
-from generation.seam import SeamFigures, seam_figures
-from tests.generation.loop_audio import click_track, evolving_piece
+from tests.generation.audio.loop_audio import click_track, evolving_piece
 
 RATE = 32_000
 FIGURES = ("flux_ratio", "flux_ratio_bar_lines", "flux_percentile", "jump_ratio")
@@ -58,7 +58,7 @@ def model_rows(spec: str, candidates: int, bars: int) -> dict[str, list[SeamFigu
 
 
 def synthetic_rows(bars: int) -> dict[str, list[SeamFigures]]:
-    from generation.tempo import Tempo
+    from generation.audio.tempo import Tempo
 
     loop = bars * 2 * RATE
     plan = LoopPlan(

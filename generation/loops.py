@@ -1,6 +1,6 @@
 """Seamless loops: whole bars, exact to the sample, with a generated seam rather than a fade.
 
-1. Plan (`plan_loop`): the seed's tempo and first downbeat (`generation.tempo`), then the whole
+1. Plan (`plan_loop`): the seed's tempo and first downbeat (`generation.audio.tempo`), then the whole
    number of bars nearest the asked length (with no length asked: the whole bars the seed holds from
    its first downbeat), and the loop's length in samples,
    rounded once: `bars * beats_per_bar * 60 / bpm * rate`, with the tempo already rounded to 0.01 BPM
@@ -32,6 +32,8 @@ import numpy as np
 from generation.audio.chroma import loop_audio, melody_adherence
 from generation.audio.decode import SeedAudio
 from generation.audio.mastering import MasteringOptions
+from generation.audio.seam import SeamFigures, seam_figures
+from generation.audio.tempo import SNAP_S, Tempo, find_tempo
 from generation.catalog import MAX_PROMPT_CHARS
 from generation.errors import AudioInputError, InvalidRequestError
 from generation.interface import CancelToken, Engine
@@ -45,8 +47,6 @@ from generation.pipeline import (
     run_job,
 )
 from generation.results import Candidate, Restyled, RestyleOptions
-from generation.seam import SeamFigures, seam_figures
-from generation.tempo import SNAP_S, Tempo, find_tempo
 
 OPUS_RATE = 48_000
 MIN_OVERHANG_S = 2.0

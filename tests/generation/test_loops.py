@@ -14,9 +14,11 @@ import pytest
 
 from generation.audio.chroma import conditioning_chroma
 from generation.audio.decode import SeedAudio
+from generation.audio.loop_points import encode_loop
 from generation.audio.mastering import MasteringOptions, master
+from generation.audio.seam import seam_figures
+from generation.audio.tempo import Tempo
 from generation.errors import AudioInputError, InvalidRequestError
-from generation.loop_points import encode_loop
 from generation.loops import (
     LoopOptions,
     LoopPlan,
@@ -28,10 +30,8 @@ from generation.loops import (
     restyle_loop,
 )
 from generation.results import RestyleOptions
-from generation.seam import seam_figures
-from generation.tempo import Tempo
 from tests.audio_factory import melody as note_run
-from tests.generation.loop_audio import click_track, evolving_piece, smpl_loops, tags_and_length
+from tests.generation.audio.loop_audio import click_track, evolving_piece, smpl_loops, tags_and_length
 
 RATE = 32_000
 FRAME_RATE = 50

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from generation.audio.encode import encode_audio
+from generation.audio.loop_points import add_smpl, encode_loop, loop_tags
 from generation.errors import InvalidRequestError
-from generation.loop_points import add_smpl, encode_loop, loop_tags
-from tests.generation.loop_audio import riff_chunks, smpl_loops, tags_and_length
+from tests.generation.audio.loop_audio import riff_chunks, smpl_loops, tags_and_length
 
 RATE = 32_000
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from generation.audio.tempo import find_tempo
 from generation.errors import AudioInputError, InvalidRequestError
-from generation.tempo import find_tempo
-from tests.generation.loop_audio import CHORDS_HZ, click_track
+from tests.generation.audio.loop_audio import CHORDS_HZ, click_track
 
 RATE = 32_000
 BPM_TOLERANCE = 0.0005
