@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from generation.errors import ModelUnavailableError
 
 DEFAULT_MODEL = "facebook/musicgen-melody"
 MODEL_ALIASES = {
@@ -77,6 +80,22 @@ def split_revision(spec: str, revision: str | None = None) -> ModelName:
     if chosen is not None and not _REVISION.match(chosen):
         raise ValueError(f"{chosen!r} is not a revision: use a commit id, a branch or a tag.")
     return ModelName(name, chosen)
+
+
+def random_architecture(
+    spec: str, debug_models: tuple[str, ...], architectures: Iterable[str], family: str = ""
+) -> str | None:
+    """The architecture a model built in-process with random weights has: a debug model's own, or
+    `random:<architecture>`'s (refused if unknown); None for any other spec."""
+    if spec in debug_models:
+        return spec
+    if not spec.startswith(RANDOM_PREFIX):
+        return None
+    arch, known = spec.removeprefix(RANDOM_PREFIX), list(architectures)
+    if arch not in known:
+        what = f"{family} architecture" if family else "architecture"
+        raise ModelUnavailableError(f"Unknown {what} {arch!r}: choose one of {', '.join(known)}.")
+    return arch
 
 
 def is_random_model(spec: str) -> bool:

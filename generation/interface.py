@@ -80,7 +80,10 @@ class Job:
 
 
 class Engine(Protocol):
-    """One loaded model of one family. Not thread-safe: one thread owns it."""
+    """One loaded model of one family. Not thread-safe: one thread owns it.
+
+    A family's engine subclasses this for `generate_many` and `generate`, made of its two halves.
+    """
 
     family: str
     licence: Licence
@@ -135,14 +138,14 @@ class Engine(Protocol):
         cancels: Sequence[CancelToken | None],
     ) -> list[np.ndarray | GenerationCancelled]:
         """`generate_latents`, then `decode_latents` for every job not cancelled."""
-        ...
+        outcomes = self.generate_latents(jobs, on_progress, cancels)
+        return [o if isinstance(o, GenerationCancelled) else self.decode_latents(o) for o in outcomes]
 
-
-def decoded(
-    engine: Engine, outcomes: list[Any | GenerationCancelled]
-) -> list[np.ndarray | GenerationCancelled]:
-    """Every outcome of `generate_latents` as audio, cancels left as they are (`generate_many`)."""
-    return [o if isinstance(o, GenerationCancelled) else engine.decode_latents(o) for o in outcomes]
+    def generate(
+        self, job: Job, on_progress: ProgressFn | None = None, cancel: CancelToken | None = None
+    ) -> np.ndarray:
+        """One job's audio `(candidates, channels, samples)` float32 at `sample_rate`."""
+        return only_outcome(self.generate_many([job], [on_progress], [cancel]))
 
 
 def only_outcome(outcomes: list) -> Any:
@@ -163,6 +166,16 @@ class LoadOptions:
     revision: str | None = None  # a commit other than the pinned one (a family may refuse any)
     backend: str = "auto"  # MusicGen's decode loop: auto, fast or reference
     seed: int = 0  # the weights of a random (debug) model
+
+    def loader_keywords(self) -> dict[str, Any]:
+        """What every family's loader takes (`revision` and `backend` are up to each family)."""
+        return {
+            "device": self.device,
+            "dtype": self.dtype,
+            "cache_dir": self.cache_dir,
+            "offline": self.offline,
+            "seed": self.seed,
+        }
 
 
 @dataclass(frozen=True)

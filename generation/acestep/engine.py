@@ -35,7 +35,7 @@ from generation.acestep.params import (
 from generation.acestep.steps import CoverWatch
 from generation.devices import release_memory
 from generation.errors import GenerationCancelled, InvalidRequestError
-from generation.interface import CancelToken, Job, ProgressFn, decoded, only_outcome
+from generation.interface import CancelToken, Engine, Job, ProgressFn
 
 MAX_TEXT_TOKENS = 256  # the pipeline's default `max_text_length`
 
@@ -48,7 +48,7 @@ class CoverLatents:
     samples: int
 
 
-class AceStepEngine:
+class AceStepEngine(Engine):
     """Generates covers with one loaded pipeline. Not thread-safe: one thread owns it."""
 
     family = "acestep"
@@ -88,22 +88,6 @@ class AceStepEngine:
             and latent_frames(first.duration_s) == latent_frames(second.duration_s)
             and self._text_lengths(first) == self._text_lengths(second)
         )
-
-    def generate(
-        self, job: Job, on_progress: ProgressFn | None = None, cancel: CancelToken | None = None
-    ) -> np.ndarray:
-        """Audio `(candidates, 2, samples)` float32 at 48 kHz, exactly `job.duration_s` long."""
-        return only_outcome(self.generate_many([job], [on_progress], [cancel]))
-
-    def generate_many(
-        self,
-        jobs: Sequence[Job],
-        on_progress: Sequence[ProgressFn | None],
-        cancels: Sequence[CancelToken | None],
-    ) -> list[np.ndarray | GenerationCancelled]:
-        """Several jobs as one batch (see `can_batch`); a cancelled job's outcome is the exception,
-        and the others finish."""
-        return decoded(self, self.generate_latents(jobs, on_progress, cancels))
 
     def decode_latents(self, latents: CoverLatents) -> np.ndarray:
         return decode_latents(self.pipe, latents.latents, latents.samples)

@@ -64,15 +64,7 @@ class AceStepFamily:
         from generation.acestep.loading import load_acestep
 
         _pinned(spec, options.revision)
-        loaded = load_acestep(
-            spec,
-            device=options.device,
-            dtype=options.dtype,
-            cache_dir=options.cache_dir,
-            offline=options.offline,
-            seed=options.seed,
-        )
-        return AceStepEngine(loaded)
+        return AceStepEngine(load_acestep(spec, **options.loader_keywords()))
 
     def download(self, spec: str, *, cache_dir: str | Path | None, revision: str | None) -> Path:
         from generation.acestep.loading import download_acestep

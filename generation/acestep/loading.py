@@ -19,6 +19,7 @@ import torch
 from generation import hub
 from generation.acestep.architectures import ARCHITECTURES, DEBUG_MODELS, build_pipeline, quiet_weight_norm
 from generation.acestep.params import LICENCE, MIN_DURATION_S
+from generation.catalog import random_architecture
 from generation.devices import pick_device, pick_dtype
 from generation.errors import ModelNotCachedError, ModelUnavailableError
 from generation.interface import ModelLocation
@@ -86,14 +87,8 @@ def is_acestep_spec(spec: str) -> bool:
 
 def resolve(spec: str) -> tuple[str, str]:
     """`(kind, target)`: kind is "random", "local" or "hub"; target an architecture, folder or repo."""
-    if spec in DEBUG_MODELS:
-        return "random", spec
-    if spec.startswith(RANDOM_PREFIX):
-        arch = spec.removeprefix(RANDOM_PREFIX)
-        if arch not in ARCHITECTURES:
-            raise ModelUnavailableError(
-                f"Unknown ACE-Step architecture {arch!r}: choose one of {', '.join(ARCHITECTURES)}."
-            )
+    arch = random_architecture(spec, DEBUG_MODELS, ARCHITECTURES, "ACE-Step")
+    if arch is not None:
         return "random", arch
     if spec == HUB_SPEC:
         return "hub", HUB_REPO

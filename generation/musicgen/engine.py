@@ -21,7 +21,7 @@ import torch
 from generation.audio.chroma import conditioning_chroma
 from generation.devices import release_memory
 from generation.errors import DeviceFailedError, GenerationCancelled, InvalidRequestError
-from generation.interface import CancelToken, Job, ProgressFn, decoded, only_outcome
+from generation.interface import CancelToken, Engine, Job, ProgressFn, only_outcome
 from generation.musicgen.backends import Backend, WindowBatch
 from generation.musicgen.backends.device import device_scope
 from generation.musicgen.backends.reference import ReferenceBackend
@@ -48,7 +48,7 @@ def melody_job(
     return Job(prompt, source, tuple(seeds), duration_s, sampling or SamplingParams())
 
 
-class MusicGenEngine:
+class MusicGenEngine(Engine):
     """Generates with one loaded model. Not thread-safe: one thread owns it."""
 
     family = "musicgen"
@@ -111,24 +111,11 @@ class MusicGenEngine:
             and first.params == second.params
         )
 
-    def generate(self, job: Job, on_progress: ProgressFn | None = None, cancel: CancelToken | None = None):
-        """Audio `(candidates, channels, samples)` float32 at the model's rate."""
-        return only_outcome(self.generate_many([job], [on_progress], [cancel]))
-
     def generate_codes(
         self, job: Job, on_progress: ProgressFn | None = None, cancel: CancelToken | None = None
     ) -> torch.Tensor:
         """The EnCodec codes `(candidates, codebooks, frames)` behind `generate`'s audio."""
         return only_outcome(self.generate_latents([job], [on_progress], [cancel]))
-
-    def generate_many(
-        self,
-        jobs: Sequence[Job],
-        on_progress: Sequence[ProgressFn | None],
-        cancels: Sequence[CancelToken | None],
-    ) -> list[np.ndarray | GenerationCancelled]:
-        """Several jobs as one batch (see `can_batch`); a cancelled job's outcome is the exception."""
-        return decoded(self, self.generate_latents(jobs, on_progress, cancels))
 
     def decode_latents(self, latents: torch.Tensor) -> np.ndarray:
         """EnCodec codes `(candidates, codebooks, frames)` to audio."""

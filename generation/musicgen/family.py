@@ -66,15 +66,7 @@ class MusicGenFamily:
         from generation.musicgen.engine import MusicGenEngine
         from generation.musicgen.models import load_model
 
-        lm = load_model(
-            spec,
-            device=options.device,
-            dtype=options.dtype,
-            cache_dir=options.cache_dir,
-            offline=options.offline,
-            seed=options.seed,
-            revision=options.revision,
-        )
+        lm = load_model(spec, revision=options.revision, **options.loader_keywords())
         return MusicGenEngine(lm, options.backend)
 
     def download(self, spec: str, *, cache_dir: str | Path | None, revision: str | None) -> Path:

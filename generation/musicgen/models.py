@@ -21,9 +21,9 @@ from generation import hub
 from generation.catalog import (
     DEBUG_MODELS,
     DEFAULT_MODEL,
-    RANDOM_PREFIX,
     hub_target,
     pinned_revision,
+    random_architecture,
     split_revision,
     unknown_model_message,
 )
@@ -92,14 +92,8 @@ class LoadedModel:
 
 def resolve(spec: str) -> tuple[str, str]:
     """`(kind, target)` for a spec: kind is "random", "local" or "hub". Nothing is looked up."""
-    if spec in DEBUG_MODELS:
-        return "random", spec
-    if spec.startswith(RANDOM_PREFIX):
-        arch = spec.removeprefix(RANDOM_PREFIX)
-        if arch not in ARCHITECTURES:
-            raise ModelUnavailableError(
-                f"Unknown architecture {arch!r}: choose one of {', '.join(ARCHITECTURES)}."
-            )
+    arch = random_architecture(spec, DEBUG_MODELS, ARCHITECTURES)
+    if arch is not None:
         return "random", arch
     if Path(spec).expanduser().is_dir():
         return "local", str(Path(spec).expanduser())
