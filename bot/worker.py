@@ -213,8 +213,11 @@ class GpuWorker:
     def _generate(self, orders: list[WorkOrder], handed_over: set[int]) -> None:
         engine = self.engines.get(orders[0].model)
         prepared = [item for item in (self._prepare(engine, order) for order in orders) if item is not None]
-        if not prepared:
-            return
+        for group in _batches(engine, prepared):
+            self._generate_batch(engine, group, handed_over)
+
+    def _generate_batch(self, engine: Engine, prepared: list[_Prepared], handed_over: set[int]) -> None:
+        """One `generate_many` call; each generated job goes to the finishing thread."""
         for item in prepared:
             self.events.started(item.order.job_id)
         started = time.perf_counter()
@@ -226,8 +229,9 @@ class GpuWorker:
             tokens,
         )
         elapsed = time.perf_counter() - started
-        self.seconds_per_step[orders[0].model] = elapsed / max(
-            1, engine.total_steps(prepared[0].prepared.job.duration_s)
+        job = prepared[0].prepared.job
+        self.seconds_per_step[prepared[0].order.model] = elapsed / max(
+            1, engine.total_steps(job.duration_s, job.params)
         )
         for item, outcome in zip(prepared, outcomes, strict=True):
             if isinstance(outcome, GenerationCancelled):
@@ -318,6 +322,21 @@ class GpuWorker:
             self.events.progress(job_id, done, total, left)
 
         return report
+
+
+def _batches(engine: Engine, prepared: list[_Prepared]) -> list[list[_Prepared]]:
+    """The jobs the queue took together, in runs the engine can generate as one: the queue's batch
+    key is known before loading anything, the engine knows more (the reference backend mixes no
+    prompts; ACE-Step's prompts must be as long in tokens)."""
+    batches: list[list[_Prepared]] = []
+    for item in prepared:
+        fits = (b for b in batches if engine.can_batch(b[0].prepared.job, item.prepared.job))
+        batch = next(fits, None)
+        if batch is None:
+            batches.append([item])
+        else:
+            batch.append(item)
+    return batches
 
 
 def _message(exc: Exception) -> str:

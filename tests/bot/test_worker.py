@@ -166,6 +166,27 @@ def test_a_shutdown_keeps_results_already_generated(debug_lm, seed_path):
     assert events.endings() == {1: ["finished"], 2: ["finished"]}  # ...which keeps both results
 
 
+def test_jobs_the_engine_cannot_batch_run_one_after_the_other(debug_lm, seed_path):
+    """The queue batches by key, the engine has the last word: the reference backend cannot mix
+    prompts, so two jobs of one key that were taken together still both finish."""
+    events = Recorder()
+    orders = {1: _order(1, seed_path), 2: _order(2, seed_path)}
+    queue = FairQueue(max_size=10)
+    engines = Engines(lambda model: MusicGenEngine(debug_lm, "reference"))
+    settings = RenderSettings(progress_interval_s=0.0)
+    worker = GpuWorker(queue, orders.get, engines, events, settings, max_rows=2)
+    for order in orders.values():
+        queue.push(QueuedJob(order.job_id, order.job_id, order.candidates, "one key", 50))
+    worker.start()
+    try:
+        events.wait_for("finished", 1)
+        events.wait_for("finished", 2)
+    finally:
+        worker.stop()
+    assert events.endings() == {1: ["finished"], 2: ["finished"]}
+    assert [job_id for kind, job_id, _ in events.events if kind == "started"] == [1, 2]
+
+
 def test_finishing_waits_for_a_free_place():
     finishing = FinishingThread(max_pending=1)
     gate = threading.Event()
