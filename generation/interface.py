@@ -199,6 +199,7 @@ class Family(Protocol):
     input_rate: int
     input_channels: int
     reads_melody: bool
+    frame_rate: int
     default_params: Params
 
     def serves(self, spec: str) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 
 from generation.acestep.architectures import CHANNELS, DEBUG_MODELS, SAMPLE_RATE
 from generation.acestep.loading import HUB_REVISION, RANDOM_PREFIX, is_acestep_spec
-from generation.acestep.params import LICENCE, CoverParams, latent_frames
+from generation.acestep.params import LICENCE, SAMPLES_PER_FRAME, CoverParams, latent_frames
 from generation.errors import InvalidRequestError, ModelUnavailableError
 from generation.interface import Engine, LoadOptions, ModelLocation
 
@@ -26,6 +26,7 @@ class AceStepFamily:
     input_rate = SAMPLE_RATE  # the source goes through the pipeline's own 48 kHz stereo VAE
     input_channels = CHANNELS
     reads_melody = False
+    frame_rate = SAMPLE_RATE // SAMPLES_PER_FRAME
     default_params = CoverParams()
 
     def serves(self, spec: str) -> bool:

@@ -15,7 +15,7 @@ from generation.catalog import DEBUG_MODELS, is_random_model
 from generation.errors import InvalidRequestError
 from generation.interface import Engine, LoadOptions, ModelLocation
 from generation.musicgen.params import LICENCE, SamplingParams
-from generation.musicgen.windows import frames_for, total_steps
+from generation.musicgen.windows import FRAME_RATE, frames_for, total_steps
 
 
 class MusicGenFamily:
@@ -26,6 +26,7 @@ class MusicGenFamily:
     input_rate = 32_000  # the melody's chroma is taken at the model's own rate
     input_channels = 1
     reads_melody = True
+    frame_rate = FRAME_RATE  # EnCodec frames a second: what plans a loop in whole frames
     default_params = SamplingParams()
 
     def serves(self, spec: str) -> bool:

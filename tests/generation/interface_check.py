@@ -38,6 +38,7 @@ def check_engine_against_family(engine: Engine, family: Family, durations: list[
     assert (engine.sample_rate, engine.input_rate) == (family.sample_rate, family.input_rate)
     assert engine.input_channels == family.input_channels
     assert engine.reads_melody == family.reads_melody
+    assert engine.frame_rate == family.frame_rate
     assert engine.default_params == family.default_params
     for seconds in durations:
         assert engine.total_steps(seconds) == family.total_steps(seconds), seconds
