@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 
@@ -39,6 +40,7 @@ from generation.errors import AudioInputError, InvalidRequestError
 from generation.interface import CancelToken, Engine
 from generation.pipeline import (
     Phases,
+    Prepared,
     Separate,
     check_prompt,
     make_job,
@@ -57,6 +59,7 @@ TAIL_S = 0.25
 class LoopOptions:
     bpm: float | None = None  # None: detected from the seed
     beats_per_bar: int | None = None  # None: 4
+    bars: int | None = None  # None: the whole number nearest the asked length (see `plan_loop`)
     overhang_bars: int = 1  # at least; more where a bar is shorter than MIN_OVERHANG_S
     crossfade_beats: float = 1.0
     tempo_in_prompt: bool = True  # append ", 120 bpm" to the prompt, as musicgen-looper does
@@ -89,6 +92,7 @@ class LoopInfo:
 
     plan: LoopPlan
     seams: tuple[SeamFigures, ...]
+    prompt: str = ""  # the style as asked, before the tempo joined it (what a batch resumes by)
 
     @property
     def loop_start(self) -> int:
@@ -103,6 +107,7 @@ class LoopInfo:
         """The `loop` entry of candidate `candidate_index`'s (1-based) JSON sidecar."""
         plan, rate = self.plan, self.plan.sample_rate
         return {
+            "prompt": self.prompt,
             "bpm": plan.tempo.bpm,
             "beats_per_bar": plan.tempo.beats_per_bar,
             "bars": plan.bars,
@@ -158,8 +163,13 @@ def plan_loop(
             f"The seed holds less than one whole bar from its first downbeat (a bar at {tempo.bpm:g} BPM"
             f" is {tempo.bar_s:.2f} s): a loop needs at least one."
         )
-    wanted = seed_bars * tempo.bar_s if options.duration_s is None else output_duration(seed, options)
-    bars = _bars(wanted, options.max_duration_s, tempo)
+    if loop.bars is None:
+        wanted = seed_bars * tempo.bar_s if options.duration_s is None else output_duration(seed, options)
+        bars = _bars(wanted, options.max_duration_s, tempo)
+    elif loop.bars >= 1:  # as planned before (a job planned at admission, run later): the same bars
+        bars = loop.bars
+    else:
+        raise InvalidRequestError("A loop is at least one bar long.")
     unit = loop_unit(rate)
     loop_samples = unit * round(bars * bar / unit)
     overhang_bars = max(loop.overhang_bars, math.ceil(MIN_OVERHANG_S / tempo.bar_s))
@@ -223,10 +233,56 @@ def restyle_loop(
     `plan` is `plan_loop`'s, when the front already made it; otherwise it is made here. Only an
     engine that reads the melody, at the rate it makes audio, can be steered to wrap (MusicGen).
     """
-    if not engine.reads_melody or engine.input_rate != engine.sample_rate:
-        raise InvalidRequestError("Loops follow the seed's melody: this model does not read one.")
-    loop = loop or LoopOptions()
     timings: dict[str, float] = {}
+    ready = prepare_loop(
+        engine, seed, prompt, options, loop, plan=plan, phases=phases, separate=separate, timings=timings
+    )
+    generated = run_job(engine, ready.prepared, phases=phases, cancel=cancel, timings=timings)
+    return ready.looped(generated)
+
+
+class Loopable(Protocol):
+    """What a loop needs of a model (an engine, or its family before it is loaded)."""
+
+    reads_melody: bool
+    input_rate: int
+    sample_rate: int
+
+
+def check_loopable(model: Loopable) -> None:
+    """Only a model that reads the melody, at the rate it makes audio, can be steered to wrap."""
+    if not model.reads_melody or model.input_rate != model.sample_rate:
+        raise InvalidRequestError("Loops follow the seed's melody: this model does not read one.")
+
+
+@dataclass(frozen=True)
+class PreparedLoop:
+    """A loop's checked job, ready for the engine, and what folds what it generates into the loop."""
+
+    prepared: Prepared  # the job runs to `plan.generated_s`; its options are the ones asked
+    plan: LoopPlan
+    one_loop: np.ndarray  # the melody of one loop, which adherence is measured against
+    prompt: str  # as asked
+
+    def looped(self, generated: Restyled) -> Looped:
+        return _folded(generated, self.plan, self.one_loop, self.prompt)
+
+
+def prepare_loop(
+    engine: Engine,
+    seed: SeedAudio,
+    prompt: str,
+    options: RestyleOptions,
+    loop: LoopOptions | None = None,
+    *,
+    plan: LoopPlan | None = None,
+    phases: Phases | None = None,
+    separate: Separate | None = None,
+    timings: dict[str, float] | None = None,
+) -> PreparedLoop:
+    """The melody (looped where the loop wraps) and the checked job that runs past the loop's end."""
+    check_loopable(engine)
+    loop = loop or LoopOptions()
     source = melody_source(engine, seed, options, separate=separate, phases=phases, timings=timings)
     plan = plan or plan_loop(seed, options, loop, frame_rate=engine.frame_rate)
     melody = loop_melody(source, plan, engine.window_s)
@@ -235,10 +291,9 @@ def restyle_loop(
         duration_s=plan.generated_s,
         max_duration_s=max(options.max_duration_s, plan.generated_s),
     )
-    job = make_job(engine, seed, loop_prompt(prompt, plan, loop), job_options, melody)
-    job = replace(job, options=options)  # the result records what was asked, not the overhang
-    generated = run_job(engine, job, phases=phases, cancel=cancel, timings=timings)
-    return _folded(generated, plan, melody[: plan.loop_samples])
+    prepared = make_job(engine, seed, loop_prompt(prompt, plan, loop), job_options, melody)
+    prepared = replace(prepared, options=options)  # the result records what was asked, not the overhang
+    return PreparedLoop(prepared, plan, melody[: plan.loop_samples], check_prompt(prompt))
 
 
 def loop_prompt(prompt: str, plan: LoopPlan, loop: LoopOptions) -> str:
@@ -248,7 +303,7 @@ def loop_prompt(prompt: str, plan: LoopPlan, loop: LoopOptions) -> str:
     return with_tempo if loop.tempo_in_prompt and len(with_tempo) <= MAX_PROMPT_CHARS else prompt
 
 
-def _folded(generated: Restyled, plan: LoopPlan, one_loop: np.ndarray) -> Looped:
+def _folded(generated: Restyled, plan: LoopPlan, one_loop: np.ndarray, prompt: str) -> Looped:
     clock = time.perf_counter()
     candidates, seams = [], []
     for candidate in generated.candidates:
@@ -258,7 +313,7 @@ def _folded(generated: Restyled, plan: LoopPlan, one_loop: np.ndarray) -> Looped
         seams.append(seam_figures(audio, plan.bars if plan.bars > 1 else plan.tempo.beats_per_bar))
     timings = {**generated.timings, "loop_s": time.perf_counter() - clock}
     result = replace(generated, duration_s=plan.loop_s, candidates=candidates, timings=timings)
-    return Looped(result, LoopInfo(plan, tuple(seams)))
+    return Looped(result, LoopInfo(plan, tuple(seams), prompt))
 
 
 def loop_mastering(mastering: MasteringOptions | None = None) -> MasteringOptions:

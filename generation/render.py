@@ -1,13 +1,21 @@
-"""Finished files for each candidate: mastered, encoded (to fit a size if asked), with a sidecar."""
+"""Finished files for each candidate: mastered, encoded (to fit a size if asked), with a sidecar.
+
+A loop's files carry its loop points where their format has a place for them (WAV `smpl`, Ogg and
+FLAC tags: `generation.audio.loop_points`), the lossless copy always; an mp3 preview carries none.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from generation.audio.decode import SeedAudio
 from generation.audio.encode import FIT_BITRATES, encode_audio, encode_to_fit, get_format
+from generation.audio.loop_points import LOOP_FORMATS, encode_loop, file_tags, with_chunk
 from generation.audio.mastering import MasteringOptions, master, measure
 from generation.interface import Engine
+from generation.loops import LoopInfo, loop_mastering
 from generation.results import Candidate, Restyled, candidate_filename
 from generation.sidecar import sidecar
 
@@ -33,20 +41,19 @@ def render_candidates(
     max_bytes: int | None = None,
     bitrate: int | None = None,
     lossless: bool = False,
+    loop: LoopInfo | None = None,
 ) -> list[Rendered]:
     """Master and encode every candidate. With `max_bytes`, lossy files step their bitrate down,
-    from `bitrate` (or the format's default), until each fits."""
-    mastering = mastering or MasteringOptions()
+    from `bitrate` (or the format's default), until each fits. With `loop`, no fade-out, and the
+    loop's points in the files and the sidecars."""
+    mastering = loop_mastering(mastering) if loop is not None else mastering or MasteringOptions()
     spec = get_format(format_name)
     rate = result.sample_rate
     rendered = []
     for candidate in result.candidates:
         audio, gain_db = master(candidate.audio, rate, mastering)
         filename = candidate_filename(name, candidate.index, len(result.candidates), spec.extension)
-        if max_bytes is None:
-            data, used = encode_audio(audio, rate, format_name, bitrate), bitrate or spec.default_bitrate
-        else:
-            data, used = encode_to_fit(audio, rate, format_name, max_bytes, _ladder(bitrate))
+        data, used = _encoded(audio, rate, format_name, bitrate=bitrate, max_bytes=max_bytes, loop=loop)
         meta = sidecar(
             result,
             candidate,
@@ -58,10 +65,37 @@ def render_candidates(
             mastering=mastering,
             loudness=measure(audio, rate),
             gain_db=gain_db,
+            loop=loop.sidecar(candidate.index) if loop is not None else None,
         )
-        flac = encode_audio(audio, rate, "flac") if lossless else None
+        flac = _lossless(audio, rate, loop) if lossless else None
         rendered.append(Rendered(candidate, filename, data, used, flac, meta))
     return rendered
+
+
+def _encoded(
+    audio: np.ndarray,
+    rate: int,
+    format_name: str,
+    *,
+    bitrate: int | None,
+    max_bytes: int | None,
+    loop: LoopInfo | None,
+) -> tuple[bytes, int | None]:
+    """The file and the bitrate it took; a loop's points go in where the format has room."""
+    points = (loop.loop_start, loop.loop_end) if loop is not None and format_name in LOOP_FORMATS else None
+    tags = file_tags(format_name, *points, rate) if points else None
+    if max_bytes is None:
+        data = encode_audio(audio, rate, format_name, bitrate, tags=tags)
+        used = bitrate or get_format(format_name).default_bitrate
+    else:
+        data, used = encode_to_fit(audio, rate, format_name, max_bytes, _ladder(bitrate), tags=tags)
+    return (with_chunk(data, format_name, *points, rate) if points else data), used
+
+
+def _lossless(audio: np.ndarray, rate: int, loop: LoopInfo | None) -> bytes:
+    if loop is None:
+        return encode_audio(audio, rate, "flac")
+    return encode_loop(audio, rate, "flac", loop_start=loop.loop_start, loop_end=loop.loop_end)
 
 
 def _ladder(start: int | None) -> tuple[int, ...]:

@@ -40,7 +40,9 @@ def sidecar(
     mastering: MasteringOptions,
     loudness: Loudness,
     gain_db: float,
+    loop: dict[str, Any] | None = None,
 ) -> str:
+    """`loop`: a loop's entry (`generation.loops.LoopInfo.sidecar`), for loops only."""
     record: dict[str, Any] = {
         "prompt": result.prompt,
         "candidate": candidate.index,
@@ -71,6 +73,7 @@ def sidecar(
             "fade_out_s": mastering.fade_out_s,
         },
         "melody_adherence": round(candidate.adherence, 4),
+        **({"loop": loop} if loop is not None else {}),
         "timings_s": {name: round(value, 3) for name, value in result.timings.items()},
         "versions": library_versions(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -68,15 +68,29 @@ def encode_loop(
     bitrate: int | None = None,
 ) -> bytes:
     """Encode `(channels, samples)` audio with its loop points (by default: the whole file)."""
-    if format_name not in LOOP_FORMATS:
-        raise InvalidRequestError(
-            f"{format_name} files cannot carry loop points: use one of {', '.join(LOOP_FORMATS)}."
-        )
     end = audio.shape[-1] if loop_end is None else loop_end
     if not 0 <= loop_start < end <= audio.shape[-1]:
         raise ValueError("the loop must lie inside the audio")
-    if format_name == "wav":
-        return add_smpl(encode_audio(audio, sample_rate, "wav"), loop_start, end, sample_rate)
-    out_rate = get_format(format_name).rate or sample_rate
-    tags = loop_tags(loop_start, end, sample_rate, out_rate)
-    return encode_audio(audio, sample_rate, format_name, bitrate, tags=tags)
+    tags = file_tags(format_name, loop_start, end, sample_rate)
+    data = encode_audio(audio, sample_rate, format_name, bitrate, tags=tags)
+    return with_chunk(data, format_name, loop_start, end, sample_rate)
+
+
+def check_loop_format(format_name: str) -> str:
+    if format_name not in LOOP_FORMATS:
+        raise InvalidRequestError(
+            f"{format_name} cannot carry loop points: use one of {', '.join(LOOP_FORMATS)} for loops."
+        )
+    return format_name
+
+
+def file_tags(format_name: str, start: int, end: int, sample_rate: int) -> dict[str, str] | None:
+    """The tags a `format_name` file carries loop [start, end) in; None for WAV (a chunk instead)."""
+    if check_loop_format(format_name) == "wav":
+        return None
+    return loop_tags(start, end, sample_rate, get_format(format_name).rate or sample_rate)
+
+
+def with_chunk(data: bytes, format_name: str, start: int, end: int, sample_rate: int) -> bytes:
+    """An encoded file with its loop chunk added, where its format takes one (WAV's `smpl`)."""
+    return add_smpl(data, start, end, sample_rate) if check_loop_format(format_name) == "wav" else data
