@@ -81,8 +81,10 @@ class TrackFiles:
     def existing(self) -> list[Path]:
         return [path for path in self.all() if path.exists()]
 
-    def finished(self, prompt: str) -> bool:
-        """Every file there, from this very prompt (a batch run again skips such a track)."""
+    def finished(self, prompt: str, *, loop: bool = False) -> bool:
+        """Every file there, from this very prompt, and a loop if a loop is asked for (a batch run
+        again skips such a track). A loop's sidecar keeps the prompt as asked in its `loop` entry:
+        its own `prompt` is what the model was given, the tempo appended."""
         if len(self.existing()) != len(self.all()):
             return False
         for audio in self.audio():
@@ -90,7 +92,11 @@ class TrackFiles:
                 recorded = json.loads(sidecar_path(audio).read_text())
             except (OSError, ValueError):
                 return False
-            if recorded.get("prompt") != prompt or recorded.get("output", {}).get("file") != audio.name:
+            looped = recorded.get("loop")
+            asked = looped.get("prompt") if isinstance(looped, dict) else recorded.get("prompt")
+            if (looped is not None) != loop or asked != prompt:
+                return False
+            if recorded.get("output", {}).get("file") != audio.name:
                 return False
         return True
 

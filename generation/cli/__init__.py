@@ -183,11 +183,25 @@ def _add_shared(command, *, in_batch: bool = False) -> None:
         "--max-duration", type=_positive(float), default=300.0, help="cap on the length (default 300 s)"
     )
     out.add_argument("--force", action="store_true", help="overwrite existing output files")
+    _add_loop(command, in_batch=in_batch)
     sampling = command.add_argument_group("sampling (audiocraft's defaults)")
     sampling.add_argument("--top-k", type=int, default=catalog.TOP_K, help=f"default {catalog.TOP_K}")
     sampling.add_argument("--top-p", type=float, default=catalog.TOP_P, help="default 0 (off)")
     sampling.add_argument("--temperature", type=float, default=catalog.TEMPERATURE, help="0 is greedy")
     sampling.add_argument("--guidance", type=float, default=catalog.GUIDANCE, help="default 3")
+
+
+def _add_loop(command, *, in_batch: bool) -> None:
+    loop = command.add_argument_group("loops (game music that repeats without a seam)")
+    loop.add_argument(
+        "--loop",
+        action="store_true",
+        help=("make every track a loop" if in_batch else "make a seamless loop")
+        + ": whole bars, nearest the duration (default: the seed's whole bars), loop points in the "
+        "file (wav smpl chunk; ogg and flac LOOPSTART/LOOPLENGTH) and the sidecar; wav, flac or ogg only",
+    )
+    loop.add_argument("--bpm", type=float, help="the seed's tempo, for loops (default: detected)")
+    loop.add_argument("--beats-per-bar", type=int, help="beats in a bar, for loops (default 4)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,10 +6,14 @@ format = "flac"                     # optional: wav, flac, mp3, ogg
 output = "variations"               # optional folder, relative to this file
 candidates = 1                      # optional, per track
 random_seed = 42                    # optional: reproducible runs
+loop = true                         # optional: seamless loops (per track too), in wav, flac or ogg
+bpm = 120                           # optional, loops only: the seed's tempo (default: detected)
+beats_per_bar = 4                   # optional, loops only (default 4)
 
 [tracks]
 ambient = "serene ambient piano, gentle chimes"
 clockwork = { prompt = "minimalist ticking, soft synth pads, clockwork puzzle", candidates = 2 }
+menu = { prompt = "soft harp", loop = false }
 """
 
 from __future__ import annotations
@@ -19,11 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from generation.audio.tempo import check_beats_per_bar, check_bpm
 from generation.errors import InvalidRequestError
 from generation.tomlfile import read_toml
 
+LOOP_KEYS = {"loop", "bpm", "beats_per_bar"}
 TOP_KEYS = {"seed", "model", "format", "output", "candidates", "duration", "random_seed", "stems", "tracks"}
-TRACK_KEYS = {"prompt", "candidates", "duration", "random_seed"}
+TOP_KEYS |= LOOP_KEYS
+TRACK_KEYS = {"prompt", "candidates", "duration", "random_seed"} | LOOP_KEYS
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -34,6 +41,9 @@ class Track:
     candidates: int | None = None
     duration: float | None = None
     random_seed: int | None = None
+    loop: bool | None = None  # None: as the file says
+    bpm: float | None = None
+    beats_per_bar: int | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,12 @@ class BatchFile:
     duration: float | None = None
     random_seed: int | None = None
     stems: bool = True  # audiocraft's way; `stems = false` reads the melody from the whole mix
+    loop: bool = False
+    bpm: float | None = None
+    beats_per_bar: int | None = None
+
+    def loops(self, track: Track) -> bool:
+        return self.loop if track.loop is None else track.loop
 
 
 def load_batch_file(path: Path) -> BatchFile:
@@ -62,7 +78,7 @@ def load_batch_file(path: Path) -> BatchFile:
     if not isinstance(tracks, dict) or not tracks:
         raise InvalidRequestError(f'{path} needs a [tracks] table with at least one name = "prompt".')
     base = path.parent
-    return BatchFile(
+    spec = BatchFile(
         seed=base / data["seed"],
         tracks=[_track(name, value) for name, value in tracks.items()],
         model=_typed(data, "model", str),
@@ -72,7 +88,10 @@ def load_batch_file(path: Path) -> BatchFile:
         duration=_number(data, "duration"),
         random_seed=_typed(data, "random_seed", int),
         stems=_typed(data, "stems", bool) is not False,
+        **_loop_settings(data, unset=False),
     )
+    _check_tempos_loop(spec)
+    return spec
 
 
 def _track(name: str, value: Any) -> Track:
@@ -89,7 +108,29 @@ def _track(name: str, value: Any) -> Track:
         _typed(value, "candidates", int),
         _number(value, "duration"),
         _typed(value, "random_seed", int),
+        **_loop_settings(value),
     )
+
+
+def _loop_settings(table: dict, unset: bool | None = None) -> dict[str, Any]:
+    """`loop`, `bpm` and `beats_per_bar`, checked; `loop` is `unset` where the table has none."""
+    bpm, beats = table.get("bpm"), _typed(table, "beats_per_bar", int)
+    if bpm is not None and (isinstance(bpm, bool) or not isinstance(bpm, int | float)):
+        raise InvalidRequestError(f"bpm must be a number of beats a minute, not {bpm!r}.")
+    return {
+        "loop": unset if table.get("loop") is None else _typed(table, "loop", bool),
+        "bpm": None if bpm is None else check_bpm(bpm),
+        "beats_per_bar": None if beats is None else check_beats_per_bar(beats),
+    }
+
+
+def _check_tempos_loop(spec: BatchFile) -> None:
+    """A tempo is a loop's: one given for a track that does not loop is a mistake, said now."""
+    for track in spec.tracks:
+        if not spec.loops(track) and (track.bpm is not None or track.beats_per_bar is not None):
+            raise InvalidRequestError(f"Track {track.name} sets a tempo but does not loop: add loop = true.")
+    if (spec.bpm is not None or spec.beats_per_bar is not None) and not any(map(spec.loops, spec.tracks)):
+        raise InvalidRequestError("The file sets a tempo but no track loops: add loop = true.")
 
 
 def _no_unknown(table: dict, allowed: set[str], where: str) -> None:

@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -21,11 +21,13 @@ from generation.audio.mastering import MasteringOptions
 from generation.catalog import DEFAULT_MODEL
 from generation.cli.batch_file import BatchFile, Track, load_batch_file
 from generation.cli.console import Console
+from generation.cli.loop_requests import loop_options, planned, refuse_stray_tempo, seamless
 from generation.errors import ModelNotCachedError
 from generation.families import offered_family
 from generation.finishing import FinishingThread
 from generation.humanize import format_duration
 from generation.interface import Engine, Family, LoadOptions
+from generation.loops import LoopInfo, LoopOptions, LoopPlan, plan_loop, restyle_loop
 from generation.outputs import TrackFiles, probe_folder, refuse_to_clobber, write_pairs
 from generation.pipeline import (
     Separate,
@@ -55,20 +57,40 @@ class Session:
     separate: Separate | None
     format_name: str
 
-    def restyle(self, plan: Planned, console: Console) -> Restyled:
-        return restyle(
-            self.engine, self.seed, plan.prompt, plan.options, phases=console, separate=self.separate
+    def restyle(self, plan: Planned, console: Console) -> tuple[Restyled, LoopInfo | None]:
+        if plan.loop is None:
+            result = restyle(
+                self.engine, self.seed, plan.prompt, plan.options, phases=console, separate=self.separate
+            )
+            return result, None
+        looped = restyle_loop(
+            self.engine,
+            self.seed,
+            plan.prompt,
+            plan.options,
+            plan.loop,
+            plan=plan.loop_plan,
+            phases=console,
+            separate=self.separate,
         )
+        return looped.result, looped.info
 
 
 @dataclass(frozen=True)
 class Planned:
-    """One name to generate: its prompt, options and files."""
+    """One name to generate: its prompt, options and files (and its loop, for loops)."""
 
     name: str
     prompt: str
     options: RestyleOptions
     files: TrackFiles
+    loop: LoopOptions | None = None
+    loop_plan: LoopPlan | None = None  # made once the seed is read, before the model loads
+
+    def with_loop_planned(self, seed: SeedAudio, family: Family) -> Planned:
+        if self.loop is None:
+            return self
+        return replace(self, loop_plan=plan_loop(seed, self.options, self.loop, frame_rate=family.frame_rate))
 
 
 def generate(args: argparse.Namespace) -> int:
@@ -77,17 +99,21 @@ def generate(args: argparse.Namespace) -> int:
     name = args.name or default_name(args.seed_track, prompt)
     family = offered_family(args.model)
     options = _options(args, family, args.candidates, args.duration, args.seed, stems=not args.no_stems)
-    plan = [Planned(name, prompt, options, TrackFiles(args.output, name, options.candidates, fmt.extension))]
+    refuse_stray_tempo(args.bpm, args.beats_per_bar, looping=args.loop)
+    loop = loop_options(args.loop, args.bpm, args.beats_per_bar, family=family, format_name=args.format)
+    files = TrackFiles(args.output, name, options.candidates, fmt.extension)
+    plan = [Planned(name, prompt, options, files, loop)]
     _check_outputs(args.output, plan, args.force)
     console = Console(name)
     loader = _preflight(args, family, args.model, options.stems)
     with console.phase("decoding the seed"):
         seed = decode_seed(args.seed_track, CLI_SEED_LIMITS, family)
-    _say_cap(console, seed, options)
+        plan = _plan_loops(seed, family, plan)
+    _say_cap(console, seed, plan[0])
     with console.phase("loading the model"):
         engine, separate = loader()
     session = Session(args, engine, seed, separate, args.format)
-    _write(session, session.restyle(plan[0], console), plan[0], console)
+    _write(session, *session.restyle(plan[0], console), plan[0], console)
     return 0
 
 
@@ -102,8 +128,10 @@ def batch(args: argparse.Namespace) -> int:
     for track in spec.tracks:
         options = _track_options(args, family, spec, track)
         files = TrackFiles(out_dir, track.name, options.candidates, extension)
-        plans.append(Planned(track.name, check_prompt(track.prompt), options, files))
-    todo = [plan for plan in plans if args.force or not plan.files.finished(plan.prompt)]
+        loop = _track_loop(args, family, format_name, spec, track)
+        plans.append(Planned(track.name, check_prompt(track.prompt), options, files, loop))
+    refuse_stray_tempo(args.bpm, args.beats_per_bar, looping=any(plan.loop for plan in plans))
+    todo = [plan for plan in plans if args.force or not _finished(plan)]
     for plan in plans:
         if plan not in todo:
             Console(plan.name).say("already written, skipped (--force makes it again)")
@@ -115,8 +143,9 @@ def batch(args: argparse.Namespace) -> int:
     console = Console(args.tracks_file.name)
     with console.phase("decoding the seed"):
         seed = decode_seed(spec.seed, CLI_SEED_LIMITS, family)
+        todo = _plan_loops(seed, family, todo)
     for plan in todo:
-        _say_cap(Console(plan.name), seed, plan.options)
+        _say_cap(Console(plan.name), seed, plan)
     with console.phase("loading the model"):
         engine, separate = loader()
     _generate_all(Session(args, engine, seed, separate, format_name), todo)
@@ -129,10 +158,10 @@ def _generate_all(session: Session, todo: list[Planned]) -> None:
         written: Future | None = None
         for plan in todo:
             console = Console(plan.name)
-            result = session.restyle(plan, console)
+            result, loop = session.restyle(plan, console)
             if written is not None:
                 written.result()
-            written = writing.submit(partial(_write, session, result, plan, console))
+            written = writing.submit(partial(_write, session, result, loop, plan, console))
         if written is not None:
             written.result()
 
@@ -179,6 +208,30 @@ def _track_options(args: argparse.Namespace, family: Family, spec: BatchFile, tr
     duration = track.duration if track.duration is not None else spec.duration
     seed = track.random_seed if track.random_seed is not None else spec.random_seed
     return _options(args, family, candidates, duration, seed, stems=spec.stems and not args.no_stems)
+
+
+def _track_loop(
+    args: argparse.Namespace, family: Family, format_name: str, spec: BatchFile, track: Track
+) -> LoopOptions | None:
+    """A track's loop: the command line's settings over the track's over the file's."""
+
+    def first(*values):
+        return next((value for value in values if value is not None), None)
+
+    bpm = first(args.bpm, track.bpm, spec.bpm)
+    beats = first(args.beats_per_bar, track.beats_per_bar, spec.beats_per_bar)
+    looping = args.loop or spec.loops(track)
+    return loop_options(looping, bpm, beats, family=family, format_name=format_name)
+
+
+def _finished(plan: Planned) -> bool:
+    return plan.files.finished(plan.prompt, loop=plan.loop is not None)
+
+
+def _plan_loops(seed: SeedAudio, family: Family, plans: list[Planned]) -> list[Planned]:
+    """Every loop planned from the decoded seed: a seed with no beat, or too short, or a loop
+    longer than the cap is refused here, before the model loads."""
+    return [plan.with_loop_planned(seed, family) for plan in plans]
 
 
 def _check_outputs(out_dir: Path, plans: list[Planned], force: bool) -> None:
@@ -229,16 +282,21 @@ def _load(family: Family, model: str, options: LoadOptions, stems: bool) -> tupl
     return engine, separate
 
 
-def _say_cap(console: Console, seed: SeedAudio, options: RestyleOptions) -> None:
+def _say_cap(console: Console, seed: SeedAudio, plan: Planned) -> None:
+    options = plan.options
     output_duration(seed, options)  # an explicit length must fit the cap
     if options.duration_s is None and seed.duration_s > options.max_duration_s:
         console.say(
             f"the seed is {format_duration(seed.duration_s)}; the output is capped at "
             f"{format_duration(options.max_duration_s)} (--max-duration)"
         )
+    if plan.loop_plan is not None:
+        console.say(planned(plan.loop_plan))
 
 
-def _write(session: Session, result: Restyled, plan: Planned, console: Console) -> None:
+def _write(
+    session: Session, result: Restyled, loop: LoopInfo | None, plan: Planned, console: Console
+) -> None:
     from generation.render import render_candidates
 
     args = session.args
@@ -251,9 +309,11 @@ def _write(session: Session, result: Restyled, plan: Planned, console: Console) 
             name=plan.name,
             format_name=session.format_name,
             mastering=mastering,
+            loop=loop,
         )
         paths = write_pairs(
             plan.files.folder, [(item.filename, item.data, item.sidecar) for item in rendered]
         )
     for path, candidate in zip(paths, result.candidates, strict=True):
-        console.result(f"{path}  seed {candidate.seed}  melody adherence {candidate.adherence:.2f}")
+        line = f"{path}  seed {candidate.seed}  melody adherence {candidate.adherence:.2f}"
+        console.result(line + (f"  {seamless(loop, candidate.index)}" if loop is not None else ""))

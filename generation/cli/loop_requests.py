@@ -1,0 +1,51 @@
+"""What `--loop`, `--bpm` and `--beats-per-bar` ask for (a batch file's `loop`, `bpm` and
+`beats_per_bar` too), checked before any work; and what the console says about a loop."""
+
+from __future__ import annotations
+
+from generation.audio.loop_points import check_loop_format
+from generation.audio.tempo import check_beats_per_bar, check_bpm
+from generation.errors import InvalidRequestError
+from generation.interface import Family
+from generation.loops import LoopInfo, LoopOptions, LoopPlan, check_loopable
+
+STRAY_TEMPO = "--bpm and --beats-per-bar set a loop's tempo: add --loop."
+
+
+def loop_options(
+    loop: bool, bpm: float | None, beats_per_bar: int | None, *, family: Family, format_name: str
+) -> LoopOptions | None:
+    """The loop asked for, checked (the model reads a melody, the format carries loop points, the
+    tempo is in range), or None for no loop."""
+    if not loop:
+        return None
+    check_loopable(family)
+    check_loop_format(format_name)
+    return LoopOptions(
+        bpm=None if bpm is None else check_bpm(bpm),
+        beats_per_bar=None if beats_per_bar is None else check_beats_per_bar(beats_per_bar),
+    )
+
+
+def refuse_stray_tempo(bpm: float | None, beats_per_bar: int | None, *, looping: bool) -> None:
+    if not looping and (bpm is not None or beats_per_bar is not None):
+        raise InvalidRequestError(STRAY_TEMPO)
+
+
+def planned(plan: LoopPlan) -> str:
+    """The loop as planned, said before the model loads."""
+    tempo = plan.tempo
+    found = f"detected, beat clarity {tempo.clarity:.2f}" if tempo.detected else "as given"
+    return (
+        f"loop: {plan.bars} bars of {tempo.beats_per_bar} at {tempo.bpm:g} BPM "
+        f"({plan.loop_s:.2f} s; tempo {found}), generating {plan.generated_s:.2f} s for the seam"
+    )
+
+
+def seamless(info: LoopInfo, candidate_index: int) -> str:
+    """How a finished loop wraps: its seam figures (near 1 or under: as smooth as the music)."""
+    plan, seam = info.plan, info.seams[candidate_index - 1]
+    return (
+        f"loops seamlessly: {plan.bars} bars at {plan.tempo.bpm:g} BPM "
+        f"(seam: flux {seam.flux_ratio_bar_lines:.2f}x, jump {seam.jump_ratio:.2f}x the track's typical)"
+    )
