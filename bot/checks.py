@@ -10,8 +10,11 @@ import discord
 
 from bot.config import BotConfig
 from bot.store import Reservation, Store
+from generation.errors import InvalidRequestError
+from generation.families import family_for
 from generation.humanize import format_bytes, format_duration
 from generation.interface import MAX_SEED
+from generation.loops import check_loopable
 
 AUDIO_EXTENSIONS = {
     ".mp3",
@@ -66,6 +69,19 @@ class RequestOptions:
     duration: float | None = None
     seed: int | None = None
     model: str | None = None
+    loop: bool = False
+    bpm: float | None = None  # a loop's tempo; None: detected from the seed
+
+
+def loop_refusal(config: BotConfig, request: RequestOptions) -> str | None:
+    """A loop needs a model that reads the melody; a tempo needs a loop."""
+    if not request.loop:
+        return None if request.bpm is None else "bpm sets a loop's tempo: add loop:True."
+    try:
+        check_loopable(family_for(request.model or config.models.default))
+    except InvalidRequestError as exc:
+        return str(exc)
+    return None
 
 
 def request_refusal(config: BotConfig, request: RequestOptions) -> str | None:
@@ -94,7 +110,7 @@ def request_refusal(config: BotConfig, request: RequestOptions) -> str | None:
             f"Unknown model {request.model!r}: choose {', '.join(config.models.choices)}.",
         ),
     ]
-    return next((message for ok, message in rules if not ok), None)
+    return next((message for ok, message in rules if not ok), None) or loop_refusal(config, request)
 
 
 def attachment_refusal(config: BotConfig, attachment: discord.Attachment) -> str | None:

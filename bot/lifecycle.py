@@ -92,7 +92,7 @@ class Lifecycle:
             started = await self.bot.store.mark_running(job_id, now())
             job = await self.bot.store.job(job_id)
             if started and job is not None:  # not cancelled just before the GPU took it
-                total = family_for(job.model).total_steps(job.duration_s)
+                total = family_for(job.model).total_steps(job.generated_s)
                 self.bot.service.progress[job_id] = (0, total)
                 await self.edit_status(job, texts.running(job, 0, total, None))
 

@@ -110,7 +110,7 @@ async def _send(
     interaction: discord.Interaction | None,
 ) -> discord.Message:
     mentions = discord.AllowedMentions(users=[discord.Object(job.user_id)], roles=False, everyone=False)
-    view = results_view(job.id, [candidate.idx for candidate in group], actions=number == 1)
+    view = results_view(job.id, [c.idx for c in group], actions=number == 1, loop=job.loop)
     if interaction is not None:
         try:
             return await interaction.followup.send(

@@ -32,14 +32,16 @@ from bot.checks import (
 )
 from bot.config import BotConfig
 from bot.fair_queue import QueuedJob, QueueFull
+from bot.loop_jobs import loop_columns, plan_admitted, work_loop
 from bot.store import JobRow, NewJob, Reservation
 from bot.views import RemixModal, job_view
 from bot.worker import WorkOrder
 from generation.audio.decode import AudioLimits, SeedAudio, decode_audio
-from generation.errors import AudioInputError
+from generation.errors import AudioInputError, InvalidRequestError
 from generation.families import family_for
 from generation.humanize import format_bytes
 from generation.interface import MAX_SEED
+from generation.loops import LoopPlan
 
 if TYPE_CHECKING:
     from bot.client import RestyleBot
@@ -78,6 +80,8 @@ class Submission:
     seed_path: Path | None = None  # ...or a file the bot already has (reroll, remix)
     kind: str = "restyle"
     parent_id: int | None = None
+    loop: bool = False
+    bpm: float | None = None  # a loop's tempo; None: detected
 
 
 def candidate_number(text: str) -> int | None:
@@ -141,7 +145,15 @@ class JobService:
         await interaction.response.defer(ephemeral=True, thinking=True)
         model = request.model or self.config.models.default
         submission = Submission(
-            request.prompt, request.candidates, request.duration, request.seed, model, audio.filename, audio
+            request.prompt,
+            request.candidates,
+            request.duration,
+            request.seed,
+            model,
+            audio.filename,
+            audio,
+            loop=request.loop,
+            bpm=request.bpm,
         )
         await self._submit(interaction, submission)
 
@@ -164,6 +176,8 @@ class JobService:
             seed_path=Path(job.seed_path),
             kind="reroll",
             parent_id=job.id,
+            loop=job.loop,
+            bpm=job.loop_bpm,
         )
         await self._submit(interaction, submission)
 
@@ -199,6 +213,8 @@ class JobService:
             seed_path=Path(candidate.lossless_path),
             kind="remix",
             parent_id=job.id,
+            loop=job.loop,
+            bpm=job.loop_tempo,  # the seed is that loop: its tempo is known
         )
         await self._submit(interaction, submission)
 
@@ -252,22 +268,34 @@ class JobService:
         try:
             loop = asyncio.get_running_loop()
             decoded = await loop.run_in_executor(self._decoder, decode_audio, source, seed_limits)
-        except AudioInputError as exc:
+            plan = await loop.run_in_executor(self._decoder, self._plan_loop, sub, decoded)
+        except (AudioInputError, InvalidRequestError) as exc:
             await refuse(interaction, str(exc))
             return None
         seed_path = sub.seed_path or await self.files.save_seed(data, sub.seed_name)
-        return await self._record(interaction, sub, decoded, seed_path=seed_path, reservation=reservation)
+        return await self._record(
+            interaction, sub, decoded, plan, seed_path=seed_path, reservation=reservation
+        )
+
+    def _plan_loop(self, sub: Submission, decoded: SeedAudio) -> LoopPlan | None:
+        """On the decode pool: a loop's bars and length, so a loop that cannot be made is refused now."""
+        if not sub.loop:
+            return None
+        limit = self.config.limits.max_output_seconds
+        return plan_admitted(decoded, sub.model, sub.duration, sub.bpm, limit)
 
     async def _record(
         self,
         interaction: discord.Interaction,
         sub: Submission,
         decoded: SeedAudio,
+        plan: LoopPlan | None,
         *,
         seed_path: Path,
         reservation: Reservation,
     ) -> JobRow:
         duration = sub.duration or min(decoded.duration_s, self.config.limits.max_output_seconds)
+        duration = plan.loop_s if plan is not None else duration
         base_seed = sub.seed if sub.seed is not None else secrets.randbelow(MAX_SEED - sub.candidates)
         new = NewJob(
             interaction.channel_id,
@@ -286,6 +314,7 @@ class JobService:
             reservation.at,
             sub.kind,
             sub.parent_id,
+            **loop_columns(plan, sub.bpm),
         )
         return await self.store.job(await self.store.add_job(new, reservation))
 
@@ -333,13 +362,14 @@ class JobService:
             job.base_seed,
             upload_budget(job.upload_limit),
             self.config.models.stems,
+            work_loop(job),
         )
         with self._orders_lock:
             self._orders[job.id] = order
         family = family_for(job.model)
         params = family.default_params
-        key = family.batch_key(job.model, job.duration_s, params)
-        steps = family.total_steps(job.duration_s, params)
+        key = family.batch_key(job.model, job.generated_s, params)
+        steps = family.total_steps(job.generated_s, params)
         try:
             self.queue.push(
                 QueuedJob(job.id, job.user_id, job.candidates, key, steps),
@@ -411,8 +441,9 @@ class JobService:
                 f"{format_bytes(interaction.filesize_limit)} upload limit.",
             )
             return
+        name = f"restyle-{job_id}-{idx}{'-loop' if job.loop else ''}.flac"
         await interaction.response.send_message(
-            f"Lossless {texts.NUMBERS[idx - 1]} of job #{job_id} (FLAC, 32 kHz).",
-            file=discord.File(io.BytesIO(data), filename=f"restyle-{job_id}-{idx}.flac"),
+            texts.lossless(job, idx),
+            file=discord.File(io.BytesIO(data), filename=name),
             ephemeral=True,
         )

@@ -114,6 +114,17 @@ MIGRATIONS += (
     );
     """,
 )
+# A job's loop (loop:True): the tempo asked (NULL: detected), and what was planned when it was
+# admitted: its bars, its tempo, and the length generated for it (the loop and its overhang).
+MIGRATIONS += (
+    """
+    ALTER TABLE jobs ADD COLUMN loop INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN loop_bpm REAL;
+    ALTER TABLE jobs ADD COLUMN loop_bars INTEGER;
+    ALTER TABLE jobs ADD COLUMN loop_tempo REAL;
+    ALTER TABLE jobs ADD COLUMN loop_generated_s REAL;
+    """,
+)
 
 ACTIVE = ("queued", "running")
 
@@ -144,6 +155,16 @@ class NewJob:
     created_at: float
     kind: str = "restyle"
     parent_id: int | None = None
+    loop: bool = False
+    loop_bpm: float | None = None  # as asked; None: detected
+    loop_bars: int | None = None  # as planned at admission
+    loop_tempo: float | None = None
+    loop_generated_s: float | None = None
+
+    @property
+    def generated_s(self) -> float:
+        """What the engine generates: a loop's overhang too. Steps, batches and ETAs count this."""
+        return self.loop_generated_s if self.loop_generated_s is not None else self.duration_s
 
 
 @dataclass(frozen=True)
@@ -212,6 +233,7 @@ class Delivery:
 def _job(row: aiosqlite.Row | dict) -> JobRow:
     values = dict(row)
     values["announced"] = bool(values["announced"])
+    values["loop"] = bool(values["loop"])
     values["files_deleted"] = bool(values["files_deleted"])
     return JobRow(**values)
 

@@ -101,6 +101,7 @@ def bar(done: int, total: int) -> str:
 
 def header(job: JobRow) -> str:
     count = f"{job.candidates} candidate{'s' if job.candidates > 1 else ''}"
+    count += f" · 🔁 loop of {job.loop_bars} bars" if job.loop else ""
     origin = {"reroll": f" · reroll of #{job.parent_id}", "remix": f" · remix of #{job.parent_id}"}.get(
         job.kind, ""
     )
@@ -176,6 +177,11 @@ def results(
         f"{NUMBERS[c.idx - 1]} seed `{c.seed}` · melody adherence {c.adherence:.2f}" for c in candidates
     ]
     lines.append(f"model `{job.model}` · {format_duration(job.duration_s)} each")
+    if job.loop:
+        lines.append(
+            f"🔁 loops seamlessly: {job.loop_bars} bars at {job.loop_tempo:g} BPM. The mp3s are for "
+            "listening; the Loop buttons send the lossless FLAC with its loop points."
+        )
     lowered = sorted({c.bitrate for c in candidates if c.bitrate and c.bitrate < 192_000})
     if lowered:
         rate = ", ".join(f"{b // 1000}" for b in lowered)
@@ -191,6 +197,16 @@ def results(
     vote += " here, and on the next messages with theirs" if here is not None else ""
     lines.append(f"{vote}; voting closes <t:{int(close_at)}:R>." if close_at else f"{vote}.")
     return "\n".join(lines)
+
+
+def lossless(job: JobRow, idx: int) -> str:
+    if not job.loop:
+        return f"Lossless {NUMBERS[idx - 1]} of job #{job.id} (FLAC, 32 kHz)."
+    return (
+        f"Loop {NUMBERS[idx - 1]} of job #{job.id}: FLAC, 32 kHz, {job.loop_bars} bars at "
+        f"{job.loop_tempo:g} BPM, with its loop points (LOOPSTART/LOOPLENGTH tags, in samples; the "
+        "whole file is the loop)."
+    )
 
 
 def tallies(job: JobRow, counts: dict[int, int]) -> str:
@@ -248,7 +264,9 @@ def help_text(max_candidates: int, max_output_s: float, max_upload_mb: float) ->
         "**Restyle** keeps a track's melody and changes its style.\n"
         "`/restyle audio:<file> prompt:<style>` — attach a seed track (mp3, wav, flac, ogg, m4a...) "
         f"and describe a style. Options: `candidates` (1-{max_candidates}), `duration` (seconds, default "
-        f"the seed's length, at most {format_duration(max_output_s)}), `seed` (reproducible runs), `model`.\n"
+        f"the seed's length, at most {format_duration(max_output_s)}), `seed` (reproducible runs), `model`, "
+        "`loop` (a seamless loop for games, in whole bars; `bpm` gives the seed's tempo if it is not "
+        "found).\n"
         f"Seeds up to {max_upload_mb:g} MB. Vote on results with the number reactions; `/results` shows the "
         "tallies, `/leaderboard` the server's favourites, `/queue` what is waiting.\n"
         f"{LICENCE}"

@@ -30,10 +30,10 @@ class _JobButton:
     _style: ClassVar[discord.ButtonStyle] = discord.ButtonStyle.secondary
     _row: ClassVar[int | None] = None
 
-    def __init__(self, job_id: int, idx: int | None = None) -> None:
+    def __init__(self, job_id: int, idx: int | None = None, *, label: str | None = None) -> None:
         custom_id = f"restyle:{self._action}:{job_id}" + (f":{idx}" if idx is not None else "")
         button = discord.ui.Button(
-            label=self._label.format(idx=idx),
+            label=(label or self._label).format(idx=idx),
             emoji=self._emoji,
             style=self._style,
             custom_id=custom_id,
@@ -95,15 +95,17 @@ def job_view(job_id: int) -> discord.ui.View:
     return view
 
 
-def results_view(job_id: int, indices: Iterable[int], *, actions: bool = True) -> discord.ui.View:
+def results_view(
+    job_id: int, indices: Iterable[int], *, actions: bool = True, loop: bool = False
+) -> discord.ui.View:
     """A results message's buttons: Reroll and Remix (on the first, with `actions`) and a
-    lossless download for each candidate it carries."""
+    lossless download for each candidate it carries (a loop's: the loop, with its points)."""
     view = discord.ui.View(timeout=None)
     if actions:
         view.add_item(RerollButton(job_id))
         view.add_item(RemixButton(job_id))
     for idx in indices:
-        view.add_item(LosslessButton(job_id, idx))
+        view.add_item(LosslessButton(job_id, idx, label="Loop {idx}" if loop else None))
     return view
 
 

@@ -25,6 +25,7 @@ from generation.audio.mastering import MasteringOptions
 from generation.errors import GenerationCancelled, InvalidRequestError, RestyleError
 from generation.finishing import FinishingThread
 from generation.interface import CancelToken, Engine
+from generation.loops import LoopInfo, LoopOptions, PreparedLoop, prepare_loop
 from generation.pipeline import Prepared, decode_seed, finish, prepare
 from generation.render import Rendered, render_candidates
 from generation.results import Restyled, RestyleOptions
@@ -49,6 +50,7 @@ class WorkOrder:
     base_seed: int
     upload_limit: int  # bytes of files one results message may carry
     stems: bool = False
+    loop: LoopOptions | None = None  # a loop's, with the bars planned at admission
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class _Prepared:
     order: WorkOrder
     prepared: Prepared
     seed: SeedAudio
+    loop: PreparedLoop | None = None  # what folds a loop's generated audio into the loop
 
 
 @dataclass(frozen=True)
@@ -271,14 +274,20 @@ class GpuWorker:
         """Files that share one message's upload budget; if even the lowest bitrate cannot do
         that, files that each fit a message of their own (the bot then posts several)."""
         result = finish(engine, item.prepared, audio, {"generation_s": elapsed})
+        loop = None
+        if item.loop is not None:
+            looped = item.loop.looped(result)
+            result, loop = looped.result, looped.info
         budget = item.order.upload_limit
         try:
-            rendered = self._encode(engine, item, result, budget // max(1, len(result.candidates)))
+            rendered = self._encode(engine, item, result, budget // max(1, len(result.candidates)), loop)
         except InvalidRequestError:
-            rendered = self._encode(engine, item, result, budget)
+            rendered = self._encode(engine, item, result, budget, loop)
         return Finished(item.order.job_id, rendered)
 
-    def _encode(self, engine: Engine, item: _Prepared, result: Restyled, max_bytes: int) -> list[Rendered]:
+    def _encode(
+        self, engine: Engine, item: _Prepared, result: Restyled, max_bytes: int, loop: LoopInfo | None
+    ) -> list[Rendered]:
         return render_candidates(
             result,
             engine,
@@ -289,6 +298,7 @@ class GpuWorker:
             max_bytes=max_bytes,
             bitrate=self.settings.bitrate,
             lossless=True,
+            loop=loop,
         )
 
     def _prepare(self, engine: Engine, order: WorkOrder) -> _Prepared | None:
@@ -302,8 +312,11 @@ class GpuWorker:
             options = RestyleOptions(
                 order.candidates, order.duration_s, order.duration_s, order.base_seed, None, stems
             )
-            ready = prepare(engine, seed, order.prompt, options, separate=self.separate)
-            return _Prepared(order, ready, seed)
+            if order.loop is None:
+                ready = prepare(engine, seed, order.prompt, options, separate=self.separate)
+                return _Prepared(order, ready, seed)
+            loop = prepare_loop(engine, seed, order.prompt, options, order.loop, separate=self.separate)
+            return _Prepared(order, loop.prepared, seed, loop)
         except RestyleError as exc:
             self.events.failed(order.job_id, str(exc))
             return None

@@ -29,6 +29,8 @@ class Restyle(commands.Cog):
         duration="Length in seconds (default: the seed's length)",
         seed="A number that makes the result reproducible",
         model="Which MusicGen-melody model to use",
+        loop="Make a seamless loop for games: whole bars, with loop points in the lossless file",
+        bpm="The seed's tempo, for a loop (default: found from the seed)",
     )
     async def restyle(  # noqa: PLR0917 - a slash command's options are its parameters
         self,
@@ -39,10 +41,12 @@ class Restyle(commands.Cog):
         duration: app_commands.Range[float, 1.0, 600.0] | None = None,
         seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
         model: str | None = None,
+        loop: bool | None = None,
+        bpm: app_commands.Range[float, 30.0, 300.0] | None = None,
     ) -> None:
         """Keep a track's melody, change its style: candidates are posted here to vote on."""
         candidates = candidates or self.bot.config.limits.default_candidates
-        request = RequestOptions(prompt, candidates, duration, seed, model)
+        request = RequestOptions(prompt, candidates, duration, seed, model, bool(loop), bpm)
         await self.bot.service.restyle(interaction, audio, request)
 
     @restyle.autocomplete("model")
