@@ -268,7 +268,9 @@ class JobService:
         try:
             loop = asyncio.get_running_loop()
             decoded = await loop.run_in_executor(self._decoder, decode_audio, source, seed_limits)
-            plan = await loop.run_in_executor(self._decoder, self._plan_loop, sub, decoded)
+            plan = (
+                await loop.run_in_executor(self._decoder, self._plan_loop, sub, decoded) if sub.loop else None
+            )
         except (AudioInputError, InvalidRequestError) as exc:
             await refuse(interaction, str(exc))
             return None
@@ -277,10 +279,8 @@ class JobService:
             interaction, sub, decoded, plan, seed_path=seed_path, reservation=reservation
         )
 
-    def _plan_loop(self, sub: Submission, decoded: SeedAudio) -> LoopPlan | None:
+    def _plan_loop(self, sub: Submission, decoded: SeedAudio) -> LoopPlan:
         """On the decode pool: a loop's bars and length, so a loop that cannot be made is refused now."""
-        if not sub.loop:
-            return None
         limit = self.config.limits.max_output_seconds
         return plan_admitted(decoded, sub.model, sub.duration, sub.bpm, limit)
 

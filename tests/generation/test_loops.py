@@ -305,3 +305,14 @@ def test_with_stems_the_melody_comes_from_the_separated_seed(fast_engine):
 
     result = restyle_loop(fast_engine, seed, "strings", options, separate=separate)
     assert calls == [(len(seed.samples), RATE)] and "stems_s" in result.result.timings
+
+
+def test_a_family_that_reads_no_melody_is_refused_a_loop_before_anything_loads():
+    from generation.acestep.family import ACESTEP
+    from generation.loops import check_loopable
+    from generation.musicgen.family import MUSICGEN
+
+    check_loopable(MUSICGEN)
+    with pytest.raises(InvalidRequestError, match="does not read one") as refused:
+        check_loopable(ACESTEP)
+    assert "\n" not in str(refused.value)
