@@ -18,6 +18,8 @@ from bot.service import JobService, refuse
 from bot.store import Store
 from bot.views import DYNAMIC_ITEMS
 from bot.worker import Engines, GpuWorker, RenderSettings
+from bot.workers import WorkerPool
+from bot.workers.loading import EngineLoader
 from generation.engine import Engine
 from generation.mastering import MasteringOptions
 
@@ -47,9 +49,9 @@ class RestyleBot(commands.Bot):
         self.store: Store
         self.service: JobService
         self.lifecycle: Lifecycle
-        self.worker: GpuWorker | None = None
+        self.worker: WorkerPool | None = None
         self.bridge: LoopBridge | None = None
-        self._load_engine = load_engine or self._load_configured_engine
+        self._load_engine = load_engine or EngineLoader(config.models)
         self._start_worker = start_worker
         self._ready_once = False
 
@@ -68,7 +70,7 @@ class RestyleBot(commands.Bot):
             await self.start_worker()
         await self.sync_commands()
 
-    def _make_worker(self) -> GpuWorker:
+    def _make_worker(self) -> WorkerPool:
         output = self.config.output
         settings = RenderSettings(
             format_name=output.format,
@@ -76,6 +78,18 @@ class RestyleBot(commands.Bot):
             mastering=MasteringOptions(target_lufs=output.loudness_lufs, true_peak_db=output.true_peak_db),
             progress_interval_s=self.config.progress.edit_interval_seconds,
         )
+        if self.config.workers.backend == "ray":
+            from bot.workers.ray_pool import make_ray_pool
+
+            self.bridge = LoopBridge(self.loop, self.lifecycle)
+            return make_ray_pool(
+                self.config,
+                self.queue,
+                self.service.order,
+                self.bridge,
+                settings=settings,
+                load_engine=self._load_engine,
+            )
         separate = None
         if self.config.models.stems:
             from generation.stems import load_separator
@@ -93,19 +107,6 @@ class RestyleBot(commands.Bot):
             max_rows=self.config.limits.batch_rows,
             separate=separate,
         )
-
-    def _load_configured_engine(self, model: str) -> Engine:
-        from generation.models import load_model
-
-        models = self.config.models
-        lm = load_model(
-            model,
-            device=models.device,
-            dtype=models.dtype,
-            cache_dir=models.cache_dir or None,
-            offline=models.offline,
-        )
-        return Engine(lm, models.backend)
 
     async def start_worker(self) -> None:
         """Start the GPU thread once the default model is loaded (on that thread): a model that

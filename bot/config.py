@@ -219,7 +219,16 @@ def _worker_rules(workers: WorkersSection) -> list[tuple[bool, str]]:
             "workers.count must be 1 or more when workers.gpus_per_worker is 0 (no GPUs to count)",
         ),
         (
+            workers.address in ("", "auto") or _host_and_port(workers.address),
+            f"workers.address must be host:port (the head node's), auto or empty, not {workers.address!r}",
+        ),
+        (
             not ray or importlib.util.find_spec("ray") is not None,
             'workers.backend = "ray" needs Ray: pip install "restyle[ray]"',
         ),
     ]
+
+
+def _host_and_port(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    return bool(host) and port.isascii() and port.isdigit() and 0 < int(port) < 65536
