@@ -8,6 +8,7 @@ where, and when, does not depend on how fast the machine is.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
@@ -18,6 +19,7 @@ import torch
 from bot.config import BotConfig
 from bot.files import DataDir
 from bot.store import Store
+from bot.workers import ray_pool
 from bot.workers.ray_pool import KILLED_TWO
 from tests.bot.conftest import World, make_config, seed_mp3, until
 from tests.bot.ray_helpers import HoldingLoader
@@ -26,14 +28,23 @@ ray = pytest.importorskip("ray", reason="the Ray workers need the ray extra: pip
 
 pytestmark = pytest.mark.slow
 LONG_S = 30.0  # a job that runs long enough to be seen running (it holds anyway)
+NODE = {"object_store_memory": 80 * 1024**2}
 
 
 @pytest.fixture(scope="module", autouse=True)
-def ray_instance():
-    """One local Ray for the module: two CPUs (one per worker), a small object store."""
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024**2, log_to_driver=False)
-    yield
+def ray_cluster():
+    """One Ray cluster on this machine for the module: a head node with two CPUs (one per
+    worker) and a small object store; a test may add GPU nodes (GPUs in name: Ray only counts
+    them, and torch finds no CUDA, so their workers run on the CPU)."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(
+        initialize_head=True, head_node_args={**NODE, "num_cpus": 2, "include_dashboard": False}
+    )
+    ray.init(address=cluster.address, log_to_driver=False)
+    yield cluster
     ray.shutdown()
+    cluster.shutdown()
 
 
 def ray_config(tmp_path, count: int, **sections) -> BotConfig:
@@ -216,3 +227,37 @@ async def test_a_bot_restarted_while_its_workers_run_posts_each_job_once(running
     await world.env.settle()
     assert [posted(world, job_id) for job_id in (1, 2)] == [1, 1]
     assert [(await again.store.job(job_id)).status for job_id in (1, 2)] == ["done", "done"]
+
+
+async def test_gpus_that_join_get_workers_and_a_lost_node_loses_no_job(
+    running, tmp_path, ray_cluster, monkeypatch
+):
+    monkeypatch.setattr(ray_pool, "RESOURCE_POLL_S", 0.5)
+    config = make_config(
+        tmp_path,
+        workers={"backend": "ray", "count": 0, "gpus_per_worker": 1},
+        limits={"max_seed_seconds": 120},
+    )
+    loader = HoldingLoader(config.models, tmp_path / "holds")
+    world = await running(config, load_engine=loader)  # no GPU in the cluster: start-up goes on
+    pool = world.bot.worker
+    assert pool.workers_ready == 0
+    loader.hold("on the gpu node")
+    await submit(world, world.alice, "on the gpu node", LONG_S)
+    nodes = [ray_cluster.add_node(num_cpus=1, num_gpus=1, **NODE)]  # a GPU node joins
+    try:
+        await until(world.env, lambda: running_step(world, 1), what="a worker on the new node")
+        lost_node = pool.where(1)["node"]
+        await asyncio.to_thread(ray_cluster.remove_node, nodes.pop())  # ...and is lost mid-job
+        await until(world.env, lambda: world.bot.queue.position(1) == 1, what="job 1 back in the queue")
+        nodes.append(ray_cluster.add_node(num_cpus=1, num_gpus=1, **NODE))
+        await until(world.env, lambda: pool.where(1) is not None, what="job 1 on the next node")
+        assert pool.where(1)["node"] != lost_node and len(pool.slots) == 1  # one GPU, one worker
+        loader.release("on the gpu node")
+        await until(world.env, lambda: posted(world, 1), what="job 1's results")
+        await world.env.settle()
+        assert posted(world, 1) == 1
+    finally:
+        await asyncio.to_thread(world.bot.worker.stop)
+        for node in nodes:
+            await asyncio.to_thread(ray_cluster.remove_node, node)
