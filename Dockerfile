@@ -21,13 +21,14 @@ COPY bot ./bot
 # The project itself, from the build context (its dependencies' bounds are in pyproject.toml),
 # with Ray, so that the bot and the GPU nodes of a cluster run the very same versions.
 # hadolint ignore=DL3013
-RUN pip install --no-cache-dir ".[demucs,ray]"
+RUN pip install --no-cache-dir ".[ray]"
 
 USER 10001
 RUN mkdir -p /home/restyle/.cache/huggingface
 
-# Bake weights in at build time (docker build --build-arg DOWNLOAD_MODEL=melody .), or fetch them
-# into the cache volume later with: docker run ... restyle download melody
+# Bake weights (the model and htdemucs, for stems) in at build time
+# (docker build --build-arg DOWNLOAD_MODEL=melody .), or fetch them into the cache volume later
+# with: docker run ... restyle download melody
 ARG DOWNLOAD_MODEL=""
 RUN if [ -n "$DOWNLOAD_MODEL" ]; then restyle download "$DOWNLOAD_MODEL"; fi
 

@@ -1,4 +1,6 @@
-"""python -m benchmarks [--quick] [--only decode,pipeline,batching,worker,bot,workers] [--json PATH]
+"""python -m benchmarks [--quick] [--only PARTS] [--json PATH]
+
+PARTS: cpu,decode,pipeline,batching,worker,bot,threads,workers (comma separated; all by default).
 
 Prints Markdown tables (ready for benchmarks/RESULTS.md) and writes every figure as JSON.
 """
@@ -15,7 +17,8 @@ import torch
 
 from benchmarks import machine
 
-PARTS = ("decode", "pipeline", "batching", "worker", "bot", "workers")
+PARTS = ("cpu", "decode", "pipeline", "batching", "worker", "bot", "threads", "workers")
+CPU_PRECISIONS = ("float32", "bfloat16", "int8")
 
 
 def _arguments() -> argparse.Namespace:
@@ -41,7 +44,7 @@ def _decode_configs(quick: bool) -> list[tuple[str, str, float]]:
 
 def run_decode(quick: bool, batches: list[int]) -> list[dict]:
     from benchmarks.decode import SPEC_BANDWIDTH, bandwidth, floor_ms, measure, measure_isolated
-    from generation.models import load_model
+    from generation.musicgen.models import load_model
 
     figures = []
     gpu_bandwidth = bandwidth(torch.device("cuda")) if torch.cuda.is_available() else None
@@ -83,6 +86,61 @@ def run_decode(quick: bool, batches: list[int]) -> list[dict]:
     return figures
 
 
+def run_cpu(quick: bool) -> dict:
+    """The real melody architecture on the CPU (the mid-size one with --quick), one process each."""
+    from benchmarks import cpu
+
+    if torch.cuda.is_available():
+        return {}
+    config, spec = ("mid", "random:mid") if quick else ("melody", "random:melody")
+    print(f"\n### CPU decode step: {config} architecture (random weights), fast loop, guidance on\n")
+    print(
+        "| precision | batch | ms/step at 0 s / 10 s | ms/step, 30 s window mean | floor ms | x floor "
+        "| speed-up over float32 | s per 30 s candidate | peak GiB |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    rows = [row for name in CPU_PRECISIONS for row in cpu.measure_isolated(spec, config, name, [1, 4])]
+    base = {row.batch: row.ms_mean for row in rows if row.precision == "float32"}
+    for row in rows:
+        print(
+            f"| {row.precision} | {row.batch} | {row.ms_start:.0f} / {row.ms_10s:.0f} | {row.ms_mean:.0f} "
+            f"| {row.floor_ms_mean:.0f} | {row.ms_mean / row.floor_ms_mean:.2f} "
+            f"| {base[row.batch] / row.ms_mean:.2f}x | {row.s_per_30s_candidate:.0f} | {row.peak_gib:.1f} |",
+            flush=True,
+        )
+    print(
+        "\nRead bandwidth measured in each process: "
+        + ", ".join(f"{r.bandwidth_gbs:.1f}" for r in rows[::2])
+        + " GB/s"
+    )
+    figures: dict = {"steps": [asdict(row) for row in rows], "codec": cpu.run_isolated(["codec", spec])}
+    codec = figures["codec"]
+    print(
+        "\nEnCodec decoding (chunked, 30 s chunks) over the resident model: "
+        f"30 s +{codec['decode_30s_gib']:.2f} GiB, "
+        f"300 s +{codec['decode_300s_gib']:.2f} GiB ({codec['decode_300s_s']:.0f} s)"
+    )
+    figures["distance"] = _distances(cpu, quick)
+    return figures
+
+
+def _distances(cpu, quick: bool) -> dict:
+    print("\n| architecture | precision | steps | mean KL | max KL | top-1 agreement | top-250 overlap |")
+    print("|---|---|---|---|---|---|---|")
+    found = {"mid": cpu.run_isolated(["distance", "random:mid", "float16,bfloat16,int8", "1.0"])}
+    if not quick:  # two melody models at a time at most: one process per precision
+        found["melody"] = {}
+        for name in ("bfloat16", "int8"):
+            found["melody"].update(cpu.run_isolated(["distance", "random:melody", name, "0.1"]))
+    for config, by_name in found.items():
+        for name, d in by_name.items():
+            print(
+                f"| {config} | {name} | {d['steps']} | {d['mean_kl']:.2e} | {d['max_kl']:.2e} "
+                f"| {d['top1_agreement']:.3f} | {d['topk_overlap']:.3f} |"
+            )
+    return found
+
+
 def run_pipeline() -> dict:
     from benchmarks.pipeline import finishing, seed_reading
 
@@ -102,14 +160,17 @@ def run_pipeline() -> dict:
 
 def run_batching(quick: bool) -> list[dict]:
     from benchmarks.pipeline import batching
-    from generation.engine import Engine
-    from generation.models import load_model
+    from generation.musicgen.engine import MusicGenEngine
+    from generation.musicgen.models import load_model
 
     print("\n### Batching jobs together (four one-candidate jobs, different prompts, fast backend)\n")
     print("| config | window | alone cand./min | batched cand./min | speed-up |\n|---|---|---|---|---|")
     figures = []
     for name, spec, seconds in (("debug", "debug", 30.0), ("mid", "random:mid", 5.0 if quick else 10.0)):
-        figure = {"config": name, **batching(Engine(load_model(spec), "fast"), jobs=4, seconds=seconds)}
+        figure = {
+            "config": name,
+            **batching(MusicGenEngine(load_model(spec), "fast"), jobs=4, seconds=seconds),
+        }
         print(
             f"| {name} | {seconds:g} s | {figure['alone_candidates_per_min']:.1f} "
             f"| {figure['batched_candidates_per_min']:.1f} | {figure['speedup']:.2f}x |",
@@ -185,6 +246,26 @@ def run_workers(quick: bool) -> dict:
     return figures
 
 
+def run_threads(quick: bool) -> dict:
+    from benchmarks.threads import threads_benchmark
+
+    figures = threads_benchmark(seconds=2.0 if quick else 4.0, repeats=2 if quick else 3)
+    print(
+        f"\n### Thread settings ({figures['spec']}, one {figures['seconds']:g} s candidate generated and "
+        f"encoded; median of runs in processes of their own, alternating; {figures['cores']} cores)\n"
+    )
+    print("| machine | torch default s | Restyle's setting s | speed-up |\n|---|---|---|---|")
+    for label, what in (("idle", "idle"), ("loaded", f"{figures['busy_processes']} busy processes beside")):
+        print(
+            f"| {what} | {figures[label + ' torch default s']:.2f} | {figures[label + ' restyle s']:.2f} "
+            f"| {figures[label + ' speed-up']:.2f}x |"
+        )
+    print(
+        f"\ntorch threads: default {figures['torch default threads']}, Restyle {figures['restyle threads']}"
+    )
+    return figures
+
+
 def main() -> int:
     args = _arguments()
     parts = [part.strip() for part in args.only.split(",") if part.strip()]
@@ -203,6 +284,8 @@ def main() -> int:
     )
     results: dict[str, object] = {"machine": about}
     batches = [int(b) for b in args.batches.split(",")]
+    if "cpu" in parts:
+        results["cpu"] = run_cpu(args.quick)
     if "decode" in parts:
         results["decode"] = run_decode(args.quick, batches)
     if "pipeline" in parts:
@@ -213,6 +296,8 @@ def main() -> int:
         results["worker"] = run_worker(args.quick)
     if "bot" in parts:
         results["bot"] = run_bot()
+    if "threads" in parts:
+        results["threads"] = run_threads(args.quick)
     if "workers" in parts:
         results["workers"] = run_workers(args.quick)
     args.json.parent.mkdir(parents=True, exist_ok=True)

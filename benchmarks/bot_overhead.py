@@ -19,11 +19,12 @@ from benchmarks.decode import melody
 from benchmarks.pipeline import stereo_mp3
 from bot.client import RestyleBot
 from bot.config import parse_config
-from generation.engine import Engine, GenerationCancelled
-from generation.models import load_model
+from generation.errors import GenerationCancelled
+from generation.musicgen.engine import MusicGenEngine
+from generation.musicgen.models import load_model
 
 
-class InstantEngine(Engine):
+class InstantEngine(MusicGenEngine):
     """The debug model's engine, but audio appears at once: no language model, no codec."""
 
     def generate_many(self, jobs, on_progress, cancels) -> list[np.ndarray | GenerationCancelled]:

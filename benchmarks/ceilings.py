@@ -24,7 +24,7 @@ from benchmarks.pipeline import stereo_mp3
 from bot.client import RestyleBot
 from bot.config import parse_config
 from bot.store import CandidateRow, NewJob, ResultPart, Store
-from generation.models import load_model
+from generation.musicgen.models import load_model
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from benchmarks.memory import peak_memory
-from generation.engine import Engine, Job
-from generation.models import LoadedModel
-from generation.windows import total_steps
+from generation.musicgen.engine import MusicGenEngine, melody_job
+from generation.musicgen.models import LoadedModel
+from generation.musicgen.windows import total_steps
 
 PROMPT = "cinematic orchestral strings with soft piano"
 # Achievable bandwidth on known GPUs (vendor figures, bytes per second).
@@ -54,10 +54,12 @@ def _sync(device: torch.device) -> None:
 
 
 def measure(lm: LoadedModel, backend: str, batch: int, seconds: float, config: str) -> DecodeFigure:
-    engine = Engine(lm, backend)
+    engine = MusicGenEngine(lm, backend)
     tune = melody(min(seconds, 30.0))
-    engine.generate_codes(Job(PROMPT, tune, tuple(range(batch)), 0.5))  # warm-up: kernels, graphs, caches
-    job = Job(PROMPT, tune, tuple(range(100, 100 + batch)), seconds)
+    engine.generate_codes(
+        melody_job(PROMPT, tune, tuple(range(batch)), 0.5)
+    )  # warm-up: kernels, graphs, caches
+    job = melody_job(PROMPT, tune, tuple(range(100, 100 + batch)), seconds)
 
     def run() -> float:
         _sync(lm.device)
@@ -122,7 +124,7 @@ def _main() -> None:
 
     from transformers.utils import logging as hf_logging
 
-    from generation.models import load_model
+    from generation.musicgen.models import load_model
 
     hf_logging.set_verbosity_error()
     spec, backend, batch, seconds, config = sys.argv[1:6]

@@ -12,12 +12,12 @@ import av
 import numpy as np
 
 from benchmarks.decode import PROMPT, melody
-from generation.audio_in import decode_audio
-from generation.audio_out import encode_audio
-from generation.chroma import chroma, conditioning_chroma
-from generation.engine import Engine, Job
-from generation.mastering import MasteringOptions, master
-from generation.windows import plan_windows
+from generation.audio.chroma import chroma, conditioning_chroma
+from generation.audio.decode import decode_audio
+from generation.audio.encode import encode_audio
+from generation.audio.mastering import MasteringOptions, master
+from generation.musicgen.engine import MusicGenEngine, melody_job
+from generation.musicgen.windows import plan_windows
 
 
 def _timed(work: Callable[[], object], repeats: int) -> float:
@@ -83,13 +83,13 @@ def finishing(repeats: int = 3) -> dict[str, float]:
     return {"master_encode_4x30s_s": _timed(finish, repeats)}
 
 
-def batching(engine: Engine, jobs: int, seconds: float) -> dict[str, float]:
+def batching(engine: MusicGenEngine, jobs: int, seconds: float) -> dict[str, float]:
     """Candidates per minute for `jobs` one-candidate jobs (different prompts), alone and batched."""
     tune = melody(seconds)
-    work = [Job(f"{PROMPT}, take {index}", tune, (index,), seconds) for index in range(jobs)]
-    engine.generate_codes(Job(PROMPT, tune, (0,), 0.5))  # warm-up
+    work = [melody_job(f"{PROMPT}, take {index}", tune, (index,), seconds) for index in range(jobs)]
+    engine.generate_codes(melody_job(PROMPT, tune, (0,), 0.5))  # warm-up
     alone = _timed(lambda: [engine.generate_codes(job) for job in work], 1)
-    together = _timed(lambda: engine.generate_codes_many(work, [None] * jobs, [None] * jobs), 1)
+    together = _timed(lambda: engine.generate_latents(work, [None] * jobs, [None] * jobs), 1)
     return {
         "jobs": jobs,
         "seconds": seconds,

@@ -18,7 +18,7 @@ from benchmarks.pipeline import stereo_mp3
 from bot.fair_queue import FairQueue, QueuedJob
 from bot.worker import Engines, Finished, GpuWorker, RenderSettings, WorkOrder
 from generation.finishing import FinishingThread
-from generation.models import load_model
+from generation.musicgen.models import load_model
 
 
 class SimulatedGpuEngine(InstantEngine):

@@ -24,7 +24,7 @@ from benchmarks.worker import SimulatedGpuEngine
 from bot.config import WorkersSection
 from bot.fair_queue import FairQueue, QueuedJob
 from bot.worker import Engines, Finished, GpuWorker, RenderSettings, WorkOrder
-from generation.models import load_model
+from generation.musicgen.models import load_model
 
 UPLOAD = 25 * 1024**2
 CANDIDATES = 4

@@ -1,6 +1,8 @@
 """`python -m bot --config config.toml` (or `restyle-bot`): run the Discord bot.
 
-The token is read from DISCORD_TOKEN and from nowhere else; it never reaches a log line.
+Start-up checks everything it can before connecting (see `bot.preflight`) and stops with one line
+and a non-zero code on the first problem. The token is read from DISCORD_TOKEN and from nowhere
+else; it never reaches a log line, an error message or a warning.
 """
 
 from __future__ import annotations
@@ -16,8 +18,24 @@ EXIT_CONFIG = 2
 EXIT_RUNTIME = 1
 
 
+def redact(text: str, token: str) -> str:
+    return text.replace(token, "[token]") if token else text
+
+
+class RedactingFormatter(logging.Formatter):
+    """Defence in depth: whatever a library logs (message, arguments, traceback, a warning caught
+    by logging), the token is replaced in the finished line before it is written."""
+
+    def __init__(self, fmt: str, token: str) -> None:
+        super().__init__(fmt)
+        self.token = token
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record), self.token)
+
+
 class RedactToken(logging.Filter):
-    """Defence in depth: whatever a library logs, the token is replaced before it is written."""
+    """For handlers Restyle does not format itself: the message and its arguments, redacted."""
 
     def __init__(self, token: str) -> None:
         super().__init__()
@@ -26,7 +44,7 @@ class RedactToken(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if self.token in message:
-            record.msg, record.args = message.replace(self.token, "[token]"), None
+            record.msg, record.args = redact(message, self.token), None
         return True
 
 
@@ -36,46 +54,71 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         "--config", type=Path, default=Path("config.toml"), help="TOML settings (see config.example.toml)"
     )
     parser.add_argument(
-        "--check", action="store_true", help="check the config and the token's presence, then exit"
+        "--check",
+        action="store_true",
+        help="check the config, the token's presence, the data dir, the database, the device and the "
+        "model (loading it) without connecting to Discord; list what was checked, then exit",
     )
     return parser.parse_args(argv)
 
 
 def _configure_logging(level: str, token: str) -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", token))
     handler.addFilter(RedactToken(token))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
-    from transformers.utils import logging as hf_logging
+    logging.captureWarnings(True)  # warnings go through the handler, so through the redaction
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    from generation.hub import prepare_environment
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    prepare_environment()
+    for library in ("transformers", "huggingface_hub"):
+        logging.getLogger(library).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def _fail(message: str, token: str, code: int) -> int:
+    print(f"restyle-bot: {redact(message, token)}", file=sys.stderr)
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from bot.config import ConfigError, load_config
+    from bot.preflight import PreflightError, load_check, preflight
 
     args = _arguments(argv)
+    token = os.environ.get("DISCORD_TOKEN", "").strip()
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print(f"restyle-bot: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    token = os.environ.get("DISCORD_TOKEN", "").strip()
+        return _fail(str(exc), token, EXIT_CONFIG)
     if not token:
-        print(
-            "restyle-bot: set DISCORD_TOKEN to the bot's token (Discord developer portal > Bot).",
-            file=sys.stderr,
+        return _fail(
+            "set DISCORD_TOKEN to the bot's token (Discord developer portal > Bot).", token, EXIT_CONFIG
         )
-        return EXIT_CONFIG
-    if args.check:
-        print(f"restyle-bot: {args.config} is valid; data in {config.bot.data_dir}")
-        return 0
     _configure_logging(config.bot.log_level, token)
+    from generation.threads import apply_threads, plan_threads
+
+    try:
+        checked = preflight(config)
+        apply_threads(plan_threads(config.models.threads or None, finishing=True))  # before the model loads
+        if args.check:
+            checked.append(load_check(config))
+    except PreflightError as exc:
+        return _fail(str(exc), token, EXIT_CONFIG)
+    if args.check:
+        print(
+            f"restyle-bot: {args.config} is ready (DISCORD_TOKEN is set; Discord itself was not contacted):"
+        )
+        for line in checked:
+            print(f"  ok  {redact(line, token)}")
+        return 0
     return _run(config, token)
 
 
 def _run(config, token: str) -> int:
+    import socket
+    import sqlite3
+
     import aiohttp
     import discord
 
@@ -85,16 +128,13 @@ def _run(config, token: str) -> int:
     try:
         RestyleBot(config).run(token, log_handler=None)
     except discord.LoginFailure:
-        print("restyle-bot: Discord refused the token in DISCORD_TOKEN.", file=sys.stderr)
-        return EXIT_CONFIG
-    except RestyleError as exc:  # e.g. the model is not in the cache and the host is offline
-        print(f"restyle-bot: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except (aiohttp.ClientConnectionError, OSError) as exc:
-        print(
-            f"restyle-bot: cannot reach Discord ({type(exc).__name__}); check the network.", file=sys.stderr
-        )
-        return EXIT_RUNTIME
+        return _fail("Discord refused the token in DISCORD_TOKEN.", token, EXIT_CONFIG)
+    except RestyleError as exc:  # e.g. the model could not be loaded on the GPU thread
+        return _fail(str(exc), token, EXIT_CONFIG)
+    except (aiohttp.ClientConnectionError, ConnectionError, socket.gaierror, TimeoutError) as exc:
+        return _fail(f"cannot reach Discord ({type(exc).__name__}); check the network.", token, EXIT_RUNTIME)
+    except (OSError, sqlite3.Error) as exc:  # the data dir or the database, after the checks passed
+        return _fail(f"start-up failed: {exc}", token, EXIT_RUNTIME)
     return 0
 
 

@@ -11,7 +11,7 @@ import discord
 from bot.config import BotConfig
 from bot.store import Reservation, Store
 from generation.humanize import format_bytes, format_duration
-from generation.sampling import MAX_SEED
+from generation.interface import MAX_SEED
 
 AUDIO_EXTENSIONS = {
     ".mp3",

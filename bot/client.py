@@ -19,9 +19,9 @@ from bot.store import Store
 from bot.views import DYNAMIC_ITEMS
 from bot.worker import Engines, GpuWorker, RenderSettings
 from bot.workers import WorkerPool
-from bot.workers.loading import EngineLoader
-from generation.engine import Engine
-from generation.mastering import MasteringOptions
+from bot.workers.loading import EngineLoader, Separator
+from generation.audio.mastering import MasteringOptions
+from generation.interface import Engine
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ class RestyleBot(commands.Bot):
         load_engine: Callable[[str], Engine] | None = None,
         start_worker: bool = True,
     ) -> None:
+        # Restyle never joins a voice channel: discord.py's warnings about voice libraries are noise.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         # Default intents carry guilds and reactions; Restyle needs no message content.
         super().__init__(
             command_prefix=commands.when_mentioned, intents=discord.Intents.default(), help_command=None
@@ -51,9 +53,11 @@ class RestyleBot(commands.Bot):
         self.lifecycle: Lifecycle
         self.worker: WorkerPool | None = None
         self.bridge: LoopBridge | None = None
-        self._load_engine = load_engine or EngineLoader(config.models)
+        self._engine_loader = load_engine or EngineLoader(config.models)  # pickles, for Ray workers
+        self._load_engine = load_engine or self._load_configured_engine
         self._start_worker = start_worker
         self._ready_once = False
+        self._separator = Separator(config.models)  # loaded on the GPU thread, on first use
 
     async def setup_hook(self) -> None:
         self.files.create()
@@ -78,35 +82,34 @@ class RestyleBot(commands.Bot):
             mastering=MasteringOptions(target_lufs=output.loudness_lufs, true_peak_db=output.true_peak_db),
             progress_interval_s=self.config.progress.edit_interval_seconds,
         )
+        self.bridge = LoopBridge(self.loop, self.lifecycle)
         if self.config.workers.backend == "ray":
             from bot.workers.ray_pool import make_ray_pool
 
-            self.bridge = LoopBridge(self.loop, self.lifecycle)
             return make_ray_pool(
                 self.config,
                 self.queue,
                 self.service.order,
                 self.bridge,
                 settings=settings,
-                load_engine=self._load_engine,
+                load_engine=self._engine_loader,
             )
-        separate = None
-        if self.config.models.stems:
-            from generation.stems import load_separator
-
-            separator = load_separator(offline=self.config.models.offline)
-            separate = separator.melody
-        self.bridge = LoopBridge(self.loop, self.lifecycle)
-        engines = Engines(self._load_engine)
         return GpuWorker(
             self.queue,
             self.service.order,
-            engines,
+            Engines(self._load_engine),
             self.bridge,
             settings,
             max_rows=self.config.limits.batch_rows,
-            separate=separate,
+            separate=self._separator if self.config.models.stems else None,
         )
+
+    def _load_configured_engine(self, model: str) -> Engine:
+        models = self.config.models
+        engine = self._engine_loader(model)
+        if model == models.default and models.stems:  # ready before the first job, on the GPU thread
+            self._separator.load()
+        return engine
 
     async def start_worker(self) -> None:
         """Start the GPU thread once the default model is loaded (on that thread): a model that

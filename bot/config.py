@@ -11,12 +11,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from generation.pipeline import MAX_PROMPT_CHARS
+from generation.catalog import MAX_LUFS, MAX_PROMPT_CHARS, MIN_LUFS
 from generation.tomlfile import read_toml
 
 
 class ConfigError(Exception):
-    """A setting is missing, misspelt or out of range. The message is one line."""
+    """A setting is missing, misspelt or out of range. The message is one line, and never repeats
+    the value (a token pasted into the wrong setting must not end up in a log)."""
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,9 @@ class ModelsSection:
     backend: str = "auto"
     offline: bool = False
     cache_dir: str = ""
-    stems: bool = False
+    stems: bool = True  # the melody from vocals + other (htdemucs), as MusicGen-melody was trained
+    revision: str = ""  # the default model's commit; empty: its pinned one
+    threads: int = 0  # CPU threads for the model; 0: the cores less one (finishing runs beside it)
 
     @property
     def choices(self) -> tuple[str, ...]:
@@ -106,6 +112,11 @@ class BotConfig:
 
 def load_config(path: Path) -> BotConfig:
     """Read and check a TOML config; a relative data_dir is taken from the config file's folder."""
+    if not path.exists():
+        raise ConfigError(
+            f"there is no config at {path}: start from the example (cp config.example.toml {path}), "
+            "or name yours with --config"
+        )
     try:
         raw = read_toml(path)
     except ValueError as exc:
@@ -163,15 +174,27 @@ def _coerce(where: str, hint: Any, value: Any) -> Any:  # noqa: PLR0911 - a retu
         return _typed(where, value, int, "a whole number")
     if "float" in text:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where} must be a number")
+            raise ConfigError(f"{where} must be a number, not {_kind_of(value)}")
         return float(value)
     return _typed(where, value, str, "text")
 
 
 def _typed(where: str, value: Any, kind: type, description: str) -> Any:
     if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
-        raise ConfigError(f"{where} must be {description}, not {value!r}")
+        raise ConfigError(f"{where} must be {description}, not {_kind_of(value)}")
     return value
+
+
+def _kind_of(value: Any) -> str:
+    """What a TOML value is, said without the value itself."""
+    kinds = (
+        (bool, "true/false"),
+        (int, "a whole number"),
+        (float, "a number"),
+        (str, "text"),
+        (list, "a list"),
+    )
+    return next((name for kind, name in kinds if isinstance(value, kind)), "a table")
 
 
 def _check(config: BotConfig) -> None:
@@ -202,6 +225,13 @@ def _check(config: BotConfig) -> None:
             config.models.backend in ("auto", "fast", "reference"),
             "models.backend must be auto, fast or reference",
         ),
+        (config.bot.log_level.upper() in LOG_LEVELS, f"bot.log_level must be one of {', '.join(LOG_LEVELS)}"),
+        (config.models.threads >= 0, "models.threads must be 0 (automatic) or more"),
+        (
+            output.loudness_lufs is None or MIN_LUFS <= output.loudness_lufs <= MAX_LUFS,
+            f'output.loudness_lufs must be between {MIN_LUFS:g} and {MAX_LUFS:g} (or "off")',
+        ),
+        (-20 <= output.true_peak_db <= 0, "output.true_peak_db must be between -20 and 0"),
     ]
     for ok, message in [*rules, *_worker_rules(config.workers)]:
         if not ok:

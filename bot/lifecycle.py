@@ -20,7 +20,7 @@ from bot.posting import add_vote_reactions, post_results
 from bot.service import NO_PINGS, now
 from bot.store import ACTIVE, JobRow
 from bot.worker import Finished
-from generation.windows import total_steps
+from generation.families import family_for
 
 if TYPE_CHECKING:
     from bot.client import RestyleBot
@@ -92,7 +92,7 @@ class Lifecycle:
             started = await self.bot.store.mark_running(job_id, now())
             job = await self.bot.store.job(job_id)
             if started and job is not None:  # not cancelled just before the GPU took it
-                total = total_steps(job.duration_s)
+                total = family_for(job.model).total_steps(job.duration_s)
                 self.bot.service.progress[job_id] = (0, total)
                 await self.edit_status(job, texts.running(job, 0, total, None))
 

@@ -35,11 +35,11 @@ from bot.fair_queue import QueuedJob, QueueFull
 from bot.store import JobRow, NewJob, Reservation
 from bot.views import RemixModal, job_view
 from bot.worker import WorkOrder
-from generation.audio_in import AudioLimits, SeedAudio, decode_audio
+from generation.audio.decode import AudioLimits, SeedAudio, decode_audio
 from generation.errors import AudioInputError
+from generation.families import family_for
 from generation.humanize import format_bytes
-from generation.sampling import MAX_SEED
-from generation.windows import total_steps
+from generation.interface import MAX_SEED
 
 if TYPE_CHECKING:
     from bot.client import RestyleBot
@@ -336,12 +336,13 @@ class JobService:
         )
         with self._orders_lock:
             self._orders[job.id] = order
-        steps = total_steps(job.duration_s)
+        family = family_for(job.model)
+        params = family.default_params
+        key = family.batch_key(job.model, job.duration_s, params)
+        steps = family.total_steps(job.duration_s, params)
         try:
             self.queue.push(
-                QueuedJob(
-                    job.id, job.user_id, job.candidates, (job.model, round(job.duration_s * 50)), steps
-                ),
+                QueuedJob(job.id, job.user_id, job.candidates, key, steps),
                 first=first,
                 recovered=recovered,
             )

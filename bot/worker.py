@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.fair_queue import FairQueue, QueuedJob
-from generation.audio_in import AudioLimits, SeedAudio, decode_audio
-from generation.engine import CancelToken, Engine, Job
+from generation.audio.decode import AudioLimits, SeedAudio
+from generation.audio.mastering import MasteringOptions
 from generation.errors import GenerationCancelled, InvalidRequestError, RestyleError
 from generation.finishing import FinishingThread
-from generation.mastering import MasteringOptions
-from generation.pipeline import Restyled, RestyleOptions, finish, make_job
+from generation.interface import CancelToken, Engine
+from generation.pipeline import Prepared, decode_seed, finish, prepare
 from generation.render import Rendered, render_candidates
-from generation.sampling import SamplingParams
+from generation.results import Restyled, RestyleOptions
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,7 @@ class WorkOrder:
 @dataclass(frozen=True)
 class _Prepared:
     order: WorkOrder
-    job: Job
-    options: RestyleOptions
+    prepared: Prepared
     seed: SeedAudio
 
 
@@ -96,9 +95,11 @@ class Engines:
         self._engines: dict[str, Engine] = {}
 
     def get(self, model: str) -> Engine:
-        if model not in self._engines:
-            self._engines[model] = self._load(model)
-        return self._engines[model]
+        engine = self._engines.get(model)
+        if engine is None or engine.broken:  # a device error marked it: load it afresh
+            self._engines.pop(model, None)
+            engine = self._engines[model] = self._load(model)
+        return engine
 
 
 class BatchRunner:
@@ -157,8 +158,8 @@ class BatchRunner:
     # -- one batch, on the caller's thread ------------------------------------------------------
 
     def run(self, orders: list[WorkOrder]) -> list[Future]:
-        """Generate `orders` as one batch; returns once the GPU is free again, with the finishing
-        work still to come (each job reports its own ending from there)."""
+        """Generate `orders` (in as many runs as the engine needs); returns once the GPU is free
+        again, with the finishing work still to come (each job reports its own ending from there)."""
         with self._lock:
             for order in orders:
                 self._tokens[order.job_id] = token = CancelToken()
@@ -186,21 +187,27 @@ class BatchRunner:
     def _generate(self, orders: list[WorkOrder], handed_over: dict[int, Future]) -> None:
         engine = self.engines.get(orders[0].model)
         prepared = [item for item in (self._prepare(engine, order) for order in orders) if item is not None]
-        if not prepared:
-            return
+        for group in _batches(engine, prepared):
+            self._generate_batch(engine, group, handed_over)
+
+    def _generate_batch(
+        self, engine: Engine, prepared: list[_Prepared], handed_over: dict[int, Future]
+    ) -> None:
+        """One `generate_many` call; each generated job goes to the finishing thread."""
         for item in prepared:
             self.events.started(item.order.job_id)
         started = time.perf_counter()
         with self._lock:
             tokens = [self._tokens[item.order.job_id] for item in prepared]
         outcomes = engine.generate_many(
-            [item.job for item in prepared],
+            [item.prepared.job for item in prepared],
             [self._reporter(item.order.job_id, started) for item in prepared],
             tokens,
         )
         elapsed = time.perf_counter() - started
-        self.seconds_per_step[orders[0].model] = elapsed / max(
-            1, engine.total_steps(prepared[0].job.duration_s)
+        job = prepared[0].prepared.job
+        self.seconds_per_step[prepared[0].order.model] = elapsed / max(
+            1, engine.total_steps(job.duration_s, job.params)
         )
         for item, outcome in zip(prepared, outcomes, strict=True):
             if isinstance(outcome, GenerationCancelled):
@@ -239,7 +246,7 @@ class BatchRunner:
     def _render(self, engine: Engine, item: _Prepared, audio, elapsed: float) -> Finished:
         """Files that share one message's upload budget; if even the lowest bitrate cannot do
         that, files that each fit a message of their own (the bot then posts several)."""
-        result = finish(engine, item.job, item.options, audio, {"generation_s": elapsed})
+        result = finish(engine, item.prepared, audio, {"generation_s": elapsed})
         budget = item.order.upload_limit
         try:
             rendered = self._encode(engine, item, result, budget // max(1, len(result.candidates)))
@@ -267,19 +274,13 @@ class BatchRunner:
             self.events.failed(order.job_id, SEED_GONE)  # (its path is no one's business)
             return None
         try:
-            seed = decode_audio(source, SAVED_SEED_LIMITS)
-            melody = seed.samples
-            if order.stems and self.separate is not None:
-                melody = self.separate(seed.samples, seed.sample_rate)
+            seed = decode_seed(source, SAVED_SEED_LIMITS, engine)
+            stems = order.stems and self.separate is not None
             options = RestyleOptions(
-                order.candidates,
-                order.duration_s,
-                order.duration_s,
-                order.base_seed,
-                SamplingParams(),
-                order.stems,
+                order.candidates, order.duration_s, order.duration_s, order.base_seed, None, stems
             )
-            return _Prepared(order, make_job(engine, seed, order.prompt, options, melody), options, seed)
+            ready = prepare(engine, seed, order.prompt, options, separate=self.separate)
+            return _Prepared(order, ready, seed)
         except RestyleError as exc:
             self.events.failed(order.job_id, str(exc))
             return None
@@ -353,6 +354,21 @@ class GpuWorker(BatchRunner):
         orders = [order for order in (self.orders(job.job_id) for job in batch) if order is not None]
         if orders:
             self.run(orders)
+
+
+def _batches(engine: Engine, prepared: list[_Prepared]) -> list[list[_Prepared]]:
+    """The jobs the queue took together, in runs the engine can generate as one: the queue's batch
+    key is known before loading anything, the engine knows more (the reference backend mixes no
+    prompts; ACE-Step's prompts must be as long in tokens)."""
+    batches: list[list[_Prepared]] = []
+    for item in prepared:
+        fits = (b for b in batches if engine.can_batch(b[0].prepared.job, item.prepared.job))
+        batch = next(fits, None)
+        if batch is None:
+            batches.append([item])
+        else:
+            batch.append(item)
+    return batches
 
 
 def _message(exc: Exception) -> str:

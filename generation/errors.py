@@ -28,8 +28,17 @@ class ModelUnavailableError(RestyleError):
     """The model cannot be loaded: unknown name, not cached while offline, wrong kind."""
 
 
+class ModelNotCachedError(ModelUnavailableError):
+    """A model that exists is not in the cache, and cannot be fetched now (offline, no network)."""
+
+
 class StemsUnavailableError(RestyleError):
     """Stem separation was asked for but demucs or its weights are not available."""
+
+
+class DeviceFailedError(RestyleError):
+    """The accelerator failed in a way that outlives the job (a device-side assert, say) or has
+    too little memory even for one candidate; the engine is marked broken when it must be rebuilt."""
 
 
 class GenerationCancelled(RestyleError):

@@ -1,7 +1,11 @@
-"""From a decoded seed and a prompt to finished candidate files: the flow both fronts share.
+"""From a decoded seed and a prompt to candidate audio: the flow both fronts share, for any family.
 
-seed audio -> (stems) -> job (length, seeds, limits checked) -> engine -> adherence
-           -> mastering -> encoding -> audio file + JSON sidecar per candidate
+seed audio -> (stems) -> job (length, seeds, limits checked) -> engine latents -> audio -> adherence
+           -> mastering -> encoding (`generation.render`) -> files (`generation.outputs`)
+
+Engines are reached through `generation.interface` only. A seed is decoded at the rate and channels
+the engine reads (`decode_seed`); MusicGen reads its melody (the melodic stems when asked), ACE-Step
+the whole seed; melody adherence is measured the same way for every family, on mono 32 kHz.
 """
 
 from __future__ import annotations
@@ -9,49 +13,30 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
-from generation.audio_in import SeedAudio
-from generation.chroma import melody_adherence
-from generation.engine import CancelToken, Engine, Job, ProgressFn
+from generation.audio.chroma import melody_adherence, to_chroma_rate
+from generation.audio.decode import AudioLimits, SeedAudio, decode_audio
+from generation.catalog import MAX_PROMPT_CHARS
 from generation.errors import InvalidRequestError
 from generation.humanize import format_duration
-from generation.mastering import MasteringOptions
-from generation.sampling import MAX_SEED, SamplingParams, validate_seed
+from generation.interface import MAX_SEED, CancelToken, Engine, Job, ProgressFn, only_outcome, validate_seed
+from generation.results import Candidate, Restyled, RestyleOptions
 
 MAX_CANDIDATES = 8
-MAX_PROMPT_CHARS = 500
+Separate = Callable[[np.ndarray, int], np.ndarray]  # mono samples at a rate -> their melodic stems
 
 
-@dataclass(frozen=True)
-class RestyleOptions:
-    candidates: int = 1
-    duration_s: float | None = None  # None: the seed's length, capped by max_duration_s
-    max_duration_s: float = 300.0
-    seed: int | None = None  # candidate i gets seed + i; None draws one
-    sampling: SamplingParams = field(default_factory=SamplingParams)
-    stems: bool = False
+class Reads(Protocol):
+    """What a seed is decoded for: an engine, or a family before its model is loaded."""
 
-
-@dataclass
-class Candidate:
-    index: int  # 1-based, as people count them
-    seed: int
-    audio: np.ndarray  # (channels, samples) float32 at `sample_rate`, not yet mastered
-    adherence: float
-
-
-@dataclass
-class Restyled:
-    prompt: str
-    options: RestyleOptions
-    duration_s: float
-    sample_rate: int
-    candidates: list[Candidate]
-    timings: dict[str, float]
+    input_rate: int
+    input_channels: int
 
 
 def check_prompt(prompt: str, max_chars: int = MAX_PROMPT_CHARS) -> str:
@@ -67,7 +52,12 @@ def output_duration(seed: SeedAudio, options: RestyleOptions) -> float:
     """The seed's length by default, capped by the maximum; an explicit length must fit the maximum."""
     if options.duration_s is None:
         return min(seed.duration_s, options.max_duration_s)
-    if not 1.0 <= options.duration_s <= options.max_duration_s:
+    return check_duration(options)
+
+
+def check_duration(options: RestyleOptions) -> float | None:
+    """An explicit length must fit the maximum (checked before the seed is even read)."""
+    if options.duration_s is not None and not 1.0 <= options.duration_s <= options.max_duration_s:
         raise InvalidRequestError(
             f"The duration must be between 1 s and {format_duration(options.max_duration_s)}."
         )
@@ -83,20 +73,99 @@ def candidate_seeds(options: RestyleOptions) -> tuple[int, ...]:
     return tuple(validate_seed(base + index) for index in range(options.candidates))
 
 
+class Phases(Protocol):
+    """Where a front shows the work: a phase per stage, a progress callback for the steps."""
+
+    def phase(self, name: str) -> AbstractContextManager[None]: ...
+    def steps(self, total: int) -> AbstractContextManager[ProgressFn]: ...
+
+
+class _Unseen:
+    def phase(self, name: str) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def steps(self, total: int) -> AbstractContextManager[ProgressFn | None]:
+        return nullcontext(None)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A checked job, and the melody its candidates' adherence is measured against."""
+
+    job: Job
+    melody: np.ndarray  # mono float32 at 32 kHz: the seed's, or its melodic stems
+    options: RestyleOptions
+    stems: bool  # the melody (and MusicGen's source) came from the seed's stems
+
+
+def decode_seed(source: bytes | str | Path, limits: AudioLimits, reader: Reads) -> SeedAudio:
+    """The seed as `reader` reads it (MusicGen: mono 32 kHz; ACE-Step: stereo 48 kHz)."""
+    return decode_audio(source, limits, sample_rate=reader.input_rate, channels=reader.input_channels)
+
+
+def melody_source(
+    engine: Engine,
+    seed: SeedAudio,
+    options: RestyleOptions,
+    *,
+    separate: Separate | None = None,
+    phases: Phases | None = None,
+    timings: dict[str, float] | None = None,
+) -> np.ndarray:
+    """The melody, mono at the seed's rate: the seed's, or its melodic stems when asked for (and
+    the engine reads the melody: see `Engine.reads_melody`)."""
+    clock = time.perf_counter()
+    melody = seed.mono
+    if options.stems and engine.reads_melody:
+        if separate is None:
+            raise InvalidRequestError("Stem separation was asked for but no separator is loaded.")
+        with (phases or _Unseen()).phase("separating stems"):
+            melody = separate(melody, seed.sample_rate)
+    if timings is not None:
+        timings["stems_s"] = time.perf_counter() - clock
+    return melody
+
+
 def make_job(
     engine: Engine, seed: SeedAudio, prompt: str, options: RestyleOptions, melody: np.ndarray
-) -> Job:
-    """Check every option before any work starts, and fix the seeds."""
-    if seed.sample_rate != engine.lm.sample_rate:
-        raise InvalidRequestError("The seed must be decoded at the model's sample rate.")
-    options.sampling.validate()
-    return Job(
-        check_prompt(prompt),
-        melody,
-        candidate_seeds(options),
-        output_duration(seed, options),
-        options.sampling,
-    )
+) -> Prepared:
+    """Check every option before any work starts, and fix the seeds. `melody` (mono, at the seed's
+    rate) is what adherence is measured against, and the job's source if the engine reads melodies;
+    otherwise the source is the seed as decoded."""
+    if seed.sample_rate != engine.input_rate or seed.channels != engine.input_channels:
+        raise InvalidRequestError("The seed must be decoded at the model's sample rate and channels.")
+    params = options.params or engine.default_params
+    params.validate()
+    prompt, seeds, duration = check_prompt(prompt), candidate_seeds(options), output_duration(seed, options)
+    _check_length(engine, duration)
+    source = melody[None] if engine.reads_melody else seed.planar
+    job = Job(prompt, source, seeds, duration, params)
+    stems = options.stems and engine.reads_melody
+    return Prepared(job, to_chroma_rate(melody, seed.sample_rate), options, stems)
+
+
+def prepare(
+    engine: Engine,
+    seed: SeedAudio,
+    prompt: str,
+    options: RestyleOptions,
+    *,
+    separate: Separate | None = None,
+    phases: Phases | None = None,
+    timings: dict[str, float] | None = None,
+) -> Prepared:
+    """The melody (`melody_source`), then the checked job (`make_job`)."""
+    melody = melody_source(engine, seed, options, separate=separate, phases=phases, timings=timings)
+    return make_job(engine, seed, prompt, options, melody)
+
+
+def _check_length(engine: Engine, duration_s: float) -> None:
+    shortest, longest = engine.min_duration_s, engine.max_duration_s
+    if not shortest <= duration_s <= longest:
+        raise InvalidRequestError(
+            f"This model makes {format_duration(shortest)} to {format_duration(longest)} of audio, "
+            f"not {format_duration(duration_s)}."
+        )
 
 
 def restyle(
@@ -105,83 +174,54 @@ def restyle(
     prompt: str,
     options: RestyleOptions,
     *,
-    on_progress: ProgressFn | None = None,
+    phases: Phases | None = None,
     cancel: CancelToken | None = None,
-    separate: Callable[[np.ndarray, int], np.ndarray] | None = None,
+    separate: Separate | None = None,
 ) -> Restyled:
-    """Generate the candidates. `separate` keeps the melodic stems (see `generation.stems`)."""
+    """Generate the candidates. `separate` keeps the melodic stems (see `generation.audio.stems`)."""
     timings: dict[str, float] = {}
-    clock = time.perf_counter()
-    melody = seed.samples
-    if options.stems:
-        if separate is None:
-            raise InvalidRequestError("Stem separation was asked for but no separator is loaded.")
-        melody = separate(seed.samples, seed.sample_rate)
-    timings["stems_s"] = time.perf_counter() - clock
-    job = make_job(engine, seed, prompt, options, melody)
-    return run_job(engine, job, options, on_progress=on_progress, cancel=cancel, timings=timings)
+    prepared = prepare(engine, seed, prompt, options, separate=separate, phases=phases, timings=timings)
+    return run_job(engine, prepared, phases=phases, cancel=cancel, timings=timings)
 
 
 def run_job(
     engine: Engine,
-    job: Job,
-    options: RestyleOptions,
+    prepared: Prepared,
     *,
-    on_progress: ProgressFn | None = None,
+    phases: Phases | None = None,
     cancel: CancelToken | None = None,
     timings: dict[str, float] | None = None,
 ) -> Restyled:
+    """Generate one checked job's candidates, showing the steps and the decoding on `phases`."""
+    phases = phases or _Unseen()
     timings = dict(timings or {})
+    job = prepared.job
     clock = time.perf_counter()
-    audio = engine.generate(job, on_progress, cancel)
+    with phases.steps(engine.total_steps(job.duration_s, job.params)) as on_progress:
+        latents = only_outcome(engine.generate_latents([job], [on_progress], [cancel]))
     timings["generation_s"] = time.perf_counter() - clock
-    return finish(engine, job, options, audio, timings)
+    clock = time.perf_counter()
+    with phases.phase("decoding audio"):
+        audio = engine.decode_latents(latents)
+    timings["decode_s"] = time.perf_counter() - clock
+    return finish(engine, prepared, audio, timings)
 
 
-def finish(engine: Engine, job: Job, options: RestyleOptions, audio: np.ndarray, timings: dict) -> Restyled:
+def finish(engine: Engine, prepared: Prepared, audio: np.ndarray, timings: dict) -> Restyled:
     """Wrap generated audio `(candidates, channels, samples)` with seeds and adherence."""
-    rate = engine.lm.sample_rate
+    job, rate = prepared.job, engine.sample_rate
     clock = time.perf_counter()
     candidates = [
         Candidate(
-            index + 1, seed, audio[index], melody_adherence(job.melody, audio[index].mean(axis=0), rate)
+            index + 1,
+            seed,
+            audio[index],
+            melody_adherence(prepared.melody, to_chroma_rate(audio[index], rate)),
         )
         for index, seed in enumerate(job.seeds)
     ]
     timings["adherence_s"] = time.perf_counter() - clock
-    return Restyled(job.prompt, options, job.duration_s, rate, candidates, timings)
-
-
-def candidate_path(out_dir: Path, name: str, index: int, count: int, extension: str) -> Path:
-    return out_dir / candidate_filename(name, index, count, extension)
-
-
-def candidate_filename(name: str, index: int, count: int, extension: str) -> str:
-    """`name.wav` for a lone candidate, `name-1.wav`, `name-2.wav`... for several."""
-    return f"{name}{extension}" if count == 1 else f"{name}-{index}{extension}"
-
-
-def write_candidates(
-    result: Restyled,
-    engine: Engine,
-    seed: SeedAudio,
-    out_dir: Path,
-    name: str,
-    *,
-    format_name: str = "wav",
-    mastering: MasteringOptions | None = None,
-) -> list[Path]:
-    """Master, encode and write each candidate with its JSON sidecar; returns the audio paths."""
-    from generation.render import render_candidates
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    rendered = render_candidates(
-        result, engine, seed, name=name, format_name=format_name, mastering=mastering
+    options = prepared.options
+    return Restyled(
+        job.prompt, options, job.params, prepared.stems, job.duration_s, rate, candidates, timings
     )
-    for item in rendered:
-        path = out_dir / item.filename
-        path.write_bytes(item.data)
-        path.with_suffix(".json").write_text(item.sidecar)
-        paths.append(path)
-    return paths

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from generation.audio_in import SeedAudio
-from generation.audio_out import FIT_BITRATES, encode_audio, encode_to_fit, get_format
-from generation.engine import Engine
-from generation.mastering import MasteringOptions, master, measure
-from generation.pipeline import Candidate, Restyled, candidate_filename
+from generation.audio.decode import SeedAudio
+from generation.audio.encode import FIT_BITRATES, encode_audio, encode_to_fit, get_format
+from generation.audio.mastering import MasteringOptions, master, measure
+from generation.interface import Engine
+from generation.results import Candidate, Restyled, candidate_filename
 from generation.sidecar import sidecar
 
 

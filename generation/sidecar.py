@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from generation.mastering import Loudness, MasteringOptions
+from generation.audio.mastering import Loudness, MasteringOptions
 
 if TYPE_CHECKING:
-    from generation.audio_in import SeedAudio
-    from generation.engine import Engine
-    from generation.pipeline import Candidate, Restyled
+    from generation.audio.decode import SeedAudio
+    from generation.interface import Engine
+    from generation.results import Candidate, Restyled
 
 LIBRARIES = ("restyle", "torch", "transformers", "av", "numpy", "pyloudnorm")
 
@@ -41,21 +41,16 @@ def sidecar(
     loudness: Loudness,
     gain_db: float,
 ) -> str:
-    options, sampling = result.options, result.options.sampling
     record: dict[str, Any] = {
         "prompt": result.prompt,
         "candidate": candidate.index,
         "seed": candidate.seed,
-        "model": {**engine.lm.describe(), "backend": engine.backend.name},
+        "model": engine.describe(),
         "parameters": {
             "duration_s": result.duration_s,
             "candidates": len(result.candidates),
-            "top_k": sampling.top_k,
-            "top_p": sampling.top_p,
-            "temperature": sampling.temperature,
-            "guidance_scale": sampling.guidance_scale,
-            "stems": options.stems,
-            "windows": len(engine.plan(result.duration_s)),
+            **engine.parameters(result.duration_s, result.params),
+            "stems": result.stems,
         },
         "input": {"sha256": seed.sha256, "source": seed.source, "duration_s": round(seed.duration_s, 3)},
         "output": {

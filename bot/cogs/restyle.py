@@ -10,7 +10,7 @@ from discord.ext import commands
 
 from bot import texts
 from bot.checks import RequestOptions
-from generation.sampling import MAX_SEED
+from generation.interface import MAX_SEED
 
 if TYPE_CHECKING:
     from bot.client import RestyleBot

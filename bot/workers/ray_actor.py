@@ -29,9 +29,9 @@ import numpy as np
 import ray
 
 from bot.worker import BatchRunner, Engines, Finished, RenderSettings, WorkOrder
-from bot.workers.loading import Separate
-from generation.engine import Engine
+from bot.workers.loading import Separator
 from generation.errors import RestyleError
+from generation.interface import Engine
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class WorkerSetup:
     load_engine: Callable[[str], Engine]
     settings: RenderSettings
     max_rows: int
-    stems: Callable[[], Separate] | None = None  # loads the stem separator on the worker
+    stems: Separator | None = None  # the stem separation, loaded on the worker
 
 
 class _Stream:
@@ -133,7 +133,8 @@ class WorkerActor:
 
     def _load(self, models: list[str]) -> None:
         if not self._loaded and self._setup.stems is not None:
-            self._runner.separate = self._setup.stems()
+            self._setup.stems.load()
+            self._runner.separate = self._setup.stems
         self._loaded = True
         for model in models:
             self._runner.engines.get(model)

@@ -31,10 +31,10 @@ from typing import Any
 from bot.config import BotConfig, WorkersSection
 from bot.fair_queue import FairQueue, QueuedJob
 from bot.worker import RenderSettings, WorkerEvents, WorkOrder
-from bot.workers.loading import StemsLoader
+from bot.workers.loading import Separator
 from bot.workers.ray_actor import EVENTS, WorkerSetup
-from generation.engine import Engine
 from generation.errors import RestyleError
+from generation.interface import Engine
 
 log = logging.getLogger(__name__)
 
@@ -325,6 +325,6 @@ def make_ray_pool(
 ) -> RayPool:
     """The pool `[workers]` asks for; `load_engine` travels to the workers, so it must pickle."""
     models = config.models
-    stems = StemsLoader(models.offline) if models.stems else None
+    stems = Separator(models) if models.stems else None
     setup = WorkerSetup(load_engine, settings, config.limits.batch_rows, stems)
     return RayPool(config.workers, queue, orders, events, setup)

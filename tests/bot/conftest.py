@@ -21,7 +21,7 @@ from simcord.backend.errors import BackendError
 
 from bot.client import RestyleBot
 from bot.config import BotConfig, parse_config
-from generation.engine import Engine
+from generation.musicgen.engine import MusicGenEngine
 from tests.audio_factory import encode_format, melody
 
 
@@ -81,12 +81,12 @@ def make_config(tmp_path, **sections: dict[str, Any]) -> BotConfig:
 
 
 @pytest.fixture(scope="session")
-def shared_engine_loader(debug_lm) -> Callable[[str], Engine]:
-    """One debug model for every bot of the session (each bot still gets its own Engine)."""
+def shared_engine_loader(debug_lm) -> Callable[[str], MusicGenEngine]:
+    """One debug model for every bot of the session (each bot still gets its own MusicGenEngine)."""
 
-    def load(model: str) -> Engine:
+    def load(model: str) -> MusicGenEngine:
         assert model == "debug", model
-        return Engine(debug_lm, "fast")
+        return MusicGenEngine(debug_lm, "fast")
 
     return load
 
@@ -107,7 +107,7 @@ class World:
     started: list[tuple[simcord.Env, RestyleBot]] = field(default_factory=list)  # for the teardown
 
     async def restart(
-        self, config: BotConfig, load_engine: Callable[[str], Engine], *, start_worker: bool = True
+        self, config: BotConfig, load_engine: Callable[[str], MusicGenEngine], *, start_worker: bool = True
     ) -> RestyleBot:
         """A new bot on the same data dir, against the same Discord (the old one is gone)."""
         bot = RestyleBot(config, load_engine=load_engine, start_worker=start_worker)
@@ -192,7 +192,7 @@ async def running(tmp_path, shared_engine_loader):
         config: BotConfig | None = None,
         *,
         start_worker: bool = True,
-        load_engine: Callable[[str], Engine] | None = None,
+        load_engine: Callable[[str], MusicGenEngine] | None = None,
     ) -> World:
         bot = RestyleBot(
             config or make_config(tmp_path),

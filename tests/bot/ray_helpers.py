@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bot.config import ModelsSection
 from bot.workers.loading import EngineLoader
-from generation.engine import Engine
+from generation.interface import Engine
 
 
 @dataclass(frozen=True)

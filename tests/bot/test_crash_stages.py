@@ -22,7 +22,7 @@ import pytest
 from bot.client import RestyleBot
 from bot.config import BotConfig
 from bot.texts import NUMBERS
-from generation.engine import Engine
+from generation.musicgen.engine import MusicGenEngine
 from tests.bot.conftest import World, make_config, seed_mp3, until
 
 STAGES = ("recorded", "queued", "running", "rendered", "posting", "posting-in-channel", "posted", "voted")
@@ -33,12 +33,12 @@ class HeldEngine:
     """Engines whose first job stops after one step until released (or stopped): the test
     refills the queue while it runs."""
 
-    def __init__(self, load: Callable[[str], Engine]) -> None:
+    def __init__(self, load: Callable[[str], MusicGenEngine]) -> None:
         self.load_inner = load
         self.holding = threading.Event()
         self.release = threading.Event()
 
-    def load(self, model: str) -> Engine:
+    def load(self, model: str) -> MusicGenEngine:
         engine = self.load_inner(model)
         generate_many = engine.generate_many
 
@@ -96,7 +96,7 @@ class Crash:
         if env._gateway_feed in env.backend.subscribers:
             env.backend.subscribers.remove(env._gateway_feed)  # no more events reach it
 
-    async def restart(self, load_engine: Callable[[str], Engine]) -> RestyleBot:
+    async def restart(self, load_engine: Callable[[str], MusicGenEngine]) -> RestyleBot:
         old = self.world.bot
         await asyncio.to_thread(old.worker.stop)
         await old.store.close()

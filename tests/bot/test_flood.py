@@ -10,7 +10,7 @@ import discord
 
 from bot.client import RestyleBot
 from bot.service import DECODE_THREADS
-from generation.audio_in import NOT_AUDIO
+from generation.audio.decode import NOT_AUDIO
 from generation.errors import AudioInputError
 from tests.bot.conftest import at_once, click_call, make_config, seed_mp3, slash_call, until
 

@@ -8,7 +8,7 @@ import discord
 import pytest
 
 from bot.texts import NUMBERS
-from generation.audio_in import decode_audio
+from generation.audio.decode import decode_audio
 from tests.bot.conftest import seed_mp3, until
 
 

@@ -12,6 +12,7 @@ import asyncio
 import os
 import signal
 import threading
+from dataclasses import replace
 
 import pytest
 import torch
@@ -162,6 +163,28 @@ async def test_a_ray_worker_renders_what_the_local_worker_renders(running, tmp_p
     for index in (1, 2):
         flac = f"results/1/{index}.flac"
         assert (ray_dir / flac).read_bytes() == (local.files.root / flac).read_bytes()
+
+
+async def test_jobs_a_worker_took_together_that_its_engine_cannot_mix_run_one_after_the_other(
+    running, tmp_path
+):
+    """The queue batches by key, the engine has the last word, on a Ray worker as in the bot: the
+    reference backend mixes no prompts, so two jobs sent to a worker as one batch both finish."""
+    config = ray_config(tmp_path, 1, models={"default": "debug", "backend": "reference"})
+    config = replace(config, limits=replace(config.limits, batch_rows=2))
+    loader = HoldingLoader(config.models, tmp_path / "holds")
+    world = await running(config, load_engine=loader)
+    await until(world.env, lambda: world.bot.worker.workers_ready == 1, what="the worker")
+    seen = Seen(world.bot.bridge)
+    loader.hold("first")
+    await submit(world, world.alice, "first", LONG_S)  # job 1 holds the worker...
+    await until(world.env, lambda: running_step(world, 1), what="job 1 to run")
+    await submit(world, world.bob, "brass")  # ...while jobs 2 and 3 (one key) wait together
+    await submit(world, world.moderator, "strings")
+    loader.release("first")
+    await until(world.env, lambda: posted(world, 2) and posted(world, 3), what="jobs 2 and 3")
+    assert [(await world.bot.store.job(job_id)).status for job_id in (1, 2, 3)] == ["done"] * 3
+    assert seen.of("started") == [1, 2, 3] and sorted(seen.of("finished")) == [1, 2, 3]
 
 
 async def test_cancel_reaches_a_job_running_in_a_worker(running, tmp_path):

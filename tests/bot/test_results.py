@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from generation.audio_in import decode_audio
+from generation.audio.decode import decode_audio
 from tests.bot.conftest import make_config, seed_mp3, until
 
 

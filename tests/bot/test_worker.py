@@ -15,9 +15,9 @@ import pytest
 
 from bot.fair_queue import FairQueue, QueuedJob
 from bot.worker import Engines, Finished, GpuWorker, RenderSettings, WorkOrder
-from generation.engine import Engine
 from generation.finishing import FinishingThread
-from generation.windows import total_steps
+from generation.musicgen.engine import MusicGenEngine
+from generation.musicgen.windows import total_steps
 from tests.audio_factory import encode_format, melody
 
 WAIT_S = 60.0
@@ -86,7 +86,7 @@ def _worker(debug_lm, events: Recorder, orders: dict[int, WorkOrder], **options)
     worker = GpuWorker(
         queue,
         orders.get,
-        Engines(lambda model: Engine(debug_lm, "fast")),
+        Engines(lambda model: MusicGenEngine(debug_lm, "fast")),
         events,
         RenderSettings(progress_interval_s=0.0),
         max_rows=1,  # one job per batch: each test's jobs run one after the other
@@ -164,6 +164,27 @@ def test_a_shutdown_keeps_results_already_generated(debug_lm, seed_path):
     stopping.join(WAIT_S)
     assert not stopping.is_alive()
     assert events.endings() == {1: ["finished"], 2: ["finished"]}  # ...which keeps both results
+
+
+def test_jobs_the_engine_cannot_batch_run_one_after_the_other(debug_lm, seed_path):
+    """The queue batches by key, the engine has the last word: the reference backend cannot mix
+    prompts, so two jobs of one key that were taken together still both finish."""
+    events = Recorder()
+    orders = {1: _order(1, seed_path), 2: _order(2, seed_path)}
+    queue = FairQueue(max_size=10)
+    engines = Engines(lambda model: MusicGenEngine(debug_lm, "reference"))
+    settings = RenderSettings(progress_interval_s=0.0)
+    worker = GpuWorker(queue, orders.get, engines, events, settings, max_rows=2)
+    for order in orders.values():
+        queue.push(QueuedJob(order.job_id, order.job_id, order.candidates, "one key", 50))
+    worker.start()
+    try:
+        events.wait_for("finished", 1)
+        events.wait_for("finished", 2)
+    finally:
+        worker.stop()
+    assert events.endings() == {1: ["finished"], 2: ["finished"]}
+    assert [job_id for kind, job_id, _ in events.events if kind == "started"] == [1, 2]
 
 
 def test_finishing_waits_for_a_free_place():

@@ -75,3 +75,22 @@ def test_an_unreachable_cluster_stops_start_up_in_one_line_within_seconds():
         pool.start(["debug"]).result(timeout=30)
     assert str(caught.value).startswith(f"Cannot reach the Ray cluster at 127.0.0.1:{port}: ")
     assert "\n" not in str(caught.value) and not ray.is_initialized()
+
+
+def test_a_head_node_without_the_workers_gpu_or_models_passes_pre_flight(tmp_path):
+    """With Ray workers the models load on the GPU nodes: the bot's machine needs neither CUDA nor
+    the weights (each worker checks its own, and start-up says so in one line if none can load)."""
+    from bot.preflight import preflight
+
+    settings = {
+        "bot": {"data_dir": str(tmp_path / "data")},
+        "models": {"default": "melody", "device": "cuda", "offline": True, "cache_dir": str(tmp_path)},
+    }
+    local = parse_config(settings)
+    if importlib.util.find_spec("torch") and __import__("torch").cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(Exception, match="CUDA is not available"):  # the local worker would need it
+        preflight(local)
+    checked = preflight(parse_config({**settings, "workers": {**RAY, "count": 2}}))
+    assert "device: cuda, on each Ray worker" in checked
+    assert "model melody: loaded and checked by each Ray worker" in checked

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from generation.audio_in import decode_audio
+from generation.audio.decode import decode_audio
 from generation.pipeline import RestyleOptions, restyle
 from generation.render import render_candidates
 from tests.audio_factory import encode_format, melody

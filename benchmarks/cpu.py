@@ -1,0 +1,199 @@
+"""The real architecture on the CPU: float32 against the reduced-precision paths, step by step.
+
+Each precision runs in a process of its own, one after another (the machine is shared: never two
+big models at once), and reports, at batch 1 and 4 with guidance, the time of a decoding step at
+the start of a window and 10 s into it. A step's cost is linear in its context (the weights once,
+plus the key/value cache read so far), so the mean over a 30 s window is the line through those two
+points taken at 15 s; seconds per 30 s candidate are 1503 such steps over the batch. Beside each:
+the floor, the bytes a step must read (weights, heads, cache) over the bandwidth measured in the
+same process, and the process's peak resident memory. Steps run on a cache that was not filled by a
+prefill (its contents do not change the time), which spares minutes of prompt processing per row.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+
+from generation.audio.chroma import conditioning_chroma
+from generation.musicgen.backends import WindowBatch
+from generation.musicgen.backends.conditioning import build_prefix
+from generation.musicgen.backends.fast import FastBackend
+from generation.musicgen.models import LoadedModel
+from generation.musicgen.params import SamplingParams
+from generation.musicgen.windows import Window
+
+CONTEXTS_S = (0.0, 10.0)
+TIMED_STEPS = 7
+FRAME_RATE = 50
+
+
+@dataclass
+class StepFigure:
+    config: str
+    precision: str
+    batch: int
+    ms_start: float  # a step at the start of a window
+    ms_10s: float  # a step 10 s into it
+    ms_mean: float  # the mean over a 30 s window (the line through both, at 15 s)
+    s_per_30s_candidate: float
+    floor_ms_mean: float
+    peak_gib: float
+    bandwidth_gbs: float
+
+
+def bandwidth() -> float:
+    """Bytes per second two threads read from memory (a 1 GiB sum: far larger than any cache)."""
+    data = torch.ones(2**28)
+    data.sum()
+    started = time.perf_counter()
+    for _ in range(3):
+        data.sum()
+    return 3 * data.numel() * 4 / (time.perf_counter() - started)
+
+
+def step_ms(lm: LoadedModel, backend: FastBackend, batch: int, context_frames: int) -> tuple[float, int, int]:
+    """(median ms of a step after `context_frames` of codes, cache bytes per slot, prefix slots)."""
+    melody = torch.sin(torch.arange(32_000 * 4) / 32_000 * 2 * torch.pi * 440).numpy()
+    chroma = conditioning_chroma(melody, offset_s=0.0, single_window=True, frames=lm.chroma_frames)
+    carried = None
+    if context_frames:
+        carried = torch.randint(0, 2048, (batch, lm.num_codebooks, context_frames))
+    window = Window(0, 0, context_frames, context_frames + TIMED_STEPS + 2)
+    seeds = list(range(batch))
+    rows = WindowBatch(
+        ["cinematic strings"] * batch,
+        chroma[None].repeat(batch, 1, 1),
+        carried,
+        seeds,
+        window,
+        SamplingParams(),
+    )
+    with torch.inference_mode():
+        prefix = build_prefix(lm, rows, guided=True)
+        state = backend._allocate(rows, prefix, guided=True)
+        first = backend._first_free(rows)
+        state.tokens.clamp_(min=0)  # no prefill chose the first token: any code will do for timing
+        times = []
+        for position in range(first + 1, first + 1 + TIMED_STEPS):
+            started = time.perf_counter()
+            backend._advance(state, torch.tensor([position]), span=None)
+            times.append(time.perf_counter() - started)
+    per_slot = sum(t[:, :, 0].numel() * t.element_size() for t in state.keys_cache + state.values_cache)
+    return sorted(times)[len(times) // 2] * 1e3, per_slot, prefix.states.shape[1]
+
+
+def weight_bytes(lm: LoadedModel) -> int:
+    """What a step reads of the model: every layer's weights, the final norm and the heads."""
+    core = lm.model.decoder.model.decoder
+    parts = [core.layers, core.layer_norm, lm.model.decoder.lm_heads]
+    tensors = [t for part in parts for t in (*part.parameters(), *part.buffers())]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def measure(spec: str, config: str, precision: str, batches: list[int]) -> list[StepFigure]:
+    from generation.musicgen.models import load_model
+
+    torch.set_num_threads(2)
+    lm = load_model(spec, device="cpu", dtype=precision)
+    backend = FastBackend(lm, fixed_spans=False)
+    step_ms(lm, backend, 1, 0)  # warm-up: kernels, allocator, first-touch pages
+    speed = bandwidth()
+    weights = weight_bytes(lm)
+    figures = []
+    for batch in batches:
+        start, _, _ = step_ms(lm, backend, batch, 0)
+        later, per_slot, prefix = step_ms(lm, backend, batch, int(CONTEXTS_S[1] * FRAME_RATE))
+        mean = start + (later - start) * 1.5
+        floor = (weights + per_slot * (prefix + 1 + 15 * FRAME_RATE)) / speed * 1e3
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        figures.append(
+            StepFigure(
+                config,
+                lm.precision.name,
+                batch,
+                start,
+                later,
+                mean,
+                mean * 1503 / batch / 1e3,
+                floor,
+                peak,
+                speed / 1e9,
+            )
+        )
+    return figures
+
+
+def run_isolated(arguments: list[str]):
+    """This module's `_main` in a fresh process: its memory is its own, and only one big model lives."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.cpu", *arguments], capture_output=True, text=True, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure_isolated(spec: str, config: str, precision: str, batches: list[int]) -> list[StepFigure]:
+    rows = run_isolated([spec, config, precision, ",".join(map(str, batches))])
+    return [StepFigure(**row) for row in rows]
+
+
+def _main() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    if sys.argv[1] == "codec":
+        print(json.dumps(codec_memory(sys.argv[2])))
+        return
+    if sys.argv[1] == "distance":
+        spec, names, seconds = sys.argv[2:5]
+        print(json.dumps(distances(spec, tuple(names.split(",")), float(seconds))))
+        return
+    spec, config, precision, batches = sys.argv[1:5]
+    figures = measure(spec, config, precision, [int(b) for b in batches.split(",")])
+    print(json.dumps([asdict(f) for f in figures]))
+
+
+def codec_memory(spec: str) -> dict[str, float]:
+    """GiB EnCodec decoding adds over the resident model: 30 s (one chunk) and 300 s (chunked)."""
+    from benchmarks.memory import peak_memory
+    from generation.musicgen.codec import decode_codes
+    from generation.musicgen.models import load_model
+
+    lm = load_model(spec, device="cpu", dtype="int8")  # the smallest resident model: the codec is float32
+    found = {}
+    for seconds in (30, 300):
+        codes = torch.randint(0, 2048, (1, lm.num_codebooks, seconds * FRAME_RATE))
+        started = time.perf_counter()
+        audio, mib = peak_memory(lambda codes=codes: decode_codes(lm, codes), lm.device)
+        assert audio.shape[-1] == seconds * lm.sample_rate
+        found[f"decode_{seconds}s_gib"] = mib / 1024
+        found[f"decode_{seconds}s_s"] = time.perf_counter() - started
+    return found
+
+
+def distances(spec: str, names: tuple[str, ...], seconds: float) -> dict[str, dict]:
+    """Each precision's distance from float32 over one teacher-forced window (`generation.musicgen.fidelity`),
+    two big models at a time at most."""
+    from generation.musicgen.engine import melody_job
+    from generation.musicgen.fidelity import compare_precisions
+    from generation.musicgen.models import load_model
+
+    melody = torch.sin(torch.arange(32_000 * 4) / 32_000 * 2 * torch.pi * 440).numpy()
+    job = melody_job("cinematic strings", melody, (7,), seconds)
+    reference = load_model(spec, device="cpu", dtype="float32")
+    found = {}
+    for name in names:
+        other = load_model(spec, device="cpu", dtype=name)
+        found[name] = asdict(compare_precisions(reference, other, job))
+        del other
+    return found
+
+
+if __name__ == "__main__":
+    _main()

@@ -1,0 +1,84 @@
+"""ACE-Step 1.5 cover as a family: its facts known without loading anything, and its loaders.
+
+It serves `ace-step` (the pinned turbo checkpoint), `debug-ace`, `random:<architecture>` and
+folders holding an `AceStepPipeline`. The checkpoint is pinned: no other revision is taken.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Hashable
+from pathlib import Path
+from typing import Any
+
+from generation.acestep.architectures import CHANNELS, DEBUG_MODELS, SAMPLE_RATE
+from generation.acestep.loading import HUB_REVISION, RANDOM_PREFIX, is_acestep_spec
+from generation.acestep.params import LICENCE, CoverParams, latent_frames
+from generation.errors import InvalidRequestError, ModelUnavailableError
+from generation.interface import Engine, LoadOptions, ModelLocation
+
+
+class AceStepFamily:
+    name = "acestep"
+    title = "ACE-Step 1.5"
+    licence = LICENCE
+    sample_rate = SAMPLE_RATE
+    input_rate = SAMPLE_RATE  # the source goes through the pipeline's own 48 kHz stereo VAE
+    input_channels = CHANNELS
+    reads_melody = False
+    default_params = CoverParams()
+
+    def serves(self, spec: str) -> bool:
+        return is_acestep_spec(spec)
+
+    def is_random(self, spec: str) -> bool:
+        return spec in DEBUG_MODELS or spec.startswith(RANDOM_PREFIX)
+
+    def make_params(self, **values: Any) -> CoverParams:
+        names = {field.name for field in dataclasses.fields(CoverParams)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise InvalidRequestError(f"{self.title} has no setting {unknown[0]!r}.")
+        return dataclasses.replace(self.default_params, **values)  # checked as it is made
+
+    def total_steps(self, duration_s: float, params: CoverParams | None = None) -> int:
+        return (params or self.default_params).steps  # the whole piece is one pass
+
+    def batch_key(self, spec: str, duration_s: float, params: CoverParams) -> Hashable:
+        # Prompts of different lengths in tokens cannot share a batch either: the engine says so.
+        return (self.name, spec, latent_frames(duration_s), params)
+
+    def dtype_name(self, spec: str, dtype: str, device) -> str:
+        from generation.devices import pick_dtype
+
+        return str(pick_dtype(dtype, device)).removeprefix("torch.")
+
+    def locate(self, spec: str, options: LoadOptions) -> ModelLocation:
+        from generation.acestep.loading import locate_acestep
+
+        _pinned(spec, options.revision)
+        return locate_acestep(spec, cache_dir=options.cache_dir, offline=options.offline)
+
+    def load(self, spec: str, options: LoadOptions) -> Engine:
+        from generation.acestep.engine import AceStepEngine
+        from generation.acestep.loading import load_acestep
+
+        _pinned(spec, options.revision)
+        return AceStepEngine(load_acestep(spec, **options.loader_keywords()))
+
+    def download(self, spec: str, *, cache_dir: str | Path | None, revision: str | None) -> Path:
+        from generation.acestep.loading import download_acestep
+
+        _pinned(spec, revision)
+        return download_acestep(spec, cache_dir=cache_dir)
+
+
+def _pinned(spec: str, revision: str | None) -> None:
+    if revision is not None:
+        raise ModelUnavailableError(
+            f"{spec} is loaded at the commit Restyle was checked with ({HUB_REVISION[:12]}): "
+            "it takes no other revision."
+        )
+
+
+ACESTEP = AceStepFamily()

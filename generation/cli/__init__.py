@@ -1,0 +1,242 @@
+"""`restyle`: the engine at a desk. One theme, several styles, several tracks, with a progress bar.
+
+Bad input or options end with one line on stderr and exit code 2; Ctrl-C cancels at the next step.
+Parsing imports nothing heavy (no torch, no transformers): `--help` and argument errors are instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from generation import catalog
+from generation.errors import RestyleError
+
+EXIT_USAGE = 2
+EXIT_INTERNAL = 1
+EXIT_INTERRUPTED = 130
+FORMAT_NAMES = ("wav", "flac", "mp3", "ogg")
+DEVICE_NAME = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+DESCRIPTION = (
+    "Restyle a seed track with MusicGen-melody: keep its melody, render it in the style you describe, "
+    "at the seed's length. MusicGen weights are CC-BY-NC 4.0 (non-commercial use only). "
+    "No weights yet? --model debug runs a tiny random model offline (noise, not music) to try it out."
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit code 2), like every other refusal."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _loudness(text: str) -> float:
+    value = float(text)
+    if not catalog.MIN_LUFS <= value <= catalog.MAX_LUFS:
+        raise argparse.ArgumentTypeError(
+            f"{value:g} LUFS is out of range: use {catalog.MIN_LUFS:g} (very quiet) to {catalog.MAX_LUFS:g}"
+        )
+    return value
+
+
+def _positive(kind: type):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _device(text: str) -> str:
+    if not DEVICE_NAME.match(text):
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}: use auto, cpu, cuda, cuda:N or mps")
+    return text
+
+
+def _name(text: str) -> str:
+    try:
+        return catalog.check_output_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="restyle", description=DESCRIPTION)
+    _add_verbose(parser, default=False)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    for add in (_add_generate, _add_batch, _add_download):
+        _add_verbose(add(commands), default=argparse.SUPPRESS)  # -v before or after the command
+    return parser
+
+
+def _add_verbose(parser: argparse.ArgumentParser, default) -> None:
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default,
+        help="log each step (threads, model, files), and show tracebacks",
+    )
+
+
+def _add_generate(commands) -> argparse.ArgumentParser:
+    command = commands.add_parser(
+        "generate",
+        help="restyle one seed track with one prompt",
+        description="Render SEED's melody in the style PROMPT describes, as one or more candidate tracks.",
+    )
+    command.add_argument(
+        "seed_track", metavar="SEED", type=Path, help="the seed: mp3, wav, flac, ogg, opus, m4a..."
+    )
+    command.add_argument(
+        "prompt", metavar="PROMPT", help='the style, e.g. "serene ambient piano, gentle chimes"'
+    )
+    command.add_argument(
+        "-n", "--candidates", type=int, default=1, help="how many candidates (default 1, up to 8)"
+    )
+    command.add_argument("--duration", type=float, help="length in seconds (default: the seed's length)")
+    command.add_argument("--seed", type=int, help="random seed; candidate i uses SEED+i-1 (default: random)")
+    command.add_argument(
+        "--name",
+        type=_name,
+        help="file name for the outputs, without folder or extension (default: from the seed and prompt); "
+        "several candidates add -1, -2...",
+    )
+    _add_shared(command)
+    return command
+
+
+def _add_batch(commands) -> argparse.ArgumentParser:
+    command = commands.add_parser(
+        "batch",
+        help="one seed, several named prompts, from a TOML file",
+        description="Generate one track per name in TRACKS.toml, all from the same seed. "
+        "See the README for the file's format; options given here override the file's. "
+        "Tracks already written by an earlier run (same prompt) are skipped; --force makes them again.",
+    )
+    command.add_argument("tracks_file", metavar="TRACKS.toml", type=Path, help="the batch file")
+    _add_shared(command, in_batch=True)
+    return command
+
+
+def _add_download(commands) -> argparse.ArgumentParser:
+    command = commands.add_parser(
+        "download",
+        help="fetch model weights (and htdemucs, for stems) into the Hugging Face cache",
+        description="Fetch weights ahead of time, for Docker images and offline hosts: the model at its "
+        "pinned commit (safetensors only) and htdemucs, the stem separator.",
+    )
+    command.add_argument(
+        "model", nargs="?", default=catalog.DEFAULT_MODEL, help=f"model to fetch: {catalog.models_help()}"
+    )
+    command.add_argument("--revision", help="a commit, branch or tag instead of the pinned commit")
+    command.add_argument("--no-stems", action="store_true", help="skip the htdemucs stem-separation weights")
+    command.add_argument("--cache-dir", type=Path, help="Hugging Face cache folder (default: HF_HOME's)")
+    return command
+
+
+def _add_shared(command, *, in_batch: bool = False) -> None:
+    # In batch, None means "as the file says": the file's settings fill what the command line leaves.
+    model = command.add_argument_group("model")
+    model.add_argument(
+        "--model", default=None if in_batch else catalog.DEFAULT_MODEL, help=catalog.models_help()
+    )
+    model.add_argument("--revision", help="load the model at this commit, branch or tag (default: its pin)")
+    model.add_argument(
+        "--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)"
+    )
+    model.add_argument(
+        "--dtype", default="auto", help="auto, float32, bfloat16, float16, int8 (default auto)"
+    )
+    model.add_argument("--backend", default="auto", choices=("auto", "fast", "reference"), help="decode loop")
+    model.add_argument(
+        "--threads",
+        type=_positive(int),
+        help="CPU threads for the model (default: the cores less one, which mastering and encoding use)",
+    )
+    model.add_argument("--offline", action="store_true", help="use only the Hugging Face cache")
+    model.add_argument("--cache-dir", type=Path, help="Hugging Face cache folder")
+    model.add_argument(
+        "--no-stems",
+        action="store_true",
+        help="read the melody from the whole mix instead of vocals + other (htdemucs; on by default, "
+        "as MusicGen-melody was trained)",
+    )
+    out = command.add_argument_group("output")
+    out.add_argument("-o", "--output", type=Path, default=None if in_batch else Path("."), help="folder")
+    out.add_argument(
+        "--format", choices=FORMAT_NAMES, default=None if in_batch else "wav", help="default wav"
+    )
+    out.add_argument("--no-normalize", action="store_true", help="keep the model's level (no -14 LUFS)")
+    out.add_argument("--lufs", type=_loudness, default=-14.0, help="loudness target, -70 to 0 (default -14)")
+    out.add_argument(
+        "--max-duration", type=_positive(float), default=300.0, help="cap on the length (default 300 s)"
+    )
+    out.add_argument("--force", action="store_true", help="overwrite existing output files")
+    sampling = command.add_argument_group("sampling (audiocraft's defaults)")
+    sampling.add_argument("--top-k", type=int, default=catalog.TOP_K, help=f"default {catalog.TOP_K}")
+    sampling.add_argument("--top-p", type=float, default=catalog.TOP_P, help="default 0 (off)")
+    sampling.add_argument("--temperature", type=float, default=catalog.TEMPERATURE, help="0 is greedy")
+    sampling.add_argument("--guidance", type=float, default=catalog.GUIDANCE, help="default 3")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed as one line
+        return int(exc.code or 0)
+    _configure_logging(args.verbose)
+    try:
+        return _run(args)
+    except RestyleError as exc:
+        print(f"restyle: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("restyle: cancelled.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if args.verbose:
+            raise
+        print(
+            f"restyle: internal error ({type(exc).__name__}: {exc}); run with -v for details.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+def _run(args: argparse.Namespace) -> int:
+    from generation.cli import commands
+
+    runner = {"generate": commands.generate, "batch": commands.batch, "download": commands.download}
+    return runner[args.command](args)
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(  # the command line owns the process's logging: whatever was set, this wins
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    if not verbose:
+        # Their loggers print their own copy besides the root's, and warn about retries the command
+        # line reports in one line of its own.
+        for library in ("huggingface_hub", "transformers"):
+            logging.getLogger(library).setLevel(logging.ERROR)
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # read when transformers loads
+    from generation.hub import prepare_environment
+
+    prepare_environment()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

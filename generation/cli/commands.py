@@ -1,0 +1,259 @@
+"""What each `restyle` command does, once its arguments are parsed (see `generation.cli`).
+
+Everything that can be checked is checked before the seed is decoded and the model loaded: the
+prompt, the options, the output files, the device, the model and the stem separator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from generation.audio.decode import AudioLimits, SeedAudio
+from generation.audio.encode import get_format
+from generation.audio.mastering import MasteringOptions
+from generation.catalog import DEFAULT_MODEL
+from generation.cli.batch_file import BatchFile, Track, load_batch_file
+from generation.cli.console import Console
+from generation.errors import ModelNotCachedError
+from generation.families import offered_family
+from generation.finishing import FinishingThread
+from generation.humanize import format_duration
+from generation.interface import Engine, Family, LoadOptions
+from generation.outputs import TrackFiles, probe_folder, refuse_to_clobber, write_pairs
+from generation.pipeline import (
+    Separate,
+    candidate_seeds,
+    check_duration,
+    check_prompt,
+    decode_seed,
+    output_duration,
+    restyle,
+)
+from generation.results import Restyled, RestyleOptions
+
+log = logging.getLogger(__name__)
+
+# A desk user may hand over a whole album side; the output length is capped separately.
+CLI_SEED_LIMITS = AudioLimits(max_bytes=1024**3, max_seconds=3600.0)
+TRY_DEBUG = " To try Restyle without downloading anything: --model debug."
+
+
+@dataclass(frozen=True)
+class Session:
+    """What every track of one run shares once the model is loaded."""
+
+    args: argparse.Namespace
+    engine: Engine
+    seed: SeedAudio
+    separate: Separate | None
+    format_name: str
+
+    def restyle(self, plan: Planned, console: Console) -> Restyled:
+        return restyle(
+            self.engine, self.seed, plan.prompt, plan.options, phases=console, separate=self.separate
+        )
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One name to generate: its prompt, options and files."""
+
+    name: str
+    prompt: str
+    options: RestyleOptions
+    files: TrackFiles
+
+
+def generate(args: argparse.Namespace) -> int:
+    fmt = get_format(args.format)
+    prompt = check_prompt(args.prompt)
+    name = args.name or default_name(args.seed_track, prompt)
+    family = offered_family(args.model)
+    options = _options(args, family, args.candidates, args.duration, args.seed, stems=not args.no_stems)
+    plan = [Planned(name, prompt, options, TrackFiles(args.output, name, options.candidates, fmt.extension))]
+    _check_outputs(args.output, plan, args.force)
+    console = Console(name)
+    loader = _preflight(args, family, args.model, options.stems)
+    with console.phase("decoding the seed"):
+        seed = decode_seed(args.seed_track, CLI_SEED_LIMITS, family)
+    _say_cap(console, seed, options)
+    with console.phase("loading the model"):
+        engine, separate = loader()
+    session = Session(args, engine, seed, separate, args.format)
+    _write(session, session.restyle(plan[0], console), plan[0], console)
+    return 0
+
+
+def batch(args: argparse.Namespace) -> int:
+    spec = load_batch_file(args.tracks_file)
+    format_name = args.format or spec.format or "wav"
+    extension = get_format(format_name).extension
+    out_dir = args.output or spec.output or args.tracks_file.parent
+    model = args.model or spec.model or DEFAULT_MODEL
+    family = offered_family(model)
+    plans = []
+    for track in spec.tracks:
+        options = _track_options(args, family, spec, track)
+        files = TrackFiles(out_dir, track.name, options.candidates, extension)
+        plans.append(Planned(track.name, check_prompt(track.prompt), options, files))
+    todo = [plan for plan in plans if args.force or not plan.files.finished(plan.prompt)]
+    for plan in plans:
+        if plan not in todo:
+            Console(plan.name).say("already written, skipped (--force makes it again)")
+    _check_outputs(out_dir, todo, args.force)
+    if not todo:
+        return 0
+    stems = any(plan.options.stems for plan in todo)
+    loader = _preflight(args, family, model, stems)
+    console = Console(args.tracks_file.name)
+    with console.phase("decoding the seed"):
+        seed = decode_seed(spec.seed, CLI_SEED_LIMITS, family)
+    for plan in todo:
+        _say_cap(Console(plan.name), seed, plan.options)
+    with console.phase("loading the model"):
+        engine, separate = loader()
+    _generate_all(Session(args, engine, seed, separate, format_name), todo)
+    return 0
+
+
+def _generate_all(session: Session, todo: list[Planned]) -> None:
+    """Each track is written while the next one generates; a failed write stops the batch there."""
+    with FinishingThread(max_pending=1, name="restyle-write") as writing:
+        written: Future | None = None
+        for plan in todo:
+            console = Console(plan.name)
+            result = session.restyle(plan, console)
+            if written is not None:
+                written.result()
+            written = writing.submit(partial(_write, session, result, plan, console))
+        if written is not None:
+            written.result()
+
+
+def download(args: argparse.Namespace) -> int:
+    family = offered_family(args.model)
+    path = family.download(args.model, cache_dir=args.cache_dir, revision=args.revision)
+    print(f"{args.model}: cached at {path}")
+    if family.reads_melody and not args.no_stems:
+        from generation.audio.stems import download_separator
+
+        print(f"htdemucs (stems): cached at {download_separator(args.cache_dir)}")
+    return 0
+
+
+def default_name(seed_path: Path, prompt: str) -> str:
+    words = re.findall(r"[a-z0-9]+", prompt.lower())
+    slug = "-".join(words)[:40].rstrip("-") or "restyled"
+    return f"{seed_path.stem}-{slug}"
+
+
+def _options(
+    args: argparse.Namespace,
+    family: Family,
+    candidates: int,
+    duration: float | None,
+    seed: int | None,
+    *,
+    stems: bool,
+) -> RestyleOptions:
+    params = family.make_params(
+        top_k=args.top_k, top_p=args.top_p, temperature=args.temperature, guidance_scale=args.guidance
+    )
+    options = RestyleOptions(
+        candidates, duration, args.max_duration, seed, params, stems and family.reads_melody
+    )
+    candidate_seeds(options)  # checks the count and the seed's range now, before any work
+    check_duration(options)
+    return options
+
+
+def _track_options(args: argparse.Namespace, family: Family, spec: BatchFile, track: Track) -> RestyleOptions:
+    candidates = track.candidates or spec.candidates or 1
+    duration = track.duration if track.duration is not None else spec.duration
+    seed = track.random_seed if track.random_seed is not None else spec.random_seed
+    return _options(args, family, candidates, duration, seed, stems=spec.stems and not args.no_stems)
+
+
+def _check_outputs(out_dir: Path, plans: list[Planned], force: bool) -> None:
+    """Refuse, before any work, a folder that cannot be written and (unless told) earlier results."""
+    probe_folder(out_dir)
+    if not force:
+        refuse_to_clobber([plan.files for plan in plans])
+
+
+def _preflight(
+    args: argparse.Namespace, family: Family, model: str, stems: bool
+) -> Callable[[], tuple[Engine, Separate | None]]:
+    """Check the threads, device, model and separator; returns what loads them, once the seed is read."""
+    from generation.devices import pick_device
+    from generation.threads import apply_threads, plan_threads
+
+    apply_threads(plan_threads(args.threads, finishing=True))
+    device = pick_device(args.device)
+    options = LoadOptions(
+        device=str(device),
+        dtype=args.dtype,
+        cache_dir=args.cache_dir,
+        offline=args.offline,
+        revision=args.revision,
+        backend=args.backend,
+    )
+    try:
+        family.locate(model, options)
+    except ModelNotCachedError as exc:
+        raise ModelNotCachedError(str(exc) + TRY_DEBUG) from None
+    if stems:
+        from generation.audio.stems import check_stems
+
+        check_stems(random=family.is_random(model), offline=args.offline, cache_dir=args.cache_dir)
+    return partial(_load, family, model, options, stems)
+
+
+def _load(family: Family, model: str, options: LoadOptions, stems: bool) -> tuple[Engine, Separate | None]:
+    engine = family.load(model, options)
+    separate = None
+    if stems:
+        from generation.audio.stems import separator_for
+        from generation.devices import pick_device
+
+        device = pick_device(options.device)
+        random = family.is_random(model)
+        separate = separator_for(random, device, offline=options.offline, cache_dir=options.cache_dir).melody
+    return engine, separate
+
+
+def _say_cap(console: Console, seed: SeedAudio, options: RestyleOptions) -> None:
+    output_duration(seed, options)  # an explicit length must fit the cap
+    if options.duration_s is None and seed.duration_s > options.max_duration_s:
+        console.say(
+            f"the seed is {format_duration(seed.duration_s)}; the output is capped at "
+            f"{format_duration(options.max_duration_s)} (--max-duration)"
+        )
+
+
+def _write(session: Session, result: Restyled, plan: Planned, console: Console) -> None:
+    from generation.render import render_candidates
+
+    args = session.args
+    mastering = MasteringOptions(target_lufs=None if args.no_normalize else args.lufs)
+    with console.phase("writing"):
+        rendered = render_candidates(
+            result,
+            session.engine,
+            session.seed,
+            name=plan.name,
+            format_name=session.format_name,
+            mastering=mastering,
+        )
+        paths = write_pairs(
+            plan.files.folder, [(item.filename, item.data, item.sidecar) for item in rendered]
+        )
+    for path, candidate in zip(paths, result.candidates, strict=True):
+        console.result(f"{path}  seed {candidate.seed}  melody adherence {candidate.adherence:.2f}")

@@ -1,0 +1,266 @@
+"""Seamless loops: whole bars, exact to the sample, with a generated seam rather than a fade.
+
+1. Plan (`plan_loop`): the seed's tempo and first downbeat (`generation.audio.tempo`), then the whole
+   number of bars nearest the asked length (with no length asked: the whole bars the seed holds from
+   its first downbeat), and the loop's length in samples,
+   rounded once: `bars * beats_per_bar * 60 / bpm * rate`, with the tempo already rounded to 0.01 BPM
+   and the result rounded to a multiple of `rate / gcd(rate, 48000)` (2 at 32 kHz), so that the
+   loop is a whole number of samples at the model's rate and at Opus's 48 kHz too. The sidecar's
+   bpm, bars and loop length therefore reproduce each other exactly.
+2. Melody: the seed from its first downbeat, as many whole bars as the loop has (or as the seed
+   holds, repeated), looped at the sample level to the generated length, so that the conditioning
+   wraps to the seed's downbeat exactly where the loop ends: in a lone window (whose chroma is taken
+   from the melody as given) and in longer pieces (whose windows loop the melody modulo its length:
+   it is a whole number of loops long).
+3. Generation runs past the loop's end by an overhang (one bar, or more bars to make at least
+   `MIN_OVERHANG_S`) plus a short tail that is thrown away (the codec's last frames are decoded from
+   one side only). The overhang is the music leading from the loop's end back into its beginning.
+4. Fold: the overhang replaces the loop's head, crossfading back into the head with an equal-power
+   (cos/sin) ramp over the last beat of the overhang, so the ramp ends on a bar line. The wrap itself
+   is then generated audio, sample after sample; the only join is the crossfade, one beat long, between
+   two renditions of the same bar of melody. Equal power because two generations are uncorrelated.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from generation.audio.chroma import loop_audio, melody_adherence
+from generation.audio.decode import SeedAudio
+from generation.audio.mastering import MasteringOptions
+from generation.audio.seam import SeamFigures, seam_figures
+from generation.audio.tempo import SNAP_S, Tempo, find_tempo
+from generation.catalog import MAX_PROMPT_CHARS
+from generation.errors import AudioInputError, InvalidRequestError
+from generation.interface import CancelToken, Engine
+from generation.pipeline import (
+    Phases,
+    Separate,
+    check_prompt,
+    make_job,
+    melody_source,
+    output_duration,
+    run_job,
+)
+from generation.results import Candidate, Restyled, RestyleOptions
+
+OPUS_RATE = 48_000
+MIN_OVERHANG_S = 2.0
+TAIL_S = 0.25
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    bpm: float | None = None  # None: detected from the seed
+    beats_per_bar: int | None = None  # None: 4
+    overhang_bars: int = 1  # at least; more where a bar is shorter than MIN_OVERHANG_S
+    crossfade_beats: float = 1.0
+    tempo_in_prompt: bool = True  # append ", 120 bpm" to the prompt, as musicgen-looper does
+
+
+@dataclass(frozen=True)
+class LoopPlan:
+    tempo: Tempo
+    sample_rate: int
+    bars: int
+    loop_samples: int
+    seed_start: int  # the seed's first downbeat, in samples
+    region_samples: int  # the seed's whole bars the melody comes from (the loop's length at most)
+    overhang_samples: int
+    crossfade_samples: int
+    generated_samples: int  # loop + overhang + tail, whole codec frames
+
+    @property
+    def loop_s(self) -> float:
+        return self.loop_samples / self.sample_rate
+
+    @property
+    def generated_s(self) -> float:
+        return self.generated_samples / self.sample_rate
+
+
+@dataclass(frozen=True)
+class LoopInfo:
+    """What the sidecar and the fronts say about a loop; `seams` has one entry per candidate."""
+
+    plan: LoopPlan
+    seams: tuple[SeamFigures, ...]
+
+    @property
+    def loop_start(self) -> int:
+        return 0
+
+    @property
+    def loop_end(self) -> int:
+        """Exclusive: the loop is samples [loop_start, loop_end), the whole file."""
+        return self.plan.loop_samples
+
+    def sidecar(self, candidate_index: int) -> dict:
+        """The `loop` entry of candidate `candidate_index`'s (1-based) JSON sidecar."""
+        plan, rate = self.plan, self.plan.sample_rate
+        return {
+            "bpm": plan.tempo.bpm,
+            "beats_per_bar": plan.tempo.beats_per_bar,
+            "bars": plan.bars,
+            "tempo_detected": plan.tempo.detected,
+            "beat_clarity": plan.tempo.clarity,
+            "sample_rate": rate,
+            "loop_start": self.loop_start,
+            "loop_end": self.loop_end,
+            "loop_start_s": 0.0,
+            "loop_end_s": round(self.loop_end / rate, 6),
+            "seed_start_s": round(plan.seed_start / rate, 4),
+            "overhang_s": round(plan.overhang_samples / rate, 4),
+            "crossfade_s": round(plan.crossfade_samples / rate, 4),
+            "seam": self.seams[candidate_index - 1].as_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class Looped:
+    result: Restyled  # candidates already folded: each is exactly one loop long
+    info: LoopInfo
+
+
+def loop_unit(rate: int) -> int:
+    """Loop lengths are multiples of this, so they are whole samples at `rate` and at 48 kHz."""
+    return rate // math.gcd(rate, OPUS_RATE)
+
+
+def plan_loop(
+    seed: SeedAudio,
+    options: RestyleOptions,
+    loop: LoopOptions,
+    *,
+    frame_rate: int,
+    melody: np.ndarray | None = None,
+) -> LoopPlan:
+    """Everything about the loop that can be known before generating. CPU only, a fraction of a
+    second for a short seed and about 3 s for a 5-minute one on a busy core: fronts run it (off the
+    event loop) when a request arrives, to refuse bad ones at once.
+
+    `melody` is what the tempo is found in (the seed by default). Raises `AudioInputError` for a
+    seed with no clear beat or less than one bar, `InvalidRequestError` for bad options.
+    """
+    rate = seed.sample_rate
+    heard = seed.samples if melody is None else melody
+    tempo = find_tempo(heard, rate, bpm=loop.bpm, beats_per_bar=loop.beats_per_bar)
+    bar = tempo.bar_s * rate
+    seed_start = round(tempo.first_downbeat_s * rate)
+    # A seed cut exactly on bar lines holds its last bar even when its downbeat reads a little late.
+    seed_bars = int((len(seed.samples) - seed_start + SNAP_S * rate) // bar)
+    if seed_bars < 1:
+        raise AudioInputError(
+            f"The seed holds less than one whole bar from its first downbeat (a bar at {tempo.bpm:g} BPM"
+            f" is {tempo.bar_s:.2f} s): a loop needs at least one."
+        )
+    wanted = seed_bars * tempo.bar_s if options.duration_s is None else output_duration(seed, options)
+    bars = _bars(wanted, options.max_duration_s, tempo)
+    unit = loop_unit(rate)
+    loop_samples = unit * round(bars * bar / unit)
+    overhang_bars = max(loop.overhang_bars, math.ceil(MIN_OVERHANG_S / tempo.bar_s))
+    overhang = round(overhang_bars * bar)
+    if not 0 < loop.crossfade_beats <= overhang_bars * tempo.beats_per_bar:
+        raise InvalidRequestError("The crossfade must be longer than 0 and no longer than the overhang.")
+    frame = rate // frame_rate
+    generated = frame * math.ceil((loop_samples + overhang + TAIL_S * rate) / frame)
+    region = loop_samples if seed_bars >= bars else round(seed_bars * bar)
+    crossfade = round(loop.crossfade_beats * tempo.beat_s * rate)
+    return LoopPlan(tempo, rate, bars, loop_samples, seed_start, region, overhang, crossfade, generated)
+
+
+def _bars(duration_s: float, max_duration_s: float, tempo: Tempo) -> int:
+    """The whole number of bars nearest `duration_s`, at least one, within the maximum."""
+    most = math.floor(max_duration_s / tempo.bar_s + 1e-9)
+    if most < 1:
+        raise InvalidRequestError(
+            f"One bar at {tempo.bpm:g} BPM ({tempo.bar_s:.2f} s) is longer than the maximum duration."
+        )
+    return min(max(1, round(duration_s / tempo.bar_s)), most)
+
+
+def loop_melody(source: np.ndarray, plan: LoopPlan, window_s: float) -> np.ndarray:
+    """The melody the engine is conditioned on: the loop's bars of `source`, looped to cover the
+    generated length and at least one window of the engine's (`Engine.window_s`: MusicGen takes a
+    lone window's chroma from the melody as given), always a whole number of loops long."""
+    # Up to SNAP_S of the last bar may lie past the seed's end: the loop wraps that much early there.
+    region = source[plan.seed_start : plan.seed_start + plan.region_samples]
+    one_loop = loop_audio(region, 0, plan.loop_samples)
+    needed = max(plan.generated_samples, round(window_s * plan.sample_rate))
+    return np.tile(one_loop, math.ceil(needed / plan.loop_samples)).astype(np.float32)
+
+
+def fold(audio: np.ndarray, plan: LoopPlan) -> np.ndarray:
+    """`(channels, generated)` audio to `(channels, loop)`: the overhang laid over the head."""
+    loop, overhang, fade = plan.loop_samples, plan.overhang_samples, plan.crossfade_samples
+    out = audio[:, :loop].copy()
+    out[:, : overhang - fade] = audio[:, loop : loop + overhang - fade]
+    angle = (np.arange(fade) + 0.5) / fade * (np.pi / 2)
+    tail = audio[:, loop + overhang - fade : loop + overhang]
+    head = audio[:, overhang - fade : overhang]
+    out[:, overhang - fade : overhang] = tail * np.cos(angle) + head * np.sin(angle)
+    return out.astype(np.float32)
+
+
+def restyle_loop(
+    engine: Engine,
+    seed: SeedAudio,
+    prompt: str,
+    options: RestyleOptions,
+    loop: LoopOptions | None = None,
+    *,
+    plan: LoopPlan | None = None,
+    phases: Phases | None = None,
+    cancel: CancelToken | None = None,
+    separate: Separate | None = None,
+) -> Looped:
+    """`generation.pipeline.restyle`, made to loop: every candidate is exactly `plan.bars` bars.
+
+    `plan` is `plan_loop`'s, when the front already made it; otherwise it is made here. Only an
+    engine that reads the melody, at the rate it makes audio, can be steered to wrap (MusicGen).
+    """
+    if not engine.reads_melody or engine.input_rate != engine.sample_rate:
+        raise InvalidRequestError("Loops follow the seed's melody: this model does not read one.")
+    loop = loop or LoopOptions()
+    timings: dict[str, float] = {}
+    source = melody_source(engine, seed, options, separate=separate, phases=phases, timings=timings)
+    plan = plan or plan_loop(seed, options, loop, frame_rate=engine.frame_rate)
+    melody = loop_melody(source, plan, engine.window_s)
+    job_options = replace(
+        options,
+        duration_s=plan.generated_s,
+        max_duration_s=max(options.max_duration_s, plan.generated_s),
+    )
+    job = make_job(engine, seed, loop_prompt(prompt, plan, loop), job_options, melody)
+    job = replace(job, options=options)  # the result records what was asked, not the overhang
+    generated = run_job(engine, job, phases=phases, cancel=cancel, timings=timings)
+    return _folded(generated, plan, melody[: plan.loop_samples])
+
+
+def loop_prompt(prompt: str, plan: LoopPlan, loop: LoopOptions) -> str:
+    """The prompt, with the tempo appended where asked and where it fits the prompt limit."""
+    prompt = check_prompt(prompt)
+    with_tempo = f"{prompt}, {plan.tempo.bpm:g} bpm"
+    return with_tempo if loop.tempo_in_prompt and len(with_tempo) <= MAX_PROMPT_CHARS else prompt
+
+
+def _folded(generated: Restyled, plan: LoopPlan, one_loop: np.ndarray) -> Looped:
+    clock = time.perf_counter()
+    candidates, seams = [], []
+    for candidate in generated.candidates:
+        audio = fold(candidate.audio, plan)
+        adherence = melody_adherence(one_loop, audio.mean(axis=0), plan.sample_rate)
+        candidates.append(Candidate(candidate.index, candidate.seed, audio, adherence))
+        seams.append(seam_figures(audio, plan.bars if plan.bars > 1 else plan.tempo.beats_per_bar))
+    timings = {**generated.timings, "loop_s": time.perf_counter() - clock}
+    result = replace(generated, duration_s=plan.loop_s, candidates=candidates, timings=timings)
+    return Looped(result, LoopInfo(plan, tuple(seams)))
+
+
+def loop_mastering(mastering: MasteringOptions | None = None) -> MasteringOptions:
+    """Mastering for loops: the same gain, no fade-out (a fade would dip at every wrap)."""
+    return replace(mastering or MasteringOptions(), fade_out_s=0.0)

@@ -1,0 +1,78 @@
+"""MusicGen-melody as a family: its facts known without loading anything, and its loaders.
+
+It takes every spec no other family claims (aliases, hub repo ids, `save_pretrained` folders,
+`debug`, `random:<architecture>`); its own loader refuses, in one line, what it cannot load either.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Hashable
+from pathlib import Path
+from typing import Any
+
+from generation.catalog import DEBUG_MODELS, is_random_model
+from generation.errors import InvalidRequestError
+from generation.interface import Engine, LoadOptions, ModelLocation
+from generation.musicgen.params import LICENCE, SamplingParams
+from generation.musicgen.windows import frames_for, total_steps
+
+
+class MusicGenFamily:
+    name = "musicgen"
+    title = "MusicGen-melody"
+    licence = LICENCE
+    sample_rate = 32_000
+    input_rate = 32_000  # the melody's chroma is taken at the model's own rate
+    input_channels = 1
+    reads_melody = True
+    default_params = SamplingParams()
+
+    def serves(self, spec: str) -> bool:
+        return True  # the family of last resort (see the module's docstring)
+
+    def is_random(self, spec: str) -> bool:
+        return is_random_model(spec)
+
+    def make_params(self, **values: Any) -> SamplingParams:
+        names = {field.name for field in dataclasses.fields(SamplingParams)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise InvalidRequestError(f"{self.title} has no setting {unknown[0]!r}.")
+        params = dataclasses.replace(self.default_params, **values)
+        params.validate()
+        return params
+
+    def total_steps(self, duration_s: float, params: SamplingParams | None = None) -> int:
+        return total_steps(duration_s)
+
+    def batch_key(self, spec: str, duration_s: float, params: SamplingParams) -> Hashable:
+        return (self.name, spec, frames_for(duration_s), params)  # the engine's windows count frames
+
+    def dtype_name(self, spec: str, dtype: str, device) -> str:
+        from generation.musicgen.precision import pick_precision
+
+        # The debug builds are tiny and stay float32 under `auto` (see `generation.musicgen.precision`).
+        return pick_precision(dtype, device, tiny=spec in DEBUG_MODELS).name
+
+    def locate(self, spec: str, options: LoadOptions) -> ModelLocation:
+        from generation.musicgen.models import locate_model
+
+        return locate_model(
+            spec, revision=options.revision, cache_dir=options.cache_dir, offline=options.offline
+        )
+
+    def load(self, spec: str, options: LoadOptions) -> Engine:
+        from generation.musicgen.engine import MusicGenEngine
+        from generation.musicgen.models import load_model
+
+        lm = load_model(spec, revision=options.revision, **options.loader_keywords())
+        return MusicGenEngine(lm, options.backend)
+
+    def download(self, spec: str, *, cache_dir: str | Path | None, revision: str | None) -> Path:
+        from generation.musicgen.models import download_model
+
+        return download_model(spec, cache_dir=cache_dir, revision=revision)
+
+
+MUSICGEN = MusicGenFamily()

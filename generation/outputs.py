@@ -1,0 +1,142 @@
+"""The command line's output files: checked before any work, written in pairs, found again on resume.
+
+Each candidate is an audio file and a JSON sidecar named after the audio file's full name
+(`theme-1.mp3` and `theme-1.mp3.json`), so runs in different formats never share a sidecar. Both are
+written under temporary names and renamed, sidecar first: an audio file under its real name always
+has its sidecar, whatever moment a Ctrl-C or a crash picks. A Ctrl-C during the renames waits for
+them to finish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from generation.errors import InvalidRequestError
+from generation.results import candidate_filename
+
+SIDECAR_SUFFIX = ".json"
+_PARTIAL = ".partial-"
+
+
+def sidecar_path(audio: Path) -> Path:
+    return audio.with_name(audio.name + SIDECAR_SUFFIX)
+
+
+def write_probe(folder: Path) -> None:
+    """Create `folder` if needed and write (then remove) a file in it; OSError if either fails."""
+    folder.mkdir(parents=True, exist_ok=True)
+    test = folder / f"{_PARTIAL}probe-{os.getpid()}"
+    test.write_bytes(b"")
+    test.unlink()
+
+
+def probe_folder(folder: Path) -> None:
+    """Refuse, before any work, a folder that cannot be created or written: made and unmade here."""
+    missing = []
+    probe = folder
+    while not probe.exists():
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise InvalidRequestError(f"{probe} is a file, not a folder: choose another -o.")
+    try:
+        write_probe(folder)
+    except OSError as exc:
+        raise InvalidRequestError(
+            f"Restyle cannot write to {folder} ({exc.strerror or exc}): choose another -o."
+        ) from None
+    finally:
+        for created in missing:  # the real files create it again; a refused run leaves nothing
+            with contextlib.suppress(OSError):
+                created.rmdir()
+
+
+@dataclass(frozen=True)
+class TrackFiles:
+    """The files one name's candidates go to."""
+
+    folder: Path
+    name: str
+    count: int
+    extension: str
+
+    def audio(self) -> list[Path]:
+        return [
+            self.folder / candidate_filename(self.name, i, self.count, self.extension)
+            for i in range(1, self.count + 1)
+        ]
+
+    def all(self) -> list[Path]:
+        return [path for audio in self.audio() for path in (audio, sidecar_path(audio))]
+
+    def existing(self) -> list[Path]:
+        return [path for path in self.all() if path.exists()]
+
+    def finished(self, prompt: str) -> bool:
+        """Every file there, from this very prompt (a batch run again skips such a track)."""
+        if len(self.existing()) != len(self.all()):
+            return False
+        for audio in self.audio():
+            try:
+                recorded = json.loads(sidecar_path(audio).read_text())
+            except (OSError, ValueError):
+                return False
+            if recorded.get("prompt") != prompt or recorded.get("output", {}).get("file") != audio.name:
+                return False
+        return True
+
+
+def refuse_to_clobber(tracks: Sequence[TrackFiles]) -> None:
+    for track in tracks:
+        existing = track.existing()
+        if existing:
+            raise InvalidRequestError(
+                f"{existing[0]} already exists: use --force to overwrite, or -o another folder."
+            )
+
+
+def write_pairs(folder: Path, files: Sequence[tuple[str, bytes, str]]) -> list[Path]:
+    """Write `(audio name, audio bytes, sidecar text)` triples; returns the audio paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for name, data, sidecar in files:
+            final = folder / name
+            partial_audio = folder / f"{_PARTIAL}{os.getpid()}-{name}"
+            partial_sidecar = sidecar_path(partial_audio)
+            staged += [(partial_sidecar, sidecar_path(final)), (partial_audio, final)]
+            partial_sidecar.write_text(sidecar)
+            partial_audio.write_bytes(data)
+        with _interrupts_deferred():
+            for partial, final in staged:  # sidecar before its audio, pair after pair
+                partial.replace(final)
+    finally:
+        for partial, _ in staged:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+    return [final for _, final in staged[1::2]]
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C until the block is done (renames are quick), then raise it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread receives signals
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: caught.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
