@@ -217,16 +217,20 @@ def run_workers(quick: bool) -> dict:
     gpu_seconds, jobs = (2.0, 8) if quick else (5.0, 12)
     figures = workers_throughput(jobs=jobs, gpu_seconds=gpu_seconds)
     print(
-        f"\n### Worker pools (simulated GPU: {gpu_seconds:g} s per job; {jobs} jobs of four 30 s "
-        "candidates, real finishing; Ray workers on a local Ray instance on this machine)\n"
+        f"\n### Worker pools (simulated GPU: {gpu_seconds:g} s per job; {jobs} jobs of four "
+        f"{figures['seconds']:g} s candidates, real finishing; Ray workers on a local Ray instance "
+        "on this machine)\n"
     )
-    print("| pool | jobs per hour | against one Ray worker |\n|---|---|---|")
-    print(f"| local worker | {figures['local_jobs_per_hour']:.0f} | |")
+    local = figures["local_jobs_per_hour"]
+    print("| pool | jobs per hour | against one Ray worker | against the local worker |\n|---|---|---|---|")
+    print(f"| local worker | {local:.0f} | | 1.00x |")
     for count, rate in figures["ray_jobs_per_hour"].items():
         ratio = figures["speedup_over_one_ray_worker"][count]
-        print(f"| {count} Ray worker{'s' if count > 1 else ''} | {rate:.0f} | {ratio:.2f}x |")
+        name = f"{count} Ray worker{'s' if count > 1 else ''}"
+        print(f"| {name} | {rate:.0f} | {ratio:.2f}x | {rate / local:.2f}x |")
     print(
-        f"\nTransport overhead, one job alone with an instant GPU: {figures['transport_ms_per_job']:.0f} ms "
+        f"\nTransport overhead, one job of four {figures['transport_seconds']:g} s candidates alone, "
+        f"instant GPU: {figures['transport_ms_per_job']:.0f} ms "
         f"({figures['ray_s_per_job']:.3f} s through a Ray worker, {figures['local_s_per_job']:.3f} s locally)"
     )
     limits = ceilings()
