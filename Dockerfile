@@ -1,4 +1,6 @@
 # Restyle's Discord bot on a CUDA host: docker run --gpus all (needs the NVIDIA container toolkit).
+# The same image joins a Ray cluster as a GPU node (see the README, "More than one GPU"):
+#   docker run --gpus all --network host IMAGE ray start --address=HEAD:6379 --block
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -16,9 +18,10 @@ RUN pip install --no-cache-dir torch==2.13.0
 COPY pyproject.toml README.md ./
 COPY generation ./generation
 COPY bot ./bot
-# The project itself, from the build context (its dependencies' bounds are in pyproject.toml).
+# The project itself, from the build context (its dependencies' bounds are in pyproject.toml),
+# with Ray, so that the bot and the GPU nodes of a cluster run the very same versions.
 # hadolint ignore=DL3013
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir ".[ray]"
 
 USER 10001
 RUN mkdir -p /home/restyle/.cache/huggingface

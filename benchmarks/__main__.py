@@ -1,4 +1,6 @@
-"""python -m benchmarks [--quick] [--only cpu,decode,pipeline,batching,worker,bot,threads] [--json PATH]
+"""python -m benchmarks [--quick] [--only PARTS] [--json PATH]
+
+PARTS: cpu,decode,pipeline,batching,worker,bot,threads,workers (comma separated; all by default).
 
 Prints Markdown tables (ready for benchmarks/RESULTS.md) and writes every figure as JSON.
 """
@@ -15,7 +17,7 @@ import torch
 
 from benchmarks import machine
 
-PARTS = ("cpu", "decode", "pipeline", "batching", "worker", "bot", "threads")
+PARTS = ("cpu", "decode", "pipeline", "batching", "worker", "bot", "threads", "workers")
 CPU_PRECISIONS = ("float32", "bfloat16", "int8")
 
 
@@ -208,6 +210,46 @@ def run_bot() -> dict:
     return figures
 
 
+def run_workers(quick: bool) -> dict:
+    from benchmarks.ceilings import ceilings
+    from benchmarks.workers import workers_throughput
+
+    gpu_seconds, jobs = (2.0, 8) if quick else (5.0, 12)
+    figures = workers_throughput(jobs=jobs, gpu_seconds=gpu_seconds)
+    print(
+        f"\n### Worker pools (simulated GPU: {gpu_seconds:g} s per job; {jobs} jobs of four "
+        f"{figures['seconds']:g} s candidates, real finishing; Ray workers on a local Ray instance "
+        "on this machine)\n"
+    )
+    local = figures["local_jobs_per_hour"]
+    print("| pool | jobs per hour | against one Ray worker | against the local worker |\n|---|---|---|---|")
+    print(f"| local worker | {local:.0f} | | 1.00x |")
+    for count, rate in figures["ray_jobs_per_hour"].items():
+        ratio = figures["speedup_over_one_ray_worker"][count]
+        name = f"{count} Ray worker{'s' if count > 1 else ''}"
+        print(f"| {name} | {rate:.0f} | {ratio:.2f}x | {rate / local:.2f}x |")
+    print(
+        f"\nTransport overhead, one job of four {figures['transport_seconds']:g} s candidates alone, "
+        f"instant GPU: {figures['transport_ms_per_job']:.0f} ms "
+        f"({figures['ray_s_per_job']:.3f} s through a Ray worker, {figures['local_s_per_job']:.3f} s locally)"
+    )
+    limits = ceilings()
+    figures["ceilings"] = limits
+    print("\n### Where the one bot process becomes the limit (instant GPU)\n")
+    print("| part | per job | jobs per hour |\n|---|---|---|")
+    sqlite = f"{limits['sqlite_ms_per_job']:.1f} ms | {limits['sqlite_jobs_per_hour']:.0f}"
+    print(f"| SQLite: one job's writes | {sqlite} |")
+    print(
+        f"| object store: one job's results ({limits['result_mb_per_job']:.1f} MB) to the bot "
+        f"| {limits['object_store_ms_per_job']:.1f} ms | {limits['object_store_jobs_per_hour']:.0f} |"
+    )
+    print(
+        f"| the bot's own CPU (admission, files, posting, offline Discord) "
+        f"| {limits['bot_cpu_s_per_job']:.3f} s | {limits['bot_jobs_per_hour']:.0f} |"
+    )
+    return figures
+
+
 def run_threads(quick: bool) -> dict:
     from benchmarks.threads import threads_benchmark
 
@@ -260,6 +302,8 @@ def main() -> int:
         results["bot"] = run_bot()
     if "threads" in parts:
         results["threads"] = run_threads(args.quick)
+    if "workers" in parts:
+        results["workers"] = run_workers(args.quick)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nFigures written to {args.json}")

@@ -18,8 +18,10 @@ from bot.service import JobService, refuse
 from bot.store import Store
 from bot.views import DYNAMIC_ITEMS
 from bot.worker import Engines, GpuWorker, RenderSettings
+from bot.workers import WorkerPool
+from bot.workers.loading import EngineLoader, Separator
 from generation.audio.mastering import MasteringOptions
-from generation.interface import Engine, LoadOptions
+from generation.interface import Engine
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +51,13 @@ class RestyleBot(commands.Bot):
         self.store: Store
         self.service: JobService
         self.lifecycle: Lifecycle
-        self.worker: GpuWorker | None = None
+        self.worker: WorkerPool | None = None
         self.bridge: LoopBridge | None = None
+        self._engine_loader = load_engine or EngineLoader(config.models)  # pickles, for Ray workers
         self._load_engine = load_engine or self._load_configured_engine
         self._start_worker = start_worker
         self._ready_once = False
-        self._separator = None  # loaded on the GPU thread, on the default model's device
+        self._separator = Separator(config.models)  # loaded on the GPU thread, on first use
 
     async def setup_hook(self) -> None:
         self.files.create()
@@ -71,7 +74,7 @@ class RestyleBot(commands.Bot):
             await self.start_worker()
         await self.sync_commands()
 
-    def _make_worker(self) -> GpuWorker:
+    def _make_worker(self) -> WorkerPool:
         output = self.config.output
         settings = RenderSettings(
             format_name=output.format,
@@ -79,56 +82,34 @@ class RestyleBot(commands.Bot):
             mastering=MasteringOptions(target_lufs=output.loudness_lufs, true_peak_db=output.true_peak_db),
             progress_interval_s=self.config.progress.edit_interval_seconds,
         )
-        separate = self._separate if self.config.models.stems else None
         self.bridge = LoopBridge(self.loop, self.lifecycle)
-        engines = Engines(self._load_engine)
+        if self.config.workers.backend == "ray":
+            from bot.workers.ray_pool import make_ray_pool
+
+            return make_ray_pool(
+                self.config,
+                self.queue,
+                self.service.order,
+                self.bridge,
+                settings=settings,
+                load_engine=self._engine_loader,
+            )
         return GpuWorker(
             self.queue,
             self.service.order,
-            engines,
+            Engines(self._load_engine),
             self.bridge,
             settings,
             max_rows=self.config.limits.batch_rows,
-            separate=separate,
+            separate=self._separator if self.config.models.stems else None,
         )
 
     def _load_configured_engine(self, model: str) -> Engine:
-        from generation.families import load_engine
-
         models = self.config.models
-        default = model == models.default
-        options = LoadOptions(
-            device=models.device,
-            dtype=models.dtype,
-            cache_dir=models.cache_dir or None,
-            offline=models.offline,
-            revision=(models.revision or None) if default else None,
-            backend=models.backend,
-        )
-        engine = load_engine(model, options)
-        if default and models.stems:  # ready before the first job, on the GPU thread
-            self._load_separator()
+        engine = self._engine_loader(model)
+        if model == models.default and models.stems:  # ready before the first job, on the GPU thread
+            self._separator.load()
         return engine
-
-    def _separate(self, samples, sample_rate: int):
-        """The worker's stem separation (GPU thread only): one separator for every model."""
-        return self._load_separator().melody(samples, sample_rate)
-
-    def _load_separator(self):
-        """htdemucs on the default model's device, or the tiny one when that model is a debug one."""
-        if self._separator is None:
-            from generation.audio.stems import separator_for
-            from generation.devices import pick_device
-            from generation.families import family_for
-
-            models = self.config.models
-            self._separator = separator_for(
-                family_for(models.default).is_random(models.default),
-                pick_device(models.device),
-                offline=models.offline,
-                cache_dir=models.cache_dir or None,
-            )
-        return self._separator
 
     async def start_worker(self) -> None:
         """Start the GPU thread once the default model is loaded (on that thread): a model that

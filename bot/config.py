@@ -6,6 +6,7 @@ Every setting and its default is documented in `config.example.toml`.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -90,6 +91,14 @@ class ProgressSection:
 
 
 @dataclass(frozen=True)
+class WorkersSection:
+    backend: str = "local"  # local: one worker thread in the bot; ray: workers on a Ray cluster
+    address: str = ""  # ray: the cluster ("auto" on a node started with `ray start`); empty: local Ray
+    count: int = 0  # ray: workers to run; 0: one per GPU the cluster has, growing as GPUs join
+    gpus_per_worker: float = 1.0  # ray: 0 runs workers on CPUs (trials, tests)
+
+
+@dataclass(frozen=True)
 class BotConfig:
     bot: BotSection = field(default_factory=BotSection)
     models: ModelsSection = field(default_factory=ModelsSection)
@@ -98,6 +107,7 @@ class BotConfig:
     voting: VotingSection = field(default_factory=VotingSection)
     output: OutputSection = field(default_factory=OutputSection)
     progress: ProgressSection = field(default_factory=ProgressSection)
+    workers: WorkersSection = field(default_factory=WorkersSection)
 
 
 def load_config(path: Path) -> BotConfig:
@@ -223,6 +233,32 @@ def _check(config: BotConfig) -> None:
         ),
         (-20 <= output.true_peak_db <= 0, "output.true_peak_db must be between -20 and 0"),
     ]
-    for ok, message in rules:
+    for ok, message in [*rules, *_worker_rules(config.workers)]:
         if not ok:
             raise ConfigError(message)
+
+
+def _worker_rules(workers: WorkersSection) -> list[tuple[bool, str]]:
+    ray = workers.backend == "ray"
+    return [
+        (workers.backend in ("local", "ray"), "workers.backend must be local or ray"),
+        (workers.count >= 0, "workers.count must not be negative (0: one worker per GPU)"),
+        (workers.gpus_per_worker >= 0, "workers.gpus_per_worker must not be negative"),
+        (
+            not ray or workers.count > 0 or workers.gpus_per_worker > 0,
+            "workers.count must be 1 or more when workers.gpus_per_worker is 0 (no GPUs to count)",
+        ),
+        (
+            workers.address in ("", "auto") or _host_and_port(workers.address),
+            f"workers.address must be host:port (the head node's), auto or empty, not {workers.address!r}",
+        ),
+        (
+            not ray or importlib.util.find_spec("ray") is not None,
+            'workers.backend = "ray" needs Ray: pip install "restyle[ray]"',
+        ),
+    ]
+
+
+def _host_and_port(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    return bool(host) and port.isascii() and port.isdigit() and 0 < int(port) < 65536

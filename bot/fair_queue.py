@@ -43,7 +43,8 @@ class FairQueue:
     _ready: threading.Condition = field(default_factory=threading.Condition)
 
     def push(self, job: QueuedJob, *, first: bool = False, recovered: bool = False) -> None:
-        """Queue `job`; `first` puts it before everything (a job a restart interrupted).
+        """Queue `job`; `first` puts it before everything, whoever was served last (a job a restart
+        or a lost worker interrupted: it has had its turn).
         A `recovered` job (rebuilt from the database at start-up) was accepted long ago: the cap,
         which only refuses new requests, never refuses it, even if that overfills the queue."""
         with self._ready:
@@ -132,6 +133,10 @@ def _fair_order(entries: list[_Entry], last_served: dict[int, int]) -> list[_Ent
 
 
 def _next_entry(entries: list[_Entry], last_served: dict[int, int]) -> _Entry:
-    """The oldest job of whoever was served least recently."""
-    key: Callable[[_Entry], tuple[int, int]] = lambda e: (last_served.get(e.job.user_id, 0), e.order)  # noqa: E731
+    """An interrupted job (`first`), else the oldest job of whoever was served least recently."""
+    key: Callable[[_Entry], tuple[bool, int, int]] = lambda e: (  # noqa: E731
+        e.order >= 0,
+        last_served.get(e.job.user_id, 0),
+        e.order,
+    )
     return min(entries, key=key)

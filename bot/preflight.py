@@ -13,10 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.config import BotConfig
+from bot.workers.loading import EngineLoader, Separator
 from generation.errors import RestyleError
 from generation.interface import LoadOptions
 
 DATABASE_NAME = "restyle.sqlite3"  # as bot.files.DataDir names it
+ON_WORKERS = "loaded and checked by each Ray worker"
 
 
 class PreflightError(Exception):
@@ -25,24 +27,38 @@ class PreflightError(Exception):
 
 def preflight(config: BotConfig) -> list[str]:
     """Run every check in order (none loads a model); one line per check passed, or the first failure."""
-    from generation.devices import pick_device
-
-    models = config.models
     checks: list[tuple[str, Callable[[], str]]] = [
         ("log level", config.bot.log_level.upper),
         ("data dir", lambda: check_data_dir(config.bot.data_dir)),
         ("database", lambda: check_database(config.bot.data_dir / DATABASE_NAME)),
-        ("device", lambda: str(pick_device(models.device))),
-        ("dtype", lambda: _dtype(config)),
-        ("threads", lambda: _threads(config)),
-        *((f"model {name}", _model_check(config, name)) for name in models.choices),
-        ("stems", lambda: _stems(config)),
+        *_engine_checks(config),
     ]
     return [_run_check(what, check) for what, check in checks]
 
 
+def _engine_checks(config: BotConfig) -> list[tuple[str, Callable[[], str]]]:
+    """The device, models and separator: here for the local worker; on Ray, the GPU nodes load
+    (and check) them, so this machine needs neither their GPU nor their weights."""
+    from generation.devices import pick_device
+
+    models = config.models
+    threads = ("threads", lambda: _threads(config))
+    if config.workers.backend == "ray":
+        on_workers = [(f"model {name}", lambda: ON_WORKERS) for name in models.choices]
+        return [("device", lambda: f"{models.device}, on each Ray worker"), threads, *on_workers]
+    return [
+        ("device", lambda: str(pick_device(models.device))),
+        ("dtype", lambda: _dtype(config)),
+        threads,
+        *((f"model {name}", _model_check(config, name)) for name in models.choices),
+        ("stems", lambda: _stems(config)),
+    ]
+
+
 def load_check(config: BotConfig) -> str:
     """What `--check` adds: the default model (and its separator) really loaded, once."""
+    if config.workers.backend == "ray":
+        return f"loading: {ON_WORKERS}, at start-up"
     return _run_check("loading", lambda: _load(config))
 
 
@@ -111,15 +127,7 @@ def _threads(config: BotConfig) -> str:
 
 def _load_options(config: BotConfig, name: str) -> LoadOptions:
     """How the bot loads `name`: the configured revision applies to the default model only."""
-    models = config.models
-    return LoadOptions(
-        device=models.device,
-        dtype=models.dtype,
-        cache_dir=models.cache_dir or None,
-        offline=models.offline,
-        revision=(models.revision or None) if name == models.default else None,
-        backend=models.backend,
-    )
+    return EngineLoader(config.models).options(name)
 
 
 def _model_check(config: BotConfig, name: str) -> Callable[[], str]:
@@ -149,8 +157,6 @@ def _stems(config: BotConfig) -> str:
 
 
 def _load(config: BotConfig) -> str:
-    from generation.audio.stems import separator_for
-    from generation.devices import pick_device
     from generation.families import offered_family
 
     models = config.models
@@ -158,11 +164,6 @@ def _load(config: BotConfig) -> str:
     started = time.perf_counter()
     described = family.load(models.default, _load_options(config, models.default)).describe()
     if models.stems and family.reads_melody:
-        separator_for(
-            family.is_random(models.default),
-            pick_device(models.device),
-            offline=models.offline,
-            cache_dir=models.cache_dir or None,
-        )
+        Separator(models).load()
     seconds = time.perf_counter() - started
     return f"{models.default} loaded in {seconds:.1f} s ({described['revision']}, {described['device']})"

@@ -5,6 +5,9 @@ can start the next batch meanwhile. Neither thread touches Discord or the event 
 everything they have to say goes through `WorkerEvents` (the bot marshals those onto the loop);
 everything they need arrives in a `WorkOrder`.
 Progress is throttled here, so the loop hears of it at most once per interval per job.
+
+`BatchRunner` is what happens to one batch; `GpuWorker` feeds it from the fair queue on a thread
+of its own. A Ray worker (`bot.workers.ray_actor`) runs the same `BatchRunner` on another machine.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ class WorkOrder:
     upload_limit: int  # bytes of files one results message may carry
     stems: bool = False
     loop: LoopOptions | None = None  # a loop's, with the bars planned at admission
+    # The seed file's bytes, for a worker on another machine (which cannot read the data dir).
+    seed_data: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -100,13 +105,12 @@ class Engines:
         return engine
 
 
-class GpuWorker:
-    """Runs queued jobs one batch at a time on its own thread."""
+class BatchRunner:
+    """Runs one batch at a time for its caller: decodes the seeds, generates, and hands each
+    generated job to the finishing thread, which reports it. Cancel and stop from any thread."""
 
     def __init__(
         self,
-        queue: FairQueue,
-        orders: Callable[[int], WorkOrder | None],
         engines: Engines,
         events: WorkerEvents,
         settings: RenderSettings,
@@ -115,8 +119,6 @@ class GpuWorker:
         separate: Callable | None = None,
         finishing: FinishingThread | None = None,
     ) -> None:
-        self.queue = queue
-        self.orders = orders  # thread-safe lookup of a queued job's order
         self.engines = engines
         self.events = events
         self.settings = settings
@@ -128,32 +130,17 @@ class GpuWorker:
         self._tokens: dict[int, CancelToken] = {}
         self._early_cancels: set[int] = set()  # asked for between leaving the queue and starting
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self.ready: Future = Future()
         self.seconds_per_step: dict[str, float] = {}  # measured, per model
 
     # -- control, from any thread --------------------------------------------------------------
 
-    def start(self, preload: list[str] = ()) -> Future:
-        """Start the thread; the returned future resolves once `preload` models are loaded on it."""
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._run, args=(list(preload),), name="restyle-gpu", daemon=True
-            )
-            self._thread.start()
-        return self.ready
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop after the current step; the interrupted job stays 'running' and is requeued at start.
-        Jobs already generated are finished (their results are not lost) before this returns."""
+    def interrupt(self) -> None:
+        """Stop the batch being generated at its next step, for a shutdown: its jobs end without
+        a word (they stay 'running' and are requeued at start); jobs already generated finish."""
         self._stop.set()
         with self._lock:
             for token in self._tokens.values():
                 token.cancel()
-        self.queue.wake()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self.finishing.close()
 
     def cancel(self, job_id: int) -> bool:
         """Stop a running job within a step (or drop it before finishing). A job taken from the
@@ -171,32 +158,18 @@ class GpuWorker:
         with self._lock:
             return list(self._tokens)
 
-    # -- the thread -------------------------------------------------------------------------------
+    # -- one batch, on the caller's thread ------------------------------------------------------
 
-    def _run(self, preload: list[str]) -> None:
-        try:
-            for model in preload:
-                self.engines.get(model)
-        except Exception as exc:
-            self.ready.set_exception(exc)
-            return
-        self.ready.set_result(None)
-        while not self._stop.is_set():
-            batch = self.queue.take(self.max_rows, self._stop)
-            if batch:
-                self._run_batch(batch)
-
-    def _run_batch(self, batch: list[QueuedJob]) -> None:
-        orders = [order for order in (self.orders(job.job_id) for job in batch) if order is not None]
-        if not orders:
-            return
+    def run(self, orders: list[WorkOrder]) -> list[Future]:
+        """Generate `orders` (in as many runs as the engine needs); returns once the GPU is free
+        again, with the finishing work still to come (each job reports its own ending from there)."""
         with self._lock:
             for order in orders:
                 self._tokens[order.job_id] = token = CancelToken()
                 if order.job_id in self._early_cancels:
                     self._early_cancels.discard(order.job_id)
                     token.cancel()
-        handed_over: set[int] = set()  # the finishing thread reports on these, and forgets them
+        handed_over: dict[int, Future] = {}  # the finishing thread reports on these, and forgets them
         try:
             self._generate(orders, handed_over)
         except Exception as exc:  # a job must fail with a message, never kill the worker
@@ -208,18 +181,21 @@ class GpuWorker:
             for order in orders:
                 if order.job_id not in handed_over:
                     self._forget(order.job_id)
+        return list(handed_over.values())
 
     def _forget(self, job_id: int) -> None:
         with self._lock:
             self._tokens.pop(job_id, None)
 
-    def _generate(self, orders: list[WorkOrder], handed_over: set[int]) -> None:
+    def _generate(self, orders: list[WorkOrder], handed_over: dict[int, Future]) -> None:
         engine = self.engines.get(orders[0].model)
         prepared = [item for item in (self._prepare(engine, order) for order in orders) if item is not None]
         for group in _batches(engine, prepared):
             self._generate_batch(engine, group, handed_over)
 
-    def _generate_batch(self, engine: Engine, prepared: list[_Prepared], handed_over: set[int]) -> None:
+    def _generate_batch(
+        self, engine: Engine, prepared: list[_Prepared], handed_over: dict[int, Future]
+    ) -> None:
         """One `generate_many` call; each generated job goes to the finishing thread."""
         for item in prepared:
             self.events.started(item.order.job_id)
@@ -241,8 +217,8 @@ class GpuWorker:
                 if not self._stop.is_set():  # a shutdown leaves the job to be run again
                     self.events.cancelled(item.order.job_id)
                 continue
-            self.finishing.submit(partial(self._finish, engine, item, outcome, elapsed))
-            handed_over.add(item.order.job_id)
+            finishing = self.finishing.submit(partial(self._finish, engine, item, outcome, elapsed))
+            handed_over[item.order.job_id] = finishing
 
     def _finish(self, engine: Engine, item: _Prepared, audio, elapsed: float) -> None:
         """On the finishing thread: render one generated job, unless cancelled meanwhile, and report."""
@@ -303,11 +279,12 @@ class GpuWorker:
 
     def _prepare(self, engine: Engine, order: WorkOrder) -> _Prepared | None:
         """Decode the saved seed and build the engine job; a bad seed fails only its own job."""
-        if not order.seed_path.is_file():  # deleted while queued; its path is no one's business
-            self.events.failed(order.job_id, SEED_GONE)
+        source = order.seed_path if order.seed_data is None else order.seed_data
+        if order.seed_data is None and not order.seed_path.is_file():  # deleted while queued
+            self.events.failed(order.job_id, SEED_GONE)  # (its path is no one's business)
             return None
         try:
-            seed = decode_seed(order.seed_path, SAVED_SEED_LIMITS, engine)
+            seed = decode_seed(source, SAVED_SEED_LIMITS, engine)
             stems = order.stems and self.separate is not None
             options = RestyleOptions(
                 order.candidates, order.duration_s, order.duration_s, order.base_seed, None, stems
@@ -335,6 +312,61 @@ class GpuWorker:
             self.events.progress(job_id, done, total, left)
 
         return report
+
+
+class GpuWorker(BatchRunner):
+    """Runs queued jobs one batch at a time on its own thread: the local worker pool."""
+
+    def __init__(
+        self,
+        queue: FairQueue,
+        orders: Callable[[int], WorkOrder | None],
+        engines: Engines,
+        events: WorkerEvents,
+        settings: RenderSettings,
+        **options,
+    ) -> None:
+        super().__init__(engines, events, settings, **options)
+        self.queue = queue
+        self.orders = orders  # thread-safe lookup of a queued job's order
+        self._thread: threading.Thread | None = None
+        self.ready: Future = Future()
+
+    def start(self, preload: list[str] = ()) -> Future:
+        """Start the thread; the returned future resolves once `preload` models are loaded on it."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, args=(list(preload),), name="restyle-gpu", daemon=True
+            )
+            self._thread.start()
+        return self.ready
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop after the current step; the interrupted job stays 'running' and is requeued at start.
+        Jobs already generated are finished (their results are not lost) before this returns."""
+        self.interrupt()
+        self.queue.wake()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.finishing.close()
+
+    def _run(self, preload: list[str]) -> None:
+        try:
+            for model in preload:
+                self.engines.get(model)
+        except Exception as exc:
+            self.ready.set_exception(exc)
+            return
+        self.ready.set_result(None)
+        while not self._stop.is_set():
+            batch = self.queue.take(self.max_rows, self._stop)
+            if batch:
+                self._run_batch(batch)
+
+    def _run_batch(self, batch: list[QueuedJob]) -> None:
+        orders = [order for order in (self.orders(job.job_id) for job in batch) if order is not None]
+        if orders:
+            self.run(orders)
 
 
 def _batches(engine: Engine, prepared: list[_Prepared]) -> list[list[_Prepared]]:

@@ -48,6 +48,16 @@ def test_an_interrupted_job_goes_first():
     assert queue.position(5) == 1 and queue.position(7) == 2
 
 
+def test_a_job_put_back_first_runs_next_even_if_its_owner_was_just_served():
+    queue = FairQueue(max_size=10)
+    queue.push(job(1, user=100))
+    queue.push(job(2, user=200))
+    assert [j.job_id for j in queue.take(1, threading.Event())] == [1]  # alice was just served...
+    queue.push(job(1, user=100), first=True, recovered=True)  # ...and her worker died under it
+    assert [j.job_id for j in queue.ordered()] == [1, 2]
+    assert [j.job_id for j in queue.take(1, threading.Event())] == [1]
+
+
 def test_limits_removal_and_counts():
     queue = FairQueue(max_size=2)
     queue.push(job(1, user=100))

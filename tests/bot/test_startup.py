@@ -230,4 +230,4 @@ def test_stem_separation_runs_on_the_models_device(tmp_path, monkeypatch):
     device = torch.device("cpu", 0)  # stands for the model's cuda:1: not the separator's default
     monkeypatch.setattr("generation.devices.pick_device", lambda name: device)
     bot = RestyleBot(make_config(tmp_path, models={"stems": True}), start_worker=False)
-    assert bot._load_separator().device == device
+    assert bot._separator.load().device == device
