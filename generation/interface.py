@@ -58,6 +58,11 @@ class Licence:
     commercial_use: bool
     url: str
 
+    def notice(self, title: str) -> str:
+        """One line for people about to use what `title`'s weights made."""
+        use = "may be used commercially" if self.commercial_use else "is for non-commercial use only"
+        return f"{title} weights are {self.name}: what you make with them {use}."
+
 
 class Params(Protocol):
     """A family's generation parameters: a frozen, hashable dataclass (equal parameters are one of

@@ -6,6 +6,7 @@ format = "flac"                     # optional: wav, flac, mp3, ogg
 output = "variations"               # optional folder, relative to this file
 candidates = 1                      # optional, per track
 random_seed = 42                    # optional: reproducible runs
+strength = 0.6                      # optional, per track too: ACE-Step's cover strength (0 to 1)
 
 [tracks]
 ambient = "serene ambient piano, gentle chimes"
@@ -22,8 +23,11 @@ from typing import Any
 from generation.errors import InvalidRequestError
 from generation.tomlfile import read_toml
 
-TOP_KEYS = {"seed", "model", "format", "output", "candidates", "duration", "random_seed", "stems", "tracks"}
-TRACK_KEYS = {"prompt", "candidates", "duration", "random_seed"}
+TOP_KEYS = {
+    *("seed", "model", "format", "output", "candidates", "duration", "random_seed", "stems", "tracks"),
+    "strength",
+}
+TRACK_KEYS = {"prompt", "candidates", "duration", "random_seed", "strength"}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -34,6 +38,7 @@ class Track:
     candidates: int | None = None
     duration: float | None = None
     random_seed: int | None = None
+    strength: float | None = None  # ACE-Step's cover strength; checked by the model's family
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ class BatchFile:
     candidates: int | None = None
     duration: float | None = None
     random_seed: int | None = None
+    strength: float | None = None
     stems: bool = True  # audiocraft's way; `stems = false` reads the melody from the whole mix
 
 
@@ -71,6 +77,7 @@ def load_batch_file(path: Path) -> BatchFile:
         candidates=_typed(data, "candidates", int),
         duration=_number(data, "duration"),
         random_seed=_typed(data, "random_seed", int),
+        strength=_number(data, "strength", "a number from 0 to 1"),
         stems=_typed(data, "stems", bool) is not False,
     )
 
@@ -89,6 +96,7 @@ def _track(name: str, value: Any) -> Track:
         _typed(value, "candidates", int),
         _number(value, "duration"),
         _typed(value, "random_seed", int),
+        _number(value, "strength", "a number from 0 to 1"),
     )
 
 
@@ -107,10 +115,10 @@ def _typed(table: dict, key: str, kind: type) -> Any:
     return value
 
 
-def _number(table: dict, key: str) -> float | None:
+def _number(table: dict, key: str, what: str = "a number of seconds") -> float | None:
     value = table.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidRequestError(f"{key} must be a number of seconds, not {value!r}.")
+        raise InvalidRequestError(f"{key} must be {what}, not {value!r}.")
     return float(value)

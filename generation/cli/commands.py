@@ -21,11 +21,11 @@ from generation.audio.mastering import MasteringOptions
 from generation.catalog import DEFAULT_MODEL
 from generation.cli.batch_file import BatchFile, Track, load_batch_file
 from generation.cli.console import Console
-from generation.errors import ModelNotCachedError
+from generation.errors import InvalidRequestError, ModelNotCachedError
 from generation.families import offered_family
 from generation.finishing import FinishingThread
 from generation.humanize import format_duration
-from generation.interface import Engine, Family, LoadOptions
+from generation.interface import Engine, Family, LoadOptions, Params
 from generation.outputs import TrackFiles, probe_folder, refuse_to_clobber, write_pairs
 from generation.pipeline import (
     Separate,
@@ -42,7 +42,18 @@ log = logging.getLogger(__name__)
 
 # A desk user may hand over a whole album side; the output length is capped separately.
 CLI_SEED_LIMITS = AudioLimits(max_bytes=1024**3, max_seconds=3600.0)
-TRY_DEBUG = " To try Restyle without downloading anything: --model debug."
+TRY_DEBUG = " To try Restyle without downloading anything: --model debug (or debug-ace)."
+# Generation settings on the command line: argument -> (the families' parameter, what people type).
+PARAM_OPTIONS = {
+    "top_k": ("top_k", "--top-k"),
+    "top_p": ("top_p", "--top-p"),
+    "temperature": ("temperature", "--temperature"),
+    "guidance": ("guidance_scale", "--guidance"),
+    "strength": ("strength", "--strength"),
+}
+# Why a family lacks a setting, said with the refusal.
+WHOSE = {"strength": "it is ACE-Step's cover strength (--model ace-step)"}
+SAMPLING = "it is MusicGen-melody's sampling; ACE-Step takes --strength"
 
 
 @dataclass(frozen=True)
@@ -76,7 +87,10 @@ def generate(args: argparse.Namespace) -> int:
     prompt = check_prompt(args.prompt)
     name = args.name or default_name(args.seed_track, prompt)
     family = offered_family(args.model)
-    options = _options(args, family, args.candidates, args.duration, args.seed, stems=not args.no_stems)
+    params = _params(args, family, args.model, args.strength)
+    options = _options(
+        args, family, args.candidates, args.duration, args.seed, params=params, stems=not args.no_stems
+    )
     plan = [Planned(name, prompt, options, TrackFiles(args.output, name, options.candidates, fmt.extension))]
     _check_outputs(args.output, plan, args.force)
     console = Console(name)
@@ -88,6 +102,7 @@ def generate(args: argparse.Namespace) -> int:
         engine, separate = loader()
     session = Session(args, engine, seed, separate, args.format)
     _write(session, session.restyle(plan[0], console), plan[0], console)
+    console.say(engine.licence.notice(family.title))
     return 0
 
 
@@ -100,7 +115,7 @@ def batch(args: argparse.Namespace) -> int:
     family = offered_family(model)
     plans = []
     for track in spec.tracks:
-        options = _track_options(args, family, spec, track)
+        options = _track_options(args, family, model, spec, track)
         files = TrackFiles(out_dir, track.name, options.candidates, extension)
         plans.append(Planned(track.name, check_prompt(track.prompt), options, files))
     todo = [plan for plan in plans if args.force or not plan.files.finished(plan.prompt)]
@@ -120,6 +135,7 @@ def batch(args: argparse.Namespace) -> int:
     with console.phase("loading the model"):
         engine, separate = loader()
     _generate_all(Session(args, engine, seed, separate, format_name), todo)
+    console.say(engine.licence.notice(family.title))
     return 0
 
 
@@ -154,6 +170,22 @@ def default_name(seed_path: Path, prompt: str) -> str:
     return f"{seed_path.stem}-{slug}"
 
 
+def _params(args: argparse.Namespace, family: Family, model: str, strength: float | None) -> Params:
+    """The family's parameters with the settings given in place; one the family lacks is refused,
+    named as it is typed. `strength` is the command line's or, in a batch, the file's."""
+    given = {arg: getattr(args, arg) for arg in PARAM_OPTIONS} | {"strength": strength}
+    values = {}
+    for arg, value in given.items():
+        name, typed = PARAM_OPTIONS[arg]
+        if value is None:
+            continue
+        if not hasattr(family.default_params, name):
+            why = WHOSE.get(arg, SAMPLING)
+            raise InvalidRequestError(f"{typed} is not a setting of {family.title} ({model}): {why}.")
+        values[name] = value
+    return family.make_params(**values)
+
+
 def _options(
     args: argparse.Namespace,
     family: Family,
@@ -161,11 +193,9 @@ def _options(
     duration: float | None,
     seed: int | None,
     *,
+    params: Params,
     stems: bool,
 ) -> RestyleOptions:
-    params = family.make_params(
-        top_k=args.top_k, top_p=args.top_p, temperature=args.temperature, guidance_scale=args.guidance
-    )
     options = RestyleOptions(
         candidates, duration, args.max_duration, seed, params, stems and family.reads_melody
     )
@@ -174,11 +204,18 @@ def _options(
     return options
 
 
-def _track_options(args: argparse.Namespace, family: Family, spec: BatchFile, track: Track) -> RestyleOptions:
+def _track_options(
+    args: argparse.Namespace, family: Family, model: str, spec: BatchFile, track: Track
+) -> RestyleOptions:
     candidates = track.candidates or spec.candidates or 1
     duration = track.duration if track.duration is not None else spec.duration
     seed = track.random_seed if track.random_seed is not None else spec.random_seed
-    return _options(args, family, candidates, duration, seed, stems=spec.stems and not args.no_stems)
+    # The command line's --strength wins over the file's, as its other options do.
+    strength = next((s for s in (args.strength, track.strength, spec.strength) if s is not None), None)
+    params = _params(args, family, model, strength)
+    return _options(
+        args, family, candidates, duration, seed, params=params, stems=spec.stems and not args.no_stems
+    )
 
 
 def _check_outputs(out_dir: Path, plans: list[Planned], force: bool) -> None:
