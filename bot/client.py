@@ -106,7 +106,7 @@ class RestyleBot(commands.Bot):
             backend=models.backend,
         )
         engine = load_engine(model, options)
-        if default and models.stems:  # ready before the first job, on the GPU thread
+        if default and models.stems and engine.reads_melody:  # ready before the first job, on the GPU thread
             self._load_separator()
         return engine
 

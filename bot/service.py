@@ -411,8 +411,9 @@ class JobService:
                 f"{format_bytes(interaction.filesize_limit)} upload limit.",
             )
             return
+        rate = family_for(job.model).sample_rate
         await interaction.response.send_message(
-            f"Lossless {texts.NUMBERS[idx - 1]} of job #{job_id} (FLAC, 32 kHz).",
+            f"Lossless {texts.NUMBERS[idx - 1]} of job #{job_id} (FLAC, {rate / 1000:g} kHz).",
             file=discord.File(io.BytesIO(data), filename=f"restyle-{job_id}-{idx}.flac"),
             ephemeral=True,
         )

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from generation.audio.decode import decode_audio
 from generation.acestep.family import ACESTEP
+from generation.audio.decode import decode_audio
 from generation.cli import DEFAULT_STRENGTH, main
 from tests.audio_factory import encode_format, melody
 
@@ -180,7 +180,7 @@ def test_help_names_the_ace_step_models_strength_and_licences(capsys):
 
 
 def test_the_default_strength_the_help_gives_is_the_familys():
-    assert DEFAULT_STRENGTH == ACESTEP.default_params.strength
+    assert ACESTEP.default_params.strength == DEFAULT_STRENGTH
 
 
 def test_the_readme_command_runs_offline(tmp_path, seeds):
