@@ -1,4 +1,5 @@
-"""python -m benchmarks [--quick] [--only cpu,decode,pipeline,batching,worker,bot,threads] [--json PATH]
+"""python -m benchmarks [--quick] [--only cpu,decode,pipeline,batching,worker,bot,threads,acestep]
+[--json PATH]
 
 Prints Markdown tables (ready for benchmarks/RESULTS.md) and writes every figure as JSON.
 """
@@ -15,7 +16,7 @@ import torch
 
 from benchmarks import machine
 
-PARTS = ("cpu", "decode", "pipeline", "batching", "worker", "bot", "threads")
+PARTS = ("cpu", "decode", "pipeline", "batching", "worker", "bot", "threads", "acestep")
 CPU_PRECISIONS = ("float32", "bfloat16", "int8")
 
 
@@ -228,6 +229,14 @@ def run_threads(quick: bool) -> dict:
     return figures
 
 
+def run_acestep(quick: bool) -> dict:
+    """ACE-Step 1.5 cover with the real shapes (random weights), beside MusicGen's figures above:
+    seconds per 30 s (and 120 s) of output. See `benchmarks.acestep` for how each part is timed."""
+    from benchmarks import acestep
+
+    return acestep.run([30.0] if quick else [30.0, 120.0], "bfloat16")  # ACE-Step's own dtype
+
+
 def main() -> int:
     args = _arguments()
     parts = [part.strip() for part in args.only.split(",") if part.strip()]
@@ -260,6 +269,8 @@ def main() -> int:
         results["bot"] = run_bot()
     if "threads" in parts:
         results["threads"] = run_threads(args.quick)
+    if "acestep" in parts:
+        results["acestep"] = run_acestep(args.quick)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nFigures written to {args.json}")
