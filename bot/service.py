@@ -36,10 +36,11 @@ from bot.store import JobRow, NewJob, Reservation
 from bot.views import RemixModal, job_view
 from bot.worker import WorkOrder
 from generation.audio.decode import AudioLimits, SeedAudio, decode_audio
-from generation.errors import AudioInputError
+from generation.errors import AudioInputError, InvalidRequestError
 from generation.families import family_for
 from generation.humanize import format_bytes
 from generation.interface import MAX_SEED
+from generation.pipeline import check_length
 
 if TYPE_CHECKING:
     from bot.client import RestyleBot
@@ -252,7 +253,8 @@ class JobService:
         try:
             loop = asyncio.get_running_loop()
             decoded = await loop.run_in_executor(self._decoder, decode_audio, source, seed_limits)
-        except AudioInputError as exc:
+            check_length(family_for(sub.model).lengths(sub.model), self._duration(sub, decoded))
+        except (AudioInputError, InvalidRequestError) as exc:
             await refuse(interaction, str(exc))
             return None
         seed_path = sub.seed_path or await self.files.save_seed(data, sub.seed_name)
@@ -267,7 +269,7 @@ class JobService:
         seed_path: Path,
         reservation: Reservation,
     ) -> JobRow:
-        duration = sub.duration or min(decoded.duration_s, self.config.limits.max_output_seconds)
+        duration = self._duration(sub, decoded)
         base_seed = sub.seed if sub.seed is not None else secrets.randbelow(MAX_SEED - sub.candidates)
         new = NewJob(
             interaction.channel_id,
@@ -288,6 +290,9 @@ class JobService:
             sub.parent_id,
         )
         return await self.store.job(await self.store.add_job(new, reservation))
+
+    def _duration(self, sub: Submission, decoded: SeedAudio) -> float:
+        return sub.duration or min(decoded.duration_s, self.config.limits.max_output_seconds)
 
     async def _announce(self, interaction: discord.Interaction, job: JobRow) -> None:
         """The public job message (with its Cancel button), then the private acknowledgement."""

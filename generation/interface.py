@@ -220,6 +220,11 @@ class Family(Protocol):
 
     def total_steps(self, duration_s: float, params: Params | None = None) -> int: ...
 
+    def lengths(self, spec: str) -> tuple[float, float]:
+        """The shortest and longest output in seconds `spec`'s engine makes (its `min_duration_s`
+        and `max_duration_s`), known before loading it, so a front refuses a length first."""
+        ...
+
     def batch_key(self, spec: str, duration_s: float, params: Params) -> Hashable:
         """Jobs with different keys never share a batch (equal keys may, if the engine agrees)."""
         ...

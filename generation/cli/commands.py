@@ -31,6 +31,7 @@ from generation.pipeline import (
     Separate,
     candidate_seeds,
     check_duration,
+    check_length,
     check_prompt,
     decode_seed,
     output_duration,
@@ -97,7 +98,7 @@ def generate(args: argparse.Namespace) -> int:
     loader = _preflight(args, family, args.model, options.stems)
     with console.phase("decoding the seed"):
         seed = decode_seed(args.seed_track, CLI_SEED_LIMITS, family)
-    _say_cap(console, seed, options)
+    _say_cap(console, seed, options, family.lengths(args.model))
     with console.phase("loading the model"):
         engine, separate = loader()
     session = Session(args, engine, seed, separate, args.format)
@@ -131,7 +132,7 @@ def batch(args: argparse.Namespace) -> int:
     with console.phase("decoding the seed"):
         seed = decode_seed(spec.seed, CLI_SEED_LIMITS, family)
     for plan in todo:
-        _say_cap(Console(plan.name), seed, plan.options)
+        _say_cap(Console(plan.name), seed, plan.options, family.lengths(model))
     with console.phase("loading the model"):
         engine, separate = loader()
     _generate_all(Session(args, engine, seed, separate, format_name), todo)
@@ -266,8 +267,11 @@ def _load(family: Family, model: str, options: LoadOptions, stems: bool) -> tupl
     return engine, separate
 
 
-def _say_cap(console: Console, seed: SeedAudio, options: RestyleOptions) -> None:
-    output_duration(seed, options)  # an explicit length must fit the cap
+def _say_cap(
+    console: Console, seed: SeedAudio, options: RestyleOptions, lengths: tuple[float, float]
+) -> None:
+    """The output's length fits the cap and the model (before it loads); a cut seed is said."""
+    check_length(lengths, output_duration(seed, options))
     if options.duration_s is None and seed.duration_s > options.max_duration_s:
         console.say(
             f"the seed is {format_duration(seed.duration_s)}; the output is capped at "

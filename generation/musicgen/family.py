@@ -7,6 +7,7 @@ It takes every spec no other family claims (aliases, hub repo ids, `save_pretrai
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from generation.catalog import DEBUG_MODELS, is_random_model
 from generation.errors import InvalidRequestError
 from generation.interface import Engine, LoadOptions, ModelLocation
 from generation.musicgen.params import LICENCE, SamplingParams
-from generation.musicgen.windows import frames_for, total_steps
+from generation.musicgen.windows import FRAME_RATE, frames_for, total_steps
 
 
 class MusicGenFamily:
@@ -45,6 +46,9 @@ class MusicGenFamily:
 
     def total_steps(self, duration_s: float, params: SamplingParams | None = None) -> int:
         return total_steps(duration_s)
+
+    def lengths(self, spec: str) -> tuple[float, float]:
+        return 1 / FRAME_RATE, math.inf  # one frame of codes; windows go on as long as asked
 
     def batch_key(self, spec: str, duration_s: float, params: SamplingParams) -> Hashable:
         return (self.name, spec, frames_for(duration_s), params)  # the engine's windows count frames

@@ -147,3 +147,16 @@ async def test_help_has_a_table_of_the_models(running):
     for needle in ("MusicGen-melody", "ACE-Step 1.5", "CC-BY-NC 4.0", "MIT", "rhythm", "structure", "RTF"):
         assert needle in shown, needle
     assert len(shown) <= 2000
+
+
+async def test_a_length_the_model_cannot_make_is_refused_before_queueing(running, tmp_path, debug_ace):
+    folder = tmp_path / "cover-model"
+    debug_ace.pipe.save_pretrained(folder)  # the real model's lengths: 10 s to 10 minutes
+    config = make_config(tmp_path, models={"available": [str(folder)]})
+    world = await running(config, start_worker=False)
+    reply = await world.alice.slash(
+        world.channel, "restyle", audio=("theme.mp3", seed_mp3(2.0)), prompt="harp", model=str(folder)
+    )
+    assert reply.ephemeral and "10.0 s to 10:00" in reply.response.content, reply.response.content
+    assert len(world.bot.queue) == 0 and await world.bot.store.job(1) is None
+    assert world.bot_messages() == []

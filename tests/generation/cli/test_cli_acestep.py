@@ -198,3 +198,29 @@ def test_the_readme_command_runs_offline(tmp_path, seeds):
         "theme-prompt-2.wav",
     ]
     assert "100%" in done.stderr and "8/8" in done.stderr  # the bar counts the 8 turbo steps
+
+
+@pytest.fixture(scope="module")
+def saved_ace(tmp_path_factory, debug_ace) -> Path:
+    """A model folder as `save_pretrained` writes it: the real lengths (10 s to 10 minutes)."""
+    folder = tmp_path_factory.mktemp("models") / "cover-model"
+    debug_ace.pipe.save_pretrained(folder)
+    return folder
+
+
+def _refused_after_decoding(capsys, *argv: str) -> str:
+    """A refusal that needs the seed's length: one line after the decoding phase's, no loading."""
+    code, _, err = _run(capsys, *argv)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, err
+    assert len(lines) == 2 and "decoding the seed" in lines[0], err
+    assert "Traceback" not in err
+    return lines[1]
+
+
+def test_a_seed_too_short_for_the_model_is_refused_before_it_loads(capsys, tmp_path, seeds, saved_ace):
+    argv = ["generate", str(seeds["rising"]), "lofi", "--model", str(saved_ace), "-o", str(tmp_path)]
+    line = _refused_after_decoding(capsys, *argv)
+    assert "10.0 s to 10:00" in line and "not 1.2 s" in line and "duration" in line
+    assert "not 5.0 s" in _refused_after_decoding(capsys, *argv, "--duration", "5")
+    assert not list(tmp_path.iterdir())
