@@ -11,7 +11,7 @@ import pytest
 from generation.acestep.engine import AceStepEngine
 from generation.audio.decode import decode_audio
 from generation.musicgen.engine import MusicGenEngine
-from tests.bot.conftest import make_config, seed_mp3, until
+from tests.bot.conftest import make_config, record_edits, seed_mp3, until
 
 
 @pytest.fixture(scope="session")
@@ -125,14 +125,7 @@ async def test_cancelling_a_running_ace_step_job_stops_it_within_a_step(
 
 async def test_progress_counts_the_denoising_steps(running, tmp_path, both_families, debug_ace):
     world = await running(two_families(tmp_path), load_engine=both_families)
-    edits: list[str] = []
-    original = world.bot.lifecycle.edit_status
-
-    async def recording(job, content, **changes):
-        edits.append(content)
-        await original(job, content, **changes)
-
-    world.bot.lifecycle.edit_status = recording
+    edits = record_edits(world)
     with slow_steps(debug_ace.pipe, 0.25):
         await _submit(world, world.alice, "strings", "debug-ace", candidates=1)
         await until(world.env, lambda: world.results(), what="the result")

@@ -15,6 +15,8 @@ from generation.acestep.family import ACESTEP
 from generation.audio.decode import decode_audio
 from generation.cli import DEFAULT_STRENGTH, main
 from tests.audio_factory import encode_format, melody
+from tests.generation.cli.running import refused as _refused
+from tests.generation.cli.running import run as _run
 
 
 @pytest.fixture(scope="module")
@@ -27,21 +29,6 @@ def seeds(tmp_path_factory) -> dict[str, Path]:
         paths[name] = folder / f"{name}.mp3"
         paths[name].write_bytes(encode_format("mp3", melody(notes, 0.3, 44_100)))
     return paths
-
-
-def _run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main([*argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _refused(capsys, *argv: str) -> str:
-    code, _, err = _run(capsys, *argv)
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 2, err
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 def _made(capsys, out_dir: Path, seed: Path, *extra: str) -> bytes:
