@@ -165,9 +165,10 @@ class RestyleBot(commands.Bot):
         await self.lifecycle.publish_pending()  # finished before a restart, not yet posted
         self.dispatch("restyle_ready")
 
-    def seconds_per_step(self) -> float:
+    def seconds_per_step(self, model: str | None = None) -> float:
+        """`model`'s measured seconds per step (None: the default model's), or the config's guess."""
         measured = self.worker.seconds_per_step if self.worker is not None else {}
-        return measured.get(self.config.models.default, self.config.progress.seconds_per_step_guess)
+        return measured.get(model or self.config.models.default, self.config.progress.seconds_per_step_guess)
 
     async def on_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError

@@ -362,15 +362,18 @@ class JobService:
         return self.queue.position(job_id)
 
     def eta(self, job_id: int) -> float | None:
-        """Seconds until `job_id` is done: what runs now, what waits before it, and itself."""
-        per_step = self.bot.seconds_per_step()
-        running = sum(total - done for done, total in self.progress.values())
-        steps = running
+        """Seconds until `job_id` is done: what runs now, what waits before it, and itself, each
+        job's steps at its own model's pace (ACE-Step's 8 steps are each far longer than MusicGen's)."""
+        seconds = sum((total - done) * self._per_step(job) for job, (done, total) in self.progress.items())
         for queued in self.queue.ordered():
-            steps += queued.steps
+            seconds += queued.steps * self._per_step(queued.job_id)
             if queued.job_id == job_id:
-                return steps * per_step
+                return seconds
         return None
+
+    def _per_step(self, job_id: int) -> float:
+        order = self.order(job_id)
+        return self.bot.seconds_per_step(order.model if order is not None else None)
 
     # -- cancel and downloads ----------------------------------------------------------------------
 

@@ -153,3 +153,15 @@ async def test_a_length_the_model_cannot_make_is_refused_before_queueing(running
     assert reply.ephemeral and "10.0 s to 10:00" in reply.response.content, reply.response.content
     assert len(world.bot.queue) == 0 and await world.bot.store.job(1) is None
     assert world.bot_messages() == []
+
+
+async def test_waiting_times_count_each_models_own_speed(running, tmp_path, both_families):
+    """An ACE-Step job is 8 long steps, a MusicGen one hundreds of short ones: each at its own pace."""
+    world = await running(two_families(tmp_path), start_worker=False, load_engine=both_families)
+    world.bot.worker.seconds_per_step.update({"debug": 0.01, "debug-ace": 10.0})
+    await _submit(world, world.alice, "harp", "debug-ace", candidates=1, duration=2.0)
+    await _submit(world, world.bob, "harp", candidates=1, duration=2.0)
+    ace = 8 * 10.0
+    musicgen = world.bot.queue.ordered()[1].steps * 0.01
+    assert world.bot.service.eta(1) == pytest.approx(ace)
+    assert world.bot.service.eta(2) == pytest.approx(ace + musicgen)
