@@ -364,7 +364,9 @@ class JobService:
     def eta(self, job_id: int) -> float | None:
         """Seconds until `job_id` is done: what runs now, what waits before it, and itself, each
         job's steps at its own model's pace (ACE-Step's 8 steps are each far longer than MusicGen's)."""
-        seconds = sum((total - done) * self._per_step(job) for job, (done, total) in self.progress.items())
+        seconds = sum(
+            (total - done) * self._per_step(running) for running, (done, total) in self.progress.items()
+        )
         for queued in self.queue.ordered():
             seconds += queued.steps * self._per_step(queued.job_id)
             if queued.job_id == job_id:
