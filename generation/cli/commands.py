@@ -235,6 +235,7 @@ def _preflight(
 
     apply_threads(plan_threads(args.threads, finishing=True))
     device = pick_device(args.device)
+    family.dtype_name(model, args.dtype, device)  # a precision the family does not run in is refused now
     options = LoadOptions(
         device=str(device),
         dtype=args.dtype,

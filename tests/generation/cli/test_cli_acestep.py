@@ -103,6 +103,8 @@ def test_strength_changes_the_output_and_zero_ignores_the_seed_track(capsys, tmp
         (["--model", "debug-ace", "--top-k", "10"], "--top-k"),
         (["--model", "debug-ace", "--guidance", "2"], "--guidance"),
         (["--model", "debug-ace", "--revision", "main"], "no other revision"),
+        (["--model", "debug-ace", "--dtype", "int8"], "Unknown dtype 'int8'"),
+        (["--model", "debug", "--dtype", "float8"], "Unknown dtype 'float8'"),
         (
             ["--model", "ace-step", "--offline", "--cache-dir", "/nonexistent-cache"],
             "restyle download ace-step",
