@@ -27,8 +27,8 @@ USER 10001
 RUN mkdir -p /home/restyle/.cache/huggingface
 
 # Bake weights (the model and htdemucs, for stems) in at build time
-# (docker build --build-arg DOWNLOAD_MODEL=melody .), or fetch them into the cache volume later
-# with: docker run ... restyle download melody
+# (docker build --build-arg DOWNLOAD_MODEL=melody ., or DOWNLOAD_MODEL=ace-step for ACE-Step 1.5),
+# or fetch them into the cache volume later with: docker run ... restyle download melody
 ARG DOWNLOAD_MODEL=""
 RUN if [ -n "$DOWNLOAD_MODEL" ]; then restyle download "$DOWNLOAD_MODEL"; fi
 

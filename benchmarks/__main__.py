@@ -1,6 +1,6 @@
 """python -m benchmarks [--quick] [--only PARTS] [--json PATH]
 
-PARTS: cpu,decode,pipeline,batching,worker,bot,threads,workers (comma separated; all by default).
+PARTS: cpu,decode,pipeline,batching,worker,bot,threads,workers,acestep (comma separated; all by default).
 
 Prints Markdown tables (ready for benchmarks/RESULTS.md) and writes every figure as JSON.
 """
@@ -17,7 +17,7 @@ import torch
 
 from benchmarks import machine
 
-PARTS = ("cpu", "decode", "pipeline", "batching", "worker", "bot", "threads", "workers")
+PARTS = ("cpu", "decode", "pipeline", "batching", "worker", "bot", "threads", "workers", "acestep")
 CPU_PRECISIONS = ("float32", "bfloat16", "int8")
 
 
@@ -270,6 +270,14 @@ def run_threads(quick: bool) -> dict:
     return figures
 
 
+def run_acestep(quick: bool) -> dict:
+    """ACE-Step 1.5 cover with the real shapes (random weights), beside MusicGen's figures above:
+    seconds per 30 s (and 120 s) of output. See `benchmarks.acestep` for how each part is timed."""
+    from benchmarks import acestep
+
+    return acestep.run([30.0] if quick else [30.0, 120.0], "bfloat16")  # ACE-Step's own dtype
+
+
 def main() -> int:
     args = _arguments()
     parts = [part.strip() for part in args.only.split(",") if part.strip()]
@@ -304,6 +312,8 @@ def main() -> int:
         results["threads"] = run_threads(args.quick)
     if "workers" in parts:
         results["workers"] = run_workers(args.quick)
+    if "acestep" in parts:
+        results["acestep"] = run_acestep(args.quick)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nFigures written to {args.json}")

@@ -228,19 +228,26 @@ def main() -> None:
             figure = measure_dit(rest[0], int(rest[1]), float(rest[2]), dtype)
         print(json.dumps(figure), flush=True)
         return
+    seconds = [float(value) for value in args.seconds.split(",")]
+    args.json.write_text(json.dumps(run(seconds, args.dtype), indent=2))
+
+
+def run(lengths: list[float], dtype: str) -> dict:
+    """Every part in a process of its own, a table row per architecture and length; the figures
+    (what `python -m benchmarks --only acestep` records, too)."""
     on_gpu = torch.cuda.is_available()
-    vae = _isolated("vae", dtype=args.dtype)
+    vae = _isolated("vae", dtype=dtype)
     figures = [vae]
-    print(f"\n### ACE-Step 1.5 cover, batch 1, {TURBO_STEPS} turbo steps, {args.dtype}\n")
+    print(f"\n### ACE-Step 1.5 cover, batch 1, {TURBO_STEPS} turbo steps, {dtype}\n")
     print(
         "| architecture | output | total s | RTF | s per DiT step | 8 steps s | encoders s (x2) "
         "| VAE in s | VAE out s | weights MiB | peak MiB (VAE / DiT part) |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for seconds in [float(value) for value in args.seconds.split(",")]:
+    for seconds in lengths:
         encode_s, decode_s = vae_cost(vae, seconds)
         for arch in ARCHES:
-            dit, runs = dit_figure(arch, seconds, args.dtype, on_gpu)
+            dit, runs = dit_figure(arch, seconds, dtype, on_gpu)
             figures += runs
             row = {
                 "arch": arch,
@@ -257,8 +264,7 @@ def main() -> None:
             row["total_s"] = row["steps_s"] + row["conditions_s"] + encode_s + decode_s
             figures.append({"part": "total", **row})
             _print_row(row)
-    record = {"machine": machine.describe(), "load_after": os.getloadavg()[0], "figures": figures}
-    args.json.write_text(json.dumps(record, indent=2))
+    return {"machine": machine.describe(), "load_after": os.getloadavg()[0], "figures": figures}
 
 
 def _print_row(row: dict) -> None:

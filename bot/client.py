@@ -107,8 +107,8 @@ class RestyleBot(commands.Bot):
     def _load_configured_engine(self, model: str) -> Engine:
         models = self.config.models
         engine = self._engine_loader(model)
-        if model == models.default and models.stems:  # ready before the first job, on the GPU thread
-            self._separator.load()
+        if model == models.default and models.stems and engine.reads_melody:  # ready before the first job
+            self._separator.load()  # (on the GPU thread)
         return engine
 
     async def start_worker(self) -> None:
@@ -146,9 +146,10 @@ class RestyleBot(commands.Bot):
         await self.lifecycle.publish_pending()  # finished before a restart, not yet posted
         self.dispatch("restyle_ready")
 
-    def seconds_per_step(self) -> float:
+    def seconds_per_step(self, model: str | None = None) -> float:
+        """`model`'s measured seconds per step (None: the default model's), or the config's guess."""
         measured = self.worker.seconds_per_step if self.worker is not None else {}
-        return measured.get(self.config.models.default, self.config.progress.seconds_per_step_guess)
+        return measured.get(model or self.config.models.default, self.config.progress.seconds_per_step_guess)
 
     async def on_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError

@@ -151,6 +151,8 @@ def _stems(config: BotConfig) -> str:
     models = config.models
     if not models.stems:
         return "off (the melody is read from the whole mix)"
+    if not any(family_for(name).reads_melody for name in models.choices):
+        return "not needed (no configured model reads a melody from stems)"
     random = family_for(models.default).is_random(models.default)
     check_stems(random=random, offline=models.offline, cache_dir=models.cache_dir or None)
     return "the tiny in-process separator (debug model)" if random else "htdemucs"

@@ -42,6 +42,7 @@ from generation.families import family_for
 from generation.humanize import format_bytes
 from generation.interface import MAX_SEED
 from generation.loops import LoopPlan
+from generation.pipeline import check_length
 
 if TYPE_CHECKING:
     from bot.client import RestyleBot
@@ -271,6 +272,7 @@ class JobService:
             plan = (
                 await loop.run_in_executor(self._decoder, self._plan_loop, sub, decoded) if sub.loop else None
             )
+            check_length(family_for(sub.model).lengths(sub.model), self._duration(sub, decoded, plan))
         except (AudioInputError, InvalidRequestError) as exc:
             await refuse(interaction, str(exc))
             return None
@@ -294,8 +296,7 @@ class JobService:
         seed_path: Path,
         reservation: Reservation,
     ) -> JobRow:
-        duration = sub.duration or min(decoded.duration_s, self.config.limits.max_output_seconds)
-        duration = plan.loop_s if plan is not None else duration
+        duration = self._duration(sub, decoded, plan)
         base_seed = sub.seed if sub.seed is not None else secrets.randbelow(MAX_SEED - sub.candidates)
         new = NewJob(
             interaction.channel_id,
@@ -317,6 +318,12 @@ class JobService:
             **loop_columns(plan, sub.bpm),
         )
         return await self.store.job(await self.store.add_job(new, reservation))
+
+    def _duration(self, sub: Submission, decoded: SeedAudio, plan: LoopPlan | None) -> float:
+        """The output's length: a loop's planned bars, else as asked or the seed's (capped)."""
+        if plan is not None:
+            return plan.loop_s
+        return sub.duration or min(decoded.duration_s, self.config.limits.max_output_seconds)
 
     async def _announce(self, interaction: discord.Interaction, job: JobRow) -> None:
         """The public job message (with its Cancel button), then the private acknowledgement."""
@@ -387,15 +394,20 @@ class JobService:
         return self.queue.position(job_id)
 
     def eta(self, job_id: int) -> float | None:
-        """Seconds until `job_id` is done: what runs now, what waits before it, and itself."""
-        per_step = self.bot.seconds_per_step()
-        running = sum(total - done for done, total in self.progress.values())
-        steps = running
+        """Seconds until `job_id` is done: what runs now, what waits before it, and itself, each
+        job's steps at its own model's pace (ACE-Step's 8 steps are each far longer than MusicGen's)."""
+        seconds = sum(
+            (total - done) * self._per_step(running) for running, (done, total) in self.progress.items()
+        )
         for queued in self.queue.ordered():
-            steps += queued.steps
+            seconds += queued.steps * self._per_step(queued.job_id)
             if queued.job_id == job_id:
-                return steps * per_step
+                return seconds
         return None
+
+    def _per_step(self, job_id: int) -> float:
+        order = self.order(job_id)
+        return self.bot.seconds_per_step(order.model if order is not None else None)
 
     # -- cancel and downloads ----------------------------------------------------------------------
 
@@ -443,7 +455,7 @@ class JobService:
             return
         name = f"restyle-{job_id}-{idx}{'-loop' if job.loop else ''}.flac"
         await interaction.response.send_message(
-            texts.lossless(job, idx),
+            texts.lossless(job, idx, family_for(job.model).sample_rate),
             file=discord.File(io.BytesIO(data), filename=name),
             ephemeral=True,
         )

@@ -15,10 +15,25 @@ from collections.abc import Callable
 import discord
 
 from bot.store import CandidateRow, JobRow
+from generation.families import FAMILIES, OFFERED, family_for
 from generation.humanize import format_bytes, format_duration
 
 NUMBERS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣")
-LICENCE = "MusicGen weights are CC-BY-NC 4.0: what you make with them is for non-commercial use."
+# /help's table, beside each family's name and licence: what the model keeps of the seed, the
+# lengths it makes, and its speed on a 2-core CPU with random weights (benchmarks/RESULTS.md;
+# a GPU is far faster). MusicGen: bfloat16 melody decoder; ACE-Step: 8 turbo steps, VAE included.
+MODEL_FACTS = {
+    "musicgen": (
+        "the melody (its chroma)",
+        "any length, in 30 s windows",
+        "~2,200 s per 30 s alone (RTF ~75), ~410 s each in a batch of 4",
+    ),
+    "acestep": (
+        "melody, rhythm and structure (cover `strength` 0.75)",
+        "10 s to 10 min, in one pass",
+        "~450 s per 30 s with the 2B turbo DiT (RTF ~15), ~630 s with the XL one",
+    ),
+}
 BAR_WIDTH = 20
 MESSAGE_LIMIT = 2000  # characters in one Discord message
 NAME_SHOWN = 80  # characters of a filename shown
@@ -176,7 +191,9 @@ def results(
     lines += [
         f"{NUMBERS[c.idx - 1]} seed `{c.seed}` · melody adherence {c.adherence:.2f}" for c in candidates
     ]
-    lines.append(f"model `{job.model}` · {format_duration(job.duration_s)} each")
+    family = family_for(job.model)
+    lines.append(f"model `{job.model}` ({family.title}) · {format_duration(job.duration_s)} each")
+    lines.append(f"⚖️ {family.licence.notice(family.title)}")
     if job.loop:
         lines.append(
             f"🔁 loops seamlessly: {job.loop_bars} bars at {job.loop_tempo:g} BPM. The mp3s are for "
@@ -199,11 +216,12 @@ def results(
     return "\n".join(lines)
 
 
-def lossless(job: JobRow, idx: int) -> str:
+def lossless(job: JobRow, idx: int, sample_rate: int) -> str:
+    rate = f"{sample_rate / 1000:g} kHz"
     if not job.loop:
-        return f"Lossless {NUMBERS[idx - 1]} of job #{job.id} (FLAC, 32 kHz)."
+        return f"Lossless {NUMBERS[idx - 1]} of job #{job.id} (FLAC, {rate})."
     return (
-        f"Loop {NUMBERS[idx - 1]} of job #{job.id}: FLAC, 32 kHz, {job.loop_bars} bars at "
+        f"Loop {NUMBERS[idx - 1]} of job #{job.id}: FLAC, {rate}, {job.loop_bars} bars at "
         f"{job.loop_tempo:g} BPM, with its loop points (LOOPSTART/LOOPLENGTH tags, in samples; the "
         "whole file is the loop)."
     )
@@ -259,15 +277,26 @@ def queue_listing(running_jobs: list[JobRow], waiting: list[JobRow]) -> str:
     return fit(lines, lambda left: f"…and {left} more waiting.")
 
 
-def help_text(max_candidates: int, max_output_s: float, max_upload_mb: float) -> str:
+def help_text(max_candidates: int, max_output_s: float, max_upload_mb: float, models: tuple[str, ...]) -> str:
     return (
         "**Restyle** keeps a track's melody and changes its style.\n"
         "`/restyle audio:<file> prompt:<style>` — attach a seed track (mp3, wav, flac, ogg, m4a...) "
         f"and describe a style. Options: `candidates` (1-{max_candidates}), `duration` (seconds, default "
-        f"the seed's length, at most {format_duration(max_output_s)}), `seed` (reproducible runs), `model`, "
-        "`loop` (a seamless loop for games, in whole bars; `bpm` gives the seed's tempo if it is not "
-        "found).\n"
+        f"the seed's length, at most {format_duration(max_output_s)}), `seed` (reproducible runs), `model` "
+        f"({', '.join(f'`{name}`' for name in models)}), `loop` (a seamless loop for games, in whole bars; "
+        "`bpm` gives the seed's tempo if it is not found; MusicGen models only).\n"
         f"Seeds up to {max_upload_mb:g} MB. Vote on results with the number reactions; `/results` shows the "
         "tallies, `/leaderboard` the server's favourites, `/queue` what is waiting.\n"
-        f"{LICENCE}"
+        f"{models_table()}"
     )
+
+
+def models_table() -> str:
+    """The families: licence, what each keeps, lengths, speed. Each line's licence says whether
+    what it makes may ship in a paid game."""
+    lines = ["**Models** (licence of the weights · keeps · length · speed on a 2-core CPU):"]
+    for family in (family for family in FAMILIES if family.name in OFFERED):
+        keeps, lengths, speed = MODEL_FACTS[family.name]
+        use = "commercial use allowed" if family.licence.commercial_use else "non-commercial use only"
+        lines.append(f"• **{family.title}**: {family.licence.name}, {use} · {keeps} · {lengths} · {speed}")
+    return "\n".join(lines)

@@ -27,6 +27,8 @@ MODEL_ALIASES = {
     "stereo-melody-large": "facebook/musicgen-stereo-melody-large",
 }
 DEBUG_MODELS = ("debug", "debug-stereo")
+# ACE-Step 1.5's names as the fronts show them (the family itself, `generation.acestep`, owns them).
+ACE_STEP_MODELS = ("ace-step", "debug-ace")
 RANDOM_PREFIX = "random:"
 
 # Commits of the transformers-format checkpoints (config.json and safetensors). Where they come
@@ -115,7 +117,7 @@ def pinned_revision(target: str, revision: str | None) -> str:
 
 
 def unknown_model_message(name: str) -> str:
-    known = [*MODEL_ALIASES, *DEBUG_MODELS]
+    known = [*MODEL_ALIASES, *DEBUG_MODELS, *ACE_STEP_MODELS]
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"Did you mean {close[0]}? " if close else ""
     return (
@@ -137,7 +139,9 @@ def check_output_name(name: str) -> str:
 
 def models_help() -> str:
     return (
-        f"{', '.join(MODEL_ALIASES)} (pinned commits), a Hugging Face repo id, a folder, or debug "
-        "(a tiny random model, offline; noise, not music). NAME@REVISION picks a commit. "
-        f"Default {DEFAULT_MODEL}"
+        f"MusicGen-melody (CC-BY-NC 4.0 weights: non-commercial use): {', '.join(MODEL_ALIASES)} "
+        "(pinned commits), a Hugging Face repo id, a folder, or debug (a tiny random model, offline; "
+        "noise, not music); NAME@REVISION picks a commit. ACE-Step 1.5 cover (MIT weights: commercial "
+        "use allowed): ace-step (the turbo checkpoint, pinned), a folder, or debug-ace (tiny, random, "
+        f"offline). Default {DEFAULT_MODEL}"
     )

@@ -13,8 +13,8 @@ from generation.interface import Engine, Family, LoadOptions
 from generation.musicgen.family import MUSICGEN
 
 FAMILIES: tuple[Family, ...] = (ACESTEP, MUSICGEN)
-# What `restyle` and the bot offer so far; ACE-Step joins them once their options cover it.
-OFFERED = (MUSICGEN.name,)
+# What `restyle` and the bot offer (a family whose options a front cannot set yet stays out).
+OFFERED = (MUSICGEN.name, ACESTEP.name)
 
 
 def family_for(spec: str) -> Family:

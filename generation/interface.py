@@ -58,6 +58,11 @@ class Licence:
     commercial_use: bool
     url: str
 
+    def notice(self, title: str) -> str:
+        """One line for people about to use what `title`'s weights made."""
+        use = "may be used commercially" if self.commercial_use else "is for non-commercial use only"
+        return f"{title} weights are {self.name}: what you make with them {use}."
+
 
 class Params(Protocol):
     """A family's generation parameters: a frozen, hashable dataclass (equal parameters are one of
@@ -215,6 +220,11 @@ class Family(Protocol):
         ...
 
     def total_steps(self, duration_s: float, params: Params | None = None) -> int: ...
+
+    def lengths(self, spec: str) -> tuple[float, float]:
+        """The shortest and longest output in seconds `spec`'s engine makes (its `min_duration_s`
+        and `max_duration_s`), known before loading it, so a front refuses a length first."""
+        ...
 
     def batch_key(self, spec: str, duration_s: float, params: Params) -> Hashable:
         """Jobs with different keys never share a batch (equal keys may, if the engine agrees)."""

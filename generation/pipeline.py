@@ -10,6 +10,7 @@ the whole seed; melody adherence is measured the same way for every family, on m
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -137,7 +138,7 @@ def make_job(
     params = options.params or engine.default_params
     params.validate()
     prompt, seeds, duration = check_prompt(prompt), candidate_seeds(options), output_duration(seed, options)
-    _check_length(engine, duration)
+    check_length((engine.min_duration_s, engine.max_duration_s), duration)
     source = melody[None] if engine.reads_melody else seed.planar
     job = Job(prompt, source, seeds, duration, params)
     stems = options.stems and engine.reads_melody
@@ -159,12 +160,14 @@ def prepare(
     return make_job(engine, seed, prompt, options, melody)
 
 
-def _check_length(engine: Engine, duration_s: float) -> None:
-    shortest, longest = engine.min_duration_s, engine.max_duration_s
+def check_length(lengths: tuple[float, float], duration_s: float) -> None:
+    """`duration_s` within a model's `(shortest, longest)` (`Family.lengths`, before loading it)."""
+    shortest, longest = lengths
     if not shortest <= duration_s <= longest:
+        longest_text = "any length" if longest == math.inf else format_duration(longest)
         raise InvalidRequestError(
-            f"This model makes {format_duration(shortest)} to {format_duration(longest)} of audio, "
-            f"not {format_duration(duration_s)}."
+            f"This model makes {format_duration(shortest)} to {longest_text} of audio, "
+            f"not {format_duration(duration_s)}: choose a duration in that range."
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,7 @@ def sidecar(
         "candidate": candidate.index,
         "seed": candidate.seed,
         "model": engine.describe(),
+        "licence": asdict(engine.licence),  # of the weights: whether this file may ship in a paid game
         "parameters": {
             "duration_s": result.duration_s,
             "candidates": len(result.candidates),

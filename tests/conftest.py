@@ -30,6 +30,14 @@ def debug_lm():
 
 
 @pytest.fixture(scope="session")
+def debug_ace():
+    """ACE-Step's debug pipeline (the bot's tests and the family's share it)."""
+    from generation.acestep.loading import load_acestep
+
+    return load_acestep("debug-ace", device="cpu")
+
+
+@pytest.fixture(scope="session")
 def fast_engine(debug_lm):
     from generation.musicgen.engine import MusicGenEngine
 

@@ -28,7 +28,7 @@ class Restyle(commands.Cog):
         candidates="How many versions to make and vote on",
         duration="Length in seconds (default: the seed's length)",
         seed="A number that makes the result reproducible",
-        model="Which MusicGen-melody model to use",
+        model="MusicGen-melody (non-commercial) or ACE-Step (MIT, keeps rhythm too): see /help",
         loop="Make a seamless loop for games: whole bars, with loop points in the lossless file",
         bpm="The seed's tempo, for a loop (default: found from the seed)",
     )
@@ -58,9 +58,9 @@ class Restyle(commands.Cog):
 
     @app_commands.command(name="help")
     async def help(self, interaction: discord.Interaction) -> None:
-        """How to use Restyle, its limits, and the model's licence."""
-        limits = self.bot.config.limits
-        text = texts.help_text(limits.max_candidates, limits.max_output_seconds, limits.max_upload_mb)
+        """How to use Restyle, its limits, and its models: their licences, what they keep, their speed."""
+        limits, models = self.bot.config.limits, self.bot.config.models.choices
+        text = texts.help_text(limits.max_candidates, limits.max_output_seconds, limits.max_upload_mb, models)
         await interaction.response.send_message(text, ephemeral=True)
 
 

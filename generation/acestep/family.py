@@ -12,8 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from generation.acestep.architectures import CHANNELS, DEBUG_MODELS, SAMPLE_RATE
-from generation.acestep.loading import HUB_REVISION, RANDOM_PREFIX, is_acestep_spec
-from generation.acestep.params import LICENCE, SAMPLES_PER_FRAME, CoverParams, latent_frames
+from generation.acestep.loading import DEBUG_MIN_DURATION_S, HUB_REVISION, RANDOM_PREFIX, is_acestep_spec
+from generation.acestep.params import (
+    LICENCE,
+    MAX_DURATION_S,
+    MIN_DURATION_S,
+    SAMPLES_PER_FRAME,
+    CoverParams,
+    latent_frames,
+)
 from generation.errors import InvalidRequestError, ModelUnavailableError
 from generation.interface import Engine, LoadOptions, ModelLocation
 
@@ -44,6 +51,10 @@ class AceStepFamily:
 
     def total_steps(self, duration_s: float, params: CoverParams | None = None) -> int:
         return (params or self.default_params).steps  # the whole piece is one pass
+
+    def lengths(self, spec: str) -> tuple[float, float]:
+        shortest = DEBUG_MIN_DURATION_S if spec in DEBUG_MODELS else MIN_DURATION_S
+        return shortest, MAX_DURATION_S
 
     def batch_key(self, spec: str, duration_s: float, params: CoverParams) -> Hashable:
         # Prompts of different lengths in tokens cannot share a batch either: the engine says so.

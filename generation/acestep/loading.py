@@ -8,6 +8,7 @@ detokenizer, which are optional in diffusers: a checkpoint without them is refus
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import dataclass
@@ -146,7 +147,8 @@ def load_acestep(
     pipe.vae.enable_tiling()  # 30 s tiles: a 10-minute piece never goes through the VAE at once
     pipe.set_progress_bar_config(disable=True)
     log.info("loaded %s (%s) on %s as %s", spec, kind, torch_device, torch_dtype)
-    # The debug model takes short pieces too, so tests run in seconds; lengths are otherwise real.
+    # The debug model takes short pieces too, so tests run in seconds; lengths are otherwise real
+    # (`AceStepFamily.lengths` says the same before loading).
     shortest = DEBUG_MIN_DURATION_S if spec in DEBUG_MODELS else MIN_DURATION_S
     return LoadedAceStep(spec, kind, repository, revision, pipe, torch_device, torch_dtype, shortest)
 
@@ -242,12 +244,29 @@ def _from_pretrained(target: str, dtype: torch.dtype, **kwargs):
     from diffusers import AceStepPipeline
 
     try:
-        with quiet_weight_norm():
+        with quiet_weight_norm(), _no_progress_bars():
             return AceStepPipeline.from_pretrained(
                 target, dtype={"default": dtype, "vae": torch.float32}, use_safetensors=True, **kwargs
             )
     except ValueError as exc:  # diffusers' word for a component folder it cannot use
         raise ModelUnavailableError(f"{target} does not hold a complete ACE-Step pipeline.") from exc
+
+
+@contextlib.contextmanager
+def _no_progress_bars():
+    """diffusers' and transformers' loading bars: the fronts show loading as a phase of their own."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    shown = diffusers_logging.is_progress_bar_enabled(), transformers_logging.is_progress_bar_enabled()
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for library, on in zip((diffusers_logging, transformers_logging), shown, strict=True):
+            if on:
+                library.enable_progress_bar()
 
 
 def _check_loaded(pipe, spec: str) -> None:

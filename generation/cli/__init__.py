@@ -24,10 +24,14 @@ EXIT_INTERRUPTED = 130
 FORMAT_NAMES = ("wav", "flac", "mp3", "ogg")
 DEVICE_NAME = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 DESCRIPTION = (
-    "Restyle a seed track with MusicGen-melody: keep its melody, render it in the style you describe, "
-    "at the seed's length. MusicGen weights are CC-BY-NC 4.0 (non-commercial use only). "
-    "No weights yet? --model debug runs a tiny random model offline (noise, not music) to try it out."
+    "Restyle a seed track: keep its melody and render it in the style you describe, at the seed's "
+    "length, with MusicGen-melody (the default; CC-BY-NC 4.0 weights, non-commercial use only) or "
+    "ACE-Step 1.5 cover (--model ace-step; MIT weights, commercial use allowed; keeps rhythm and "
+    "structure too). No weights yet? --model debug or debug-ace runs a tiny random model offline "
+    "(noise, not music) to try it out."
 )
+# ACE-Step's `audio_cover_strength`; the family's default (0.75) is explained in --help and the README.
+DEFAULT_STRENGTH = 0.75
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,6 +59,18 @@ def _positive(kind: type):
 
     parse.__name__ = kind.__name__
     return parse
+
+
+def _strength(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:  # NaN too
+        raise argparse.ArgumentTypeError(
+            f"the cover strength is a number from 0 to 1 (0 ignores the seed, 1 follows it), not {text}"
+        )
+    return value
 
 
 def _device(text: str) -> str:
@@ -137,10 +153,17 @@ def _add_download(commands) -> argparse.ArgumentParser:
         "pinned commit (safetensors only) and htdemucs, the stem separator.",
     )
     command.add_argument(
-        "model", nargs="?", default=catalog.DEFAULT_MODEL, help=f"model to fetch: {catalog.models_help()}"
+        "model",
+        nargs="?",
+        default=catalog.DEFAULT_MODEL,
+        help=f"model to fetch (ace-step for ACE-Step 1.5): {catalog.models_help()}",
     )
     command.add_argument("--revision", help="a commit, branch or tag instead of the pinned commit")
-    command.add_argument("--no-stems", action="store_true", help="skip the htdemucs stem-separation weights")
+    command.add_argument(
+        "--no-stems",
+        action="store_true",
+        help="skip the htdemucs stem-separation weights (ACE-Step never needs them)",
+    )
     command.add_argument("--cache-dir", type=Path, help="Hugging Face cache folder (default: HF_HOME's)")
     return command
 
@@ -184,11 +207,20 @@ def _add_shared(command, *, in_batch: bool = False) -> None:
     )
     out.add_argument("--force", action="store_true", help="overwrite existing output files")
     _add_loop(command, in_batch=in_batch)
-    sampling = command.add_argument_group("sampling (audiocraft's defaults)")
-    sampling.add_argument("--top-k", type=int, default=catalog.TOP_K, help=f"default {catalog.TOP_K}")
-    sampling.add_argument("--top-p", type=float, default=catalog.TOP_P, help="default 0 (off)")
-    sampling.add_argument("--temperature", type=float, default=catalog.TEMPERATURE, help="0 is greedy")
-    sampling.add_argument("--guidance", type=float, default=catalog.GUIDANCE, help="default 3")
+    cover = command.add_argument_group("ACE-Step cover (ace-step, debug-ace)")
+    cover.add_argument(
+        "--strength",
+        type=_strength,
+        help="how closely the cover follows the seed, 0 to 1: the share of the denoising steps that "
+        f"hear it (default {DEFAULT_STRENGTH:g}: 6 of 8 steps set melody, rhythm and structure, the "
+        "last 2 leave the detail to the prompt; 1 can come back too close to the seed, 0 ignores it)",
+    )
+    # None: not given. A family that has no such setting refuses it (MusicGen has no --strength).
+    sampling = command.add_argument_group("MusicGen sampling (audiocraft's defaults)")
+    sampling.add_argument("--top-k", type=int, help=f"default {catalog.TOP_K}")
+    sampling.add_argument("--top-p", type=float, help="default 0 (off)")
+    sampling.add_argument("--temperature", type=float, help=f"0 is greedy (default {catalog.TEMPERATURE:g})")
+    sampling.add_argument("--guidance", type=float, help=f"default {catalog.GUIDANCE:g}")
 
 
 def _add_loop(command, *, in_batch: bool) -> None:

@@ -9,6 +9,7 @@ random_seed = 42                    # optional: reproducible runs
 loop = true                         # optional: seamless loops (per track too), in wav, flac or ogg
 bpm = 120                           # optional, loops only: the seed's tempo (default: detected)
 beats_per_bar = 4                   # optional, loops only (default 4)
+strength = 0.6                      # optional, per track too: ACE-Step's cover strength (0 to 1)
 
 [tracks]
 ambient = "serene ambient piano, gentle chimes"
@@ -28,9 +29,12 @@ from generation.errors import InvalidRequestError
 from generation.tomlfile import read_toml
 
 LOOP_KEYS = {"loop", "bpm", "beats_per_bar"}
-TOP_KEYS = {"seed", "model", "format", "output", "candidates", "duration", "random_seed", "stems", "tracks"}
-TOP_KEYS |= LOOP_KEYS
-TRACK_KEYS = {"prompt", "candidates", "duration", "random_seed"} | LOOP_KEYS
+TOP_KEYS = {
+    *("seed", "model", "format", "output", "candidates", "duration", "random_seed", "stems", "tracks"),
+    "strength",
+    *LOOP_KEYS,
+}
+TRACK_KEYS = {"prompt", "candidates", "duration", "random_seed", "strength"} | LOOP_KEYS
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -44,6 +48,7 @@ class Track:
     loop: bool | None = None  # None: as the file says
     bpm: float | None = None
     beats_per_bar: int | None = None
+    strength: float | None = None  # ACE-Step's cover strength; checked by the model's family
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class BatchFile:
     candidates: int | None = None
     duration: float | None = None
     random_seed: int | None = None
+    strength: float | None = None
     stems: bool = True  # audiocraft's way; `stems = false` reads the melody from the whole mix
     loop: bool = False
     bpm: float | None = None
@@ -87,6 +93,7 @@ def load_batch_file(path: Path) -> BatchFile:
         candidates=_typed(data, "candidates", int),
         duration=_number(data, "duration"),
         random_seed=_typed(data, "random_seed", int),
+        strength=_number(data, "strength", "a number from 0 to 1"),
         stems=_typed(data, "stems", bool) is not False,
         **_loop_settings(data, unset=False),
     )
@@ -108,6 +115,7 @@ def _track(name: str, value: Any) -> Track:
         _typed(value, "candidates", int),
         _number(value, "duration"),
         _typed(value, "random_seed", int),
+        strength=_number(value, "strength", "a number from 0 to 1"),
         **_loop_settings(value),
     )
 
@@ -148,10 +156,10 @@ def _typed(table: dict, key: str, kind: type) -> Any:
     return value
 
 
-def _number(table: dict, key: str) -> float | None:
+def _number(table: dict, key: str, what: str = "a number of seconds") -> float | None:
     value = table.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidRequestError(f"{key} must be a number of seconds, not {value!r}.")
+        raise InvalidRequestError(f"{key} must be {what}, not {value!r}.")
     return float(value)

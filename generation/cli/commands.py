@@ -22,17 +22,18 @@ from generation.catalog import DEFAULT_MODEL
 from generation.cli.batch_file import BatchFile, Track, load_batch_file
 from generation.cli.console import Console
 from generation.cli.loop_requests import loop_options, planned, refuse_stray_tempo, seamless
-from generation.errors import ModelNotCachedError
+from generation.errors import InvalidRequestError, ModelNotCachedError
 from generation.families import offered_family
 from generation.finishing import FinishingThread
 from generation.humanize import format_duration
-from generation.interface import Engine, Family, LoadOptions
+from generation.interface import Engine, Family, LoadOptions, Params
 from generation.loops import LoopInfo, LoopOptions, LoopPlan, plan_loop, restyle_loop
 from generation.outputs import TrackFiles, probe_folder, refuse_to_clobber, write_pairs
 from generation.pipeline import (
     Separate,
     candidate_seeds,
     check_duration,
+    check_length,
     check_prompt,
     decode_seed,
     output_duration,
@@ -44,7 +45,18 @@ log = logging.getLogger(__name__)
 
 # A desk user may hand over a whole album side; the output length is capped separately.
 CLI_SEED_LIMITS = AudioLimits(max_bytes=1024**3, max_seconds=3600.0)
-TRY_DEBUG = " To try Restyle without downloading anything: --model debug."
+TRY_DEBUG = " To try Restyle without downloading anything: --model debug (or debug-ace)."
+# Generation settings on the command line: argument -> (the families' parameter, what people type).
+PARAM_OPTIONS = {
+    "top_k": ("top_k", "--top-k"),
+    "top_p": ("top_p", "--top-p"),
+    "temperature": ("temperature", "--temperature"),
+    "guidance": ("guidance_scale", "--guidance"),
+    "strength": ("strength", "--strength"),
+}
+# Why a family lacks a setting, said with the refusal.
+WHOSE = {"strength": "it is ACE-Step's cover strength (--model ace-step)"}
+SAMPLING = "it is MusicGen-melody's sampling; ACE-Step takes --strength"
 
 
 @dataclass(frozen=True)
@@ -98,7 +110,10 @@ def generate(args: argparse.Namespace) -> int:
     prompt = check_prompt(args.prompt)
     name = args.name or default_name(args.seed_track, prompt)
     family = offered_family(args.model)
-    options = _options(args, family, args.candidates, args.duration, args.seed, stems=not args.no_stems)
+    params = _params(args, family, args.model, args.strength)
+    options = _options(
+        args, family, args.candidates, args.duration, args.seed, params=params, stems=not args.no_stems
+    )
     refuse_stray_tempo(args.bpm, args.beats_per_bar, looping=args.loop)
     loop = loop_options(args.loop, args.bpm, args.beats_per_bar, family=family, format_name=args.format)
     files = TrackFiles(args.output, name, options.candidates, fmt.extension)
@@ -109,11 +124,12 @@ def generate(args: argparse.Namespace) -> int:
     with console.phase("decoding the seed"):
         seed = decode_seed(args.seed_track, CLI_SEED_LIMITS, family)
         plan = _plan_loops(seed, family, plan)
-    _say_cap(console, seed, plan[0])
+    _say_cap(console, seed, plan[0], family.lengths(args.model))
     with console.phase("loading the model"):
         engine, separate = loader()
     session = Session(args, engine, seed, separate, args.format)
     _write(session, *session.restyle(plan[0], console), plan[0], console)
+    console.say(engine.licence.notice(family.title))
     return 0
 
 
@@ -126,7 +142,7 @@ def batch(args: argparse.Namespace) -> int:
     family = offered_family(model)
     plans = []
     for track in spec.tracks:
-        options = _track_options(args, family, spec, track)
+        options = _track_options(args, family, model, spec, track)
         files = TrackFiles(out_dir, track.name, options.candidates, extension)
         loop = _track_loop(args, family, format_name, spec, track)
         plans.append(Planned(track.name, check_prompt(track.prompt), options, files, loop))
@@ -145,10 +161,11 @@ def batch(args: argparse.Namespace) -> int:
         seed = decode_seed(spec.seed, CLI_SEED_LIMITS, family)
         todo = _plan_loops(seed, family, todo)
     for plan in todo:
-        _say_cap(Console(plan.name), seed, plan)
+        _say_cap(Console(plan.name), seed, plan, family.lengths(model))
     with console.phase("loading the model"):
         engine, separate = loader()
     _generate_all(Session(args, engine, seed, separate, format_name), todo)
+    console.say(engine.licence.notice(family.title))
     return 0
 
 
@@ -183,6 +200,22 @@ def default_name(seed_path: Path, prompt: str) -> str:
     return f"{seed_path.stem}-{slug}"
 
 
+def _params(args: argparse.Namespace, family: Family, model: str, strength: float | None) -> Params:
+    """The family's parameters with the settings given in place; one the family lacks is refused,
+    named as it is typed. `strength` is the command line's or, in a batch, the file's."""
+    given = {arg: getattr(args, arg) for arg in PARAM_OPTIONS} | {"strength": strength}
+    values = {}
+    for arg, value in given.items():
+        name, typed = PARAM_OPTIONS[arg]
+        if value is None:
+            continue
+        if not hasattr(family.default_params, name):
+            why = WHOSE.get(arg, SAMPLING)
+            raise InvalidRequestError(f"{typed} is not a setting of {family.title} ({model}): {why}.")
+        values[name] = value
+    return family.make_params(**values)
+
+
 def _options(
     args: argparse.Namespace,
     family: Family,
@@ -190,11 +223,9 @@ def _options(
     duration: float | None,
     seed: int | None,
     *,
+    params: Params,
     stems: bool,
 ) -> RestyleOptions:
-    params = family.make_params(
-        top_k=args.top_k, top_p=args.top_p, temperature=args.temperature, guidance_scale=args.guidance
-    )
     options = RestyleOptions(
         candidates, duration, args.max_duration, seed, params, stems and family.reads_melody
     )
@@ -203,11 +234,18 @@ def _options(
     return options
 
 
-def _track_options(args: argparse.Namespace, family: Family, spec: BatchFile, track: Track) -> RestyleOptions:
+def _track_options(
+    args: argparse.Namespace, family: Family, model: str, spec: BatchFile, track: Track
+) -> RestyleOptions:
     candidates = track.candidates or spec.candidates or 1
     duration = track.duration if track.duration is not None else spec.duration
     seed = track.random_seed if track.random_seed is not None else spec.random_seed
-    return _options(args, family, candidates, duration, seed, stems=spec.stems and not args.no_stems)
+    # The command line's --strength wins over the file's, as its other options do.
+    strength = next((s for s in (args.strength, track.strength, spec.strength) if s is not None), None)
+    params = _params(args, family, model, strength)
+    return _options(
+        args, family, candidates, duration, seed, params=params, stems=spec.stems and not args.no_stems
+    )
 
 
 def _track_loop(
@@ -250,6 +288,7 @@ def _preflight(
 
     apply_threads(plan_threads(args.threads, finishing=True))
     device = pick_device(args.device)
+    family.dtype_name(model, args.dtype, device)  # a precision the family does not run in is refused now
     options = LoadOptions(
         device=str(device),
         dtype=args.dtype,
@@ -282,9 +321,10 @@ def _load(family: Family, model: str, options: LoadOptions, stems: bool) -> tupl
     return engine, separate
 
 
-def _say_cap(console: Console, seed: SeedAudio, plan: Planned) -> None:
+def _say_cap(console: Console, seed: SeedAudio, plan: Planned, lengths: tuple[float, float]) -> None:
+    """The output's length fits the cap and the model (before it loads); a cut seed is said."""
     options = plan.options
-    output_duration(seed, options)  # an explicit length must fit the cap
+    check_length(lengths, output_duration(seed, options))
     if options.duration_s is None and seed.duration_s > options.max_duration_s:
         console.say(
             f"the seed is {format_duration(seed.duration_s)}; the output is capped at "

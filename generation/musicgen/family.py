@@ -7,6 +7,7 @@ It takes every spec no other family claims (aliases, hub repo ids, `save_pretrai
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,9 @@ class MusicGenFamily:
 
     def total_steps(self, duration_s: float, params: SamplingParams | None = None) -> int:
         return total_steps(duration_s)
+
+    def lengths(self, spec: str) -> tuple[float, float]:
+        return 1 / FRAME_RATE, math.inf  # one frame of codes; windows go on as long as asked
 
     def batch_key(self, spec: str, duration_s: float, params: SamplingParams) -> Hashable:
         return (self.name, spec, frames_for(duration_s), params)  # the engine's windows count frames

@@ -216,6 +216,19 @@ async def running(tmp_path, shared_engine_loader):
             await bot.store.close()
 
 
+def record_edits(world: World) -> list[str]:
+    """Every status edit the bot makes from now on, in order (they still reach Discord)."""
+    edits: list[str] = []
+    original = world.bot.lifecycle.edit_status
+
+    async def recording(job, content, **changes):
+        edits.append(content)
+        await original(job, content, **changes)
+
+    world.bot.lifecycle.edit_status = recording
+    return edits
+
+
 async def post_poll(world: World, candidates: int = 2) -> discord.Message:
     """A /restyle from alice, run to its results with all the vote reactions on."""
     before = len(world.results())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.bot.conftest import make_config, seed_mp3, until
+from tests.bot.conftest import make_config, record_edits, seed_mp3, until
 
 
 async def _submit(world, actor, prompt: str, seconds: float = 2.0, **options):
@@ -89,14 +89,7 @@ async def test_progress_is_shown_and_throttled(running, tmp_path):
     world = await running(
         make_config(tmp_path, models={"backend": "reference"}, progress={"edit_interval_seconds": 0.3})
     )
-    edits: list[str] = []
-    original = world.bot.lifecycle.edit_status
-
-    async def recording(job, content, **changes):
-        edits.append(content)
-        await original(job, content, **changes)
-
-    world.bot.lifecycle.edit_status = recording
+    edits = record_edits(world)
     await _submit(world, world.alice, "slow strings", seconds=20.0, candidates=1)
     await until(world.env, lambda: world.results(), what="the result")
     progress = [text for text in edits if "step" in text]

@@ -231,3 +231,22 @@ def test_stem_separation_runs_on_the_models_device(tmp_path, monkeypatch):
     monkeypatch.setattr("generation.devices.pick_device", lambda name: device)
     bot = RestyleBot(make_config(tmp_path, models={"stems": True}), start_worker=False)
     assert bot._separator.load().device == device
+
+
+def test_check_covers_both_families(tmp_path, capsys, unreachable_discord):
+    settings = '[bot]\ndata_dir = "data"\n[models]\ndefault = "debug-ace"\navailable = ["debug"]\n'
+    assert main(["--config", str(_config(tmp_path, settings)), "--check"]) == 0
+    out = capsys.readouterr().out
+    for checked in ("model debug-ace: built in-process", "model debug:", "loading: debug-ace loaded"):
+        assert checked in out, checked
+    assert "stems: the tiny" in out  # debug reads a melody: its separator is checked
+
+
+def test_an_ace_step_bot_needs_no_stem_separator(tmp_path, capsys, debug_ace, unreachable_discord):
+    """Only ACE-Step configured, offline, an empty cache: htdemucs is neither demanded nor loaded."""
+    model = tmp_path / "my-cover-model"
+    debug_ace.pipe.save_pretrained(model)
+    settings = f'[models]\ndefault = "{model}"\noffline = true\ncache_dir = "{tmp_path / "cache"}"\n'
+    assert main(["--config", str(_config(tmp_path, settings)), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "stems: not needed" in out and "loaded in" in out

@@ -40,5 +40,7 @@ def check_engine_against_family(engine: Engine, family: Family, durations: list[
     assert engine.reads_melody == family.reads_melody
     assert engine.frame_rate == family.frame_rate
     assert engine.default_params == family.default_params
+    spec = engine.describe()["name"]
+    assert (engine.min_duration_s, engine.max_duration_s) == family.lengths(spec), spec
     for seconds in durations:
         assert engine.total_steps(seconds) == family.total_steps(seconds), seconds

@@ -7,6 +7,8 @@ import json
 import pytest
 import torch
 
+from generation import families
+from generation.acestep.family import ACESTEP
 from generation.errors import InvalidRequestError, ModelUnavailableError
 from generation.families import family_for, load_engine, offered_family
 from generation.interface import LoadOptions
@@ -44,8 +46,10 @@ def test_a_folder_is_served_by_the_family_of_what_it_holds(tmp_path):
     assert family_for(str(tmp_path)).name == "musicgen"  # no index: a save_pretrained folder, perhaps
 
 
-def test_the_fronts_are_offered_musicgen_only_for_now():
+def test_the_fronts_are_offered_both_families(monkeypatch):
     assert offered_family("debug") is MUSICGEN
+    assert offered_family("debug-ace") is ACESTEP
+    monkeypatch.setattr(families, "OFFERED", (MUSICGEN.name,))  # a family a front cannot set up yet
     with pytest.raises(ModelUnavailableError) as refused:
         offered_family("debug-ace")
     message = str(refused.value)

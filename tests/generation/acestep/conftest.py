@@ -28,13 +28,6 @@ def one_thread():
 
 
 @pytest.fixture(scope="session")
-def debug_ace():
-    from generation.acestep.loading import load_acestep
-
-    return load_acestep("debug-ace", device="cpu")
-
-
-@pytest.fixture(scope="session")
 def ace_engine(debug_ace):
     from generation.acestep.engine import AceStepEngine
 

@@ -13,6 +13,8 @@ import pytest
 
 from generation.cli import main
 from tests.audio_factory import encode_format, melody
+from tests.generation.cli.running import refused as _refused
+from tests.generation.cli.running import run as _run
 
 
 @pytest.fixture(scope="module")
@@ -20,21 +22,6 @@ def seed_mp3(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("seeds") / "level-theme.mp3"
     path.write_bytes(encode_format("mp3", melody([392.0, 440.0, 493.9, 523.3], 0.75, 44_100)))
     return path
-
-
-def _run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main([*argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _refused(capsys, *argv: str) -> str:
-    code, _, err = _run(capsys, *argv)
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 2, err
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 def test_generate_writes_candidates_and_sidecars(capsys, tmp_path, seed_mp3):

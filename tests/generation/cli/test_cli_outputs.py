@@ -13,6 +13,7 @@ import pytest
 
 from generation.cli import main
 from tests.audio_factory import encode_format, melody
+from tests.generation.cli.running import refused as _refused
 
 
 @pytest.fixture(scope="module")
@@ -30,15 +31,6 @@ def no_model(monkeypatch):
         raise AssertionError("the model was loaded before the refusal")
 
     monkeypatch.setattr("generation.musicgen.models.load_model", refuse)
-
-
-def _refused(capsys, *argv: str) -> str:
-    code = main([*argv])
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 2, err
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 def _generate(seed: Path, out: Path, *extra: str) -> list[str]:
