@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from generation.musicgen import native
-from generation.musicgen import precision as precision_module
 from generation.musicgen.models import load_model
 from generation.musicgen.quantize import Int8Linear
 
@@ -97,17 +96,6 @@ def test_the_kernel_is_built_once_into_the_cache(monkeypatch, fresh_build):
     native.int8_gemm.cache_clear()
     monkeypatch.setattr(native, "build", lambda *_: pytest.fail("rebuilt a cached kernel"))
     assert native.int8_gemm() is not None
-
-
-def test_auto_picks_int8_where_the_kernel_runs(monkeypatch):
-    cpu = torch.device("cpu")
-    monkeypatch.setattr(precision_module, "cpu_has_fast_bf16", lambda: True)
-    monkeypatch.setattr(precision_module, "native_int8_runs", lambda: True)
-    assert precision_module.pick_precision("auto", cpu) == precision_module.INT8
-    monkeypatch.setattr(precision_module, "native_int8_runs", lambda: False)
-    assert precision_module.pick_precision("auto", cpu) == precision_module.Precision(torch.bfloat16)
-    monkeypatch.setattr(precision_module, "cpu_has_fast_bf16", lambda: False)
-    assert precision_module.pick_precision("auto", cpu) == precision_module.INT8
 
 
 def test_int8_layers_keep_float32_scales_when_the_decoder_is_cast():
