@@ -18,7 +18,8 @@ import torch
 from benchmarks import machine
 
 PARTS = ("cpu", "decode", "pipeline", "batching", "worker", "bot", "threads", "workers", "acestep")
-CPU_PRECISIONS = ("float32", "bfloat16", "int8")
+# Groups taking turns in one process each; float32 beside the CPU default (int8), as the target asks.
+CPU_PRECISIONS = ("float32,int8", "bfloat16")
 
 
 def _arguments() -> argparse.Namespace:
@@ -87,7 +88,8 @@ def run_decode(quick: bool, batches: list[int]) -> list[dict]:
 
 
 def run_cpu(quick: bool) -> dict:
-    """The real melody architecture on the CPU (the mid-size one with --quick), one process each."""
+    """The real melody architecture on the CPU (the mid-size one with --quick): float32 and int8 in
+    one process taking turns step by step (the ratio the target is about), bfloat16 in another."""
     from benchmarks import cpu
 
     if torch.cuda.is_available():
@@ -96,22 +98,27 @@ def run_cpu(quick: bool) -> dict:
     print(f"\n### CPU decode step: {config} architecture (random weights), fast loop, guidance on\n")
     print(
         "| precision | batch | ms/step at 0 s / 10 s | ms/step, 30 s window mean | floor ms | x floor "
-        "| speed-up over float32 | s per 30 s candidate | peak GiB |"
+        "| speed-up over float32, 0 s / mean | s per 30 s candidate | model GiB |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    rows = [row for name in CPU_PRECISIONS for row in cpu.measure_isolated(spec, config, name, [1, 4])]
-    base = {row.batch: row.ms_mean for row in rows if row.precision == "float32"}
+    rows = [row for group in CPU_PRECISIONS for row in cpu.measure_isolated(spec, config, group, [1, 4])]
+    base = {row.batch: row for row in rows if row.precision == "float32"}
     for row in rows:
+        fp32 = base[row.batch]
         print(
             f"| {row.precision} | {row.batch} | {row.ms_start:.0f} / {row.ms_10s:.0f} | {row.ms_mean:.0f} "
             f"| {row.floor_ms_mean:.0f} | {row.ms_mean / row.floor_ms_mean:.2f} "
-            f"| {base[row.batch] / row.ms_mean:.2f}x | {row.s_per_30s_candidate:.0f} | {row.peak_gib:.1f} |",
+            f"| {fp32.ms_start / row.ms_start:.2f}x / {fp32.ms_mean / row.ms_mean:.2f}x "
+            f"| {row.s_per_30s_candidate:.0f} | {row.model_gib:.2f} |",
             flush=True,
         )
     print(
-        "\nRead bandwidth measured in each process: "
-        + ", ".join(f"{r.bandwidth_gbs:.1f}" for r in rows[::2])
-        + " GB/s"
+        f"\ntorch threads {rows[0].threads}; native int8 kernel: {any(r.native_int8 for r in rows)}; "
+        "read bandwidth measured in each process: "
+        + ", ".join(dict.fromkeys(f"{r.bandwidth_gbs:.1f}" for r in rows))
+        + " GB/s; peak resident of the process after each batch: "
+        + ", ".join(f"{r.precision} b{r.batch} {r.peak_gib:.1f}" for r in rows)
+        + " GiB (float32 and int8 share one process)"
     )
     figures: dict = {"steps": [asdict(row) for row in rows], "codec": cpu.run_isolated(["codec", spec])}
     codec = figures["codec"]
@@ -131,7 +138,7 @@ def _distances(cpu, quick: bool) -> dict:
     if not quick:  # two melody models at a time at most: one process per precision
         found["melody"] = {}
         for name in ("bfloat16", "int8"):
-            found["melody"].update(cpu.run_isolated(["distance", "random:melody", name, "0.1"]))
+            found["melody"].update(cpu.run_isolated(["distance", "random:melody", name, "0.5"]))
     for config, by_name in found.items():
         for name, d in by_name.items():
             print(

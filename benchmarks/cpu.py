@@ -1,13 +1,16 @@
 """The real architecture on the CPU: float32 against the reduced-precision paths, step by step.
 
-Each precision runs in a process of its own, one after another (the machine is shared: never two
-big models at once), and reports, at batch 1 and 4 with guidance, the time of a decoding step at
-the start of a window and 10 s into it. A step's cost is linear in its context (the weights once,
-plus the key/value cache read so far), so the mean over a 30 s window is the line through those two
-points taken at 15 s; seconds per 30 s candidate are 1503 such steps over the batch. Beside each:
-the floor, the bytes a step must read (weights, heads, cache) over the bandwidth measured in the
-same process, and the process's peak resident memory. Steps run on a cache that was not filled by a
-prefill (its contents do not change the time), which spares minutes of prompt processing per row.
+The precisions named together run in one process and take turns step by step (float32, int8,
+float32, int8, ...), so the machine's noise (it is shared) falls on all of them alike and their
+ratio is what it cannot move much; the torch thread count is the one Restyle itself picks
+(`generation.threads`: the cores less one for the finishing thread). Each reports, at batch 1 and 4
+with guidance, the time of a decoding step at the start of a window and 10 s into it. A step's
+cost is linear in its context (the weights once, plus the key/value cache read so far), so the
+mean over a 30 s window is the line through those two points taken at 15 s; seconds per 30 s
+candidate are 1503 such steps over the batch. Beside each: the floor, the bytes a step must read
+(weights, heads, cache) over the bandwidth measured in the same process, and the model's resident
+weights. Steps run on a cache that was not filled by a prefill (its contents do not change the
+time), which spares minutes of prompt processing per row.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from generation.musicgen.params import SamplingParams
 from generation.musicgen.windows import Window
 
 CONTEXTS_S = (0.0, 10.0)
-TIMED_STEPS = 7
+TIMED_STEPS = 9
 FRAME_RATE = 50
 
 
@@ -44,12 +47,15 @@ class StepFigure:
     ms_mean: float  # the mean over a 30 s window (the line through both, at 15 s)
     s_per_30s_candidate: float
     floor_ms_mean: float
-    peak_gib: float
+    model_gib: float  # the whole model's weights and buffers, resident
+    peak_gib: float  # the process's peak after this batch (every precision it holds)
     bandwidth_gbs: float
+    threads: int
+    native_int8: bool  # int8 layers run generation/musicgen/int8_gemm.c
 
 
 def bandwidth() -> float:
-    """Bytes per second two threads read from memory (a 1 GiB sum: far larger than any cache)."""
+    """Bytes per second the process's threads read from memory (a 1 GiB sum: larger than any cache)."""
     data = torch.ones(2**28)
     data.sum()
     started = time.perf_counter()
@@ -58,35 +64,54 @@ def bandwidth() -> float:
     return 3 * data.numel() * 4 / (time.perf_counter() - started)
 
 
-def step_ms(lm: LoadedModel, backend: FastBackend, batch: int, context_frames: int) -> tuple[float, int, int]:
-    """(median ms of a step after `context_frames` of codes, cache bytes per slot, prefix slots)."""
+@dataclass
+class _Timed:
+    lm: LoadedModel
+    backend: FastBackend
+    state: object = None
+    first: int = 0
+    times: list[float] | None = None
+
+
+def _prepare(timed: _Timed, batch: int, context_frames: int) -> None:
+    """A window's decode state after `context_frames` of codes, ready for timed steps."""
+    lm = timed.lm
     melody = torch.sin(torch.arange(32_000 * 4) / 32_000 * 2 * torch.pi * 440).numpy()
     chroma = conditioning_chroma(melody, offset_s=0.0, single_window=True, frames=lm.chroma_frames)
     carried = None
     if context_frames:
         carried = torch.randint(0, 2048, (batch, lm.num_codebooks, context_frames))
     window = Window(0, 0, context_frames, context_frames + TIMED_STEPS + 2)
-    seeds = list(range(batch))
-    rows = WindowBatch(
-        ["cinematic strings"] * batch,
-        chroma[None].repeat(batch, 1, 1),
-        carried,
-        seeds,
-        window,
-        SamplingParams(),
-    )
+    prompts, chromas = ["cinematic strings"] * batch, chroma[None].repeat(batch, 1, 1)
+    rows = WindowBatch(prompts, chromas, carried, list(range(batch)), window, SamplingParams())
+    prefix = build_prefix(lm, rows, guided=True)
+    timed.state = timed.backend._allocate(rows, prefix, guided=True)
+    timed.first = timed.backend._first_free(rows)
+    timed.state.tokens.clamp_(min=0)  # no prefill chose the first token: any code will do for timing
+    timed.times = []
+
+
+def step_ms(models: list[_Timed], batch: int, context_frames: int) -> list[tuple[float, int, int]]:
+    """Per model, (ms of its fastest step after `context_frames` of codes, cache bytes per slot, prefix
+    slots); the models take turns, one step each."""
     with torch.inference_mode():
-        prefix = build_prefix(lm, rows, guided=True)
-        state = backend._allocate(rows, prefix, guided=True)
-        first = backend._first_free(rows)
-        state.tokens.clamp_(min=0)  # no prefill chose the first token: any code will do for timing
-        times = []
-        for position in range(first + 1, first + 1 + TIMED_STEPS):
-            started = time.perf_counter()
-            backend._advance(state, torch.tensor([position]), span=None)
-            times.append(time.perf_counter() - started)
-    per_slot = sum(t[:, :, 0].numel() * t.element_size() for t in state.keys_cache + state.values_cache)
-    return sorted(times)[len(times) // 2] * 1e3, per_slot, prefix.states.shape[1]
+        for timed in models:
+            _prepare(timed, batch, context_frames)
+        for offset in range(1, 1 + TIMED_STEPS):
+            for timed in models:
+                position = torch.tensor([timed.first + offset])
+                started = time.perf_counter()
+                timed.backend._advance(timed.state, position, span=None)
+                timed.times.append(time.perf_counter() - started)
+    found = []
+    for timed in models:
+        caches = timed.state.keys_cache + timed.state.values_cache
+        per_slot = sum(t[:, :, 0].numel() * t.element_size() for t in caches)
+        # The fastest step: other processes on a shared machine only ever add time to a step.
+        fastest = min(timed.times) * 1e3
+        found.append((fastest, per_slot, timed.state.valid.shape[1] - timed.state.tokens.shape[-1]))
+        timed.state = None  # free the cache before the next shape
+    return found
 
 
 def weight_bytes(lm: LoadedModel) -> int:
@@ -97,37 +122,57 @@ def weight_bytes(lm: LoadedModel) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
-def measure(spec: str, config: str, precision: str, batches: list[int]) -> list[StepFigure]:
-    from generation.musicgen.models import load_model
+def model_bytes(lm: LoadedModel) -> int:
+    return sum(t.numel() * t.element_size() for t in (*lm.model.parameters(), *lm.model.buffers()))
 
-    torch.set_num_threads(2)
-    lm = load_model(spec, device="cpu", dtype=precision)
-    backend = FastBackend(lm, fixed_spans=False)
-    step_ms(lm, backend, 1, 0)  # warm-up: kernels, allocator, first-touch pages
+
+def _uses_native_int8(lm: LoadedModel) -> bool:
+    from generation.musicgen.quantize import Int8Linear
+
+    return any(isinstance(m, Int8Linear) and m.native for m in lm.model.modules())
+
+
+def measure(spec: str, config: str, precisions: list[str], batches: list[int]) -> list[StepFigure]:
+    from generation.threads import apply_threads, plan_threads
+
+    plan = plan_threads()
+    apply_threads(plan)
+    models = [_Timed(lm, FastBackend(lm, fixed_spans=False)) for lm in map(_loader(spec), precisions)]
+    step_ms(models, 1, 0)  # warm-up: kernels, allocator, first-touch pages
     speed = bandwidth()
-    weights = weight_bytes(lm)
     figures = []
     for batch in batches:
-        start, _, _ = step_ms(lm, backend, batch, 0)
-        later, per_slot, prefix = step_ms(lm, backend, batch, int(CONTEXTS_S[1] * FRAME_RATE))
-        mean = start + (later - start) * 1.5
-        floor = (weights + per_slot * (prefix + 1 + 15 * FRAME_RATE)) / speed * 1e3
+        starts = step_ms(models, batch, 0)
+        laters = step_ms(models, batch, int(CONTEXTS_S[1] * FRAME_RATE))
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-        figures.append(
-            StepFigure(
-                config,
-                lm.precision.name,
-                batch,
-                start,
-                later,
-                mean,
-                mean * 1503 / batch / 1e3,
-                floor,
-                peak,
-                speed / 1e9,
+        for timed, (start, _, _), (later, per_slot, prefix) in zip(models, starts, laters, strict=True):
+            mean = start + (later - start) * 1.5
+            floor = (weight_bytes(timed.lm) + per_slot * (prefix + 1 + 15 * FRAME_RATE)) / speed * 1e3
+            lm = timed.lm
+            figures.append(
+                StepFigure(
+                    config=config,
+                    precision=lm.precision.name,
+                    batch=batch,
+                    ms_start=start,
+                    ms_10s=later,
+                    ms_mean=mean,
+                    s_per_30s_candidate=mean * 1503 / batch / 1e3,
+                    floor_ms_mean=floor,
+                    model_gib=model_bytes(lm) / 2**30,
+                    peak_gib=peak,
+                    bandwidth_gbs=speed / 1e9,
+                    threads=plan.torch_threads,
+                    native_int8=_uses_native_int8(lm),
+                )
             )
-        )
     return figures
+
+
+def _loader(spec: str):
+    from generation.musicgen.models import load_model
+
+    return lambda name: load_model(spec, device="cpu", dtype=name)
 
 
 def run_isolated(arguments: list[str]):
@@ -138,8 +183,9 @@ def run_isolated(arguments: list[str]):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def measure_isolated(spec: str, config: str, precision: str, batches: list[int]) -> list[StepFigure]:
-    rows = run_isolated([spec, config, precision, ",".join(map(str, batches))])
+def measure_isolated(spec: str, config: str, precisions: str, batches: list[int]) -> list[StepFigure]:
+    """`precisions` (comma-separated) in one fresh process, taking turns step by step."""
+    rows = run_isolated([spec, config, precisions, ",".join(map(str, batches))])
     return [StepFigure(**row) for row in rows]
 
 
@@ -154,8 +200,8 @@ def _main() -> None:
         spec, names, seconds = sys.argv[2:5]
         print(json.dumps(distances(spec, tuple(names.split(",")), float(seconds))))
         return
-    spec, config, precision, batches = sys.argv[1:5]
-    figures = measure(spec, config, precision, [int(b) for b in batches.split(",")])
+    spec, config, precisions, batches = sys.argv[1:5]
+    figures = measure(spec, config, precisions.split(","), [int(b) for b in batches.split(",")])
     print(json.dumps([asdict(f) for f in figures]))
 
 

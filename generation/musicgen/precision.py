@@ -7,9 +7,13 @@ in its reduced dtype, while T5, both conditioning projections, the codebook head
 and EnCodec stay float32. Casting the whole model (`model.to(dtype)`) would also undo transformers'
 float32 T5 `wo` layers, so nothing here does that.
 
-On CPUs the decoder's step streams every weight once, so reduced precision is about bytes: bfloat16
-weights where the CPU has bfloat16 instructions, int8 weight-only layers (`generation.musicgen.quantize`)
-otherwise; the benchmark (`python -m benchmarks --only cpu`) measures both against float32.
+On CPUs the decoder's step streams every weight once, so reduced precision is about bytes. `auto`
+picks int8 weights (`generation.musicgen.quantize`) where Restyle's own int8 kernel runs (AVX-512
+VNNI and a C compiler: `generation.musicgen.native`): a quarter of float32's bytes, read at memory
+speed. Without it, bfloat16 where the CPU has bfloat16 instructions (AMX or AVX-512 BF16), else
+int8 weights through torch's slower kernel; without bfloat16 instructions torch emulates bfloat16
+products, slower than float32. The benchmark (`python -m benchmarks --only cpu`) measures them
+against float32.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class Precision:
 
 
 FLOAT32 = Precision(torch.float32)
+INT8 = Precision(torch.bfloat16, int8_weights=True)  # int8 weights; the rest of the decoder in bfloat16
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -60,14 +65,15 @@ def is_tiny(model) -> bool:
 
 
 def pick_precision(name: str, device: torch.device, *, tiny: bool = False) -> Precision:
-    """`auto`: float16 on CUDA (audiocraft's autocast dtype), float16 on MPS, and on CPUs bfloat16
-    where the CPU has bfloat16 instructions, int8 weights elsewhere. Tiny models (`is_tiny`: the
+    """`auto`: float16 on CUDA (audiocraft's autocast dtype), float16 on MPS, and on CPUs int8
+    weights where the native kernel runs, else bfloat16 where the CPU has bfloat16 instructions,
+    else int8 weights through torch's kernel (see the module's docstring). Tiny models (`is_tiny`: the
     debug and mid builds) stay float32 under `auto`: reduced precision buys them little, and tests
     use them as oracles."""
     if name == "int8":
         if device.type != "cpu":
             raise ModelUnavailableError("int8 weights run on the CPU only: use float16 or bfloat16 there.")
-        return Precision(torch.bfloat16, int8_weights=True)
+        return INT8
     if name != "auto":
         if name not in FLOAT_DTYPES:
             raise ModelUnavailableError(f"Unknown dtype {name!r}: use {', '.join(NAMES)}.")
@@ -76,7 +82,16 @@ def pick_precision(name: str, device: torch.device, *, tiny: bool = False) -> Pr
         return Precision(torch.float16)
     if tiny:
         return FLOAT32
-    return Precision(torch.bfloat16) if cpu_has_fast_bf16() else Precision(torch.bfloat16, int8_weights=True)
+    if native_int8_runs() or not cpu_has_fast_bf16():
+        return INT8
+    return Precision(torch.bfloat16)
+
+
+def native_int8_runs() -> bool:
+    """Restyle's int8 kernel can run here (built on first use; see `generation.musicgen.native`)."""
+    from generation.musicgen.native import int8_gemm
+
+    return int8_gemm() is not None
 
 
 def apply_precision(model, precision: Precision):
@@ -90,13 +105,25 @@ def apply_precision(model, precision: Precision):
     if precision.int8_weights:
         for layer in core.layers:
             quantize_linears(layer)
-    core.to(precision.compute)
+    _cast_all_but_int8(core, precision.compute)
     # transformers' own forward (the reference backend) meets float32 conditioning at the core's
     # input and a reduced-precision hidden state at the heads: cast at both edges.
     core.register_forward_pre_hook(_cast_encoder_states(precision.compute), with_kwargs=True)
     for head in model.decoder.lm_heads:
         head.register_forward_pre_hook(_to_float32)
     return model
+
+
+def _cast_all_but_int8(core, dtype: torch.dtype) -> None:
+    """`core.to(dtype)`, leaving int8 layers' float32 scales as they are (their kernel reads them)."""
+    from generation.musicgen.quantize import Int8Linear
+
+    for module in core.modules():
+        if isinstance(module, Int8Linear):
+            continue
+        for tensor in [*module.parameters(recurse=False), *module.buffers(recurse=False)]:
+            if tensor.is_floating_point():
+                tensor.data = tensor.data.to(dtype)
 
 
 def _cast_encoder_states(dtype: torch.dtype):

@@ -18,9 +18,13 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
 def test_auto_is_float16_on_gpus_and_reduced_on_cpus(monkeypatch):
+    """On CPUs: int8 where the native kernel runs, else bfloat16 with bfloat16 instructions, else int8."""
     assert pick_precision("auto", CUDA) == Precision(torch.float16)
     assert pick_precision("auto", CPU, tiny=True) == Precision(torch.float32)
     monkeypatch.setattr(precision_module, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr(precision_module, "native_int8_runs", lambda: True)
+    assert pick_precision("auto", CPU) == Precision(torch.bfloat16, int8_weights=True)
+    monkeypatch.setattr(precision_module, "native_int8_runs", lambda: False)
     assert pick_precision("auto", CPU) == Precision(torch.bfloat16)
     monkeypatch.setattr(precision_module, "cpu_has_fast_bf16", lambda: False)
     assert pick_precision("auto", CPU) == Precision(torch.bfloat16, int8_weights=True)
