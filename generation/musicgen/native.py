@@ -25,10 +25,10 @@ import torch
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("int8_gemm.c")
-FLAGS = ("-O3", "-mavx512f", "-mavx512bw", "-mavx512vnni", "-fopenmp", "-shared", "-fPIC")
-REQUIRED_CPU_FLAGS = ("avx512f", "avx512bw", "avx512_vnni")
+FLAGS = ("-O3", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni", "-fopenmp", "-shared", "-fPIC")
+REQUIRED_CPU_FLAGS = ("avx512f", "avx512bw", "avx512vl", "avx512_vnni")
 _POINTER = ctypes.c_void_p
-_ARGUMENTS = [_POINTER, _POINTER, ctypes.c_int, ctypes.c_int, ctypes.c_int, *[_POINTER] * 6]
+_ARGUMENTS = [_POINTER, _POINTER, *[ctypes.c_int] * 4, *[_POINTER] * 4]
 
 
 def cpu_has_vnni() -> bool:
@@ -65,8 +65,8 @@ def build(target: Path, cc: str) -> None:
 
 
 @cache
-def int8_gemm():
-    """The compiled `restyle_int8_gemm`, or None where it cannot run here (the reason is logged)."""
+def native_library() -> ctypes.CDLL | None:
+    """`int8_gemm.c` compiled and loaded, or None where it cannot run here (the reason is logged)."""
     cc = compiler()
     if sys.platform != "linux" or not cpu_has_vnni() or cc is None:
         log.info("int8 layers use torch's kernel: no AVX-512 VNNI or no C compiler here")
@@ -77,11 +77,31 @@ def int8_gemm():
         if not target.exists():
             build(target, cc)
         torch.ones(1).sum()  # torch's OpenMP runtime is loaded first, so the kernel shares its threads
-        library = ctypes.CDLL(str(target))
+        return ctypes.CDLL(str(target))
     except (OSError, subprocess.SubprocessError) as error:
         log.warning("int8 layers use torch's kernel: building %s failed (%s)", target.name, error)
         return None
-    function = library.restyle_int8_gemm
-    function.argtypes = _ARGUMENTS
-    function.restype = None
+
+
+def _typed(name: str, arguments: list, result=None):
+    library = native_library()
+    if library is None:
+        return None
+    function = getattr(library, name)
+    function.argtypes, function.restype = arguments, result
     return function
+
+
+def int8_gemm():
+    """The compiled `restyle_int8_gemm`, or None where the library cannot run here."""
+    return _typed("restyle_int8_gemm", _ARGUMENTS, ctypes.c_int)
+
+
+def kv_kernels():
+    """(`restyle_kv_store`, `restyle_kv_attend`) for the int8 key/value cache, or None."""
+    store = _typed("restyle_kv_store", [_POINTER, _POINTER, *[ctypes.c_int] * 9, *[_POINTER] * 4])
+    attend = _typed(
+        "restyle_kv_attend",
+        [_POINTER, *[ctypes.c_int] * 7, _POINTER, ctypes.c_int, ctypes.c_float, *[_POINTER] * 5],
+    )
+    return None if store is None else (store, attend)
