@@ -133,20 +133,21 @@ int restyle_int8_gemm(const int8_t *packed, const void *x, int bf16, int m, int 
    scores of 16 slots per instruction against the query rounded to int8; values are int8 rows of d,
    summed in float against the softmax weights. */
 
-static float element(const void *x, int bf16, size_t at) {
-  if (!bf16) return ((const float *)x)[at];
-  uint32_t bits = (uint32_t)((const uint16_t *)x)[at] << 16;
-  float value;
-  __builtin_memcpy(&value, &bits, sizeof value);
-  return value;
-}
-
-/* Round the d values at x + at to int8 with one scale; returns the scale. */
+/* Round the d values at x + at to int8 with one scale (as `quantize_rows`, unsigned there);
+   returns the scale. */
 static float round_vector(const void *x, int bf16, size_t at, int d, int8_t *q) {
-  float peak = 1e-12f;
-  for (int j = 0; j < d; j++) peak = fmaxf(peak, fabsf(element(x, bf16, at + j)));
-  float s = peak / 127.0f, inv = 1.0f / s;
-  for (int j = 0; j < d; j++) q[j] = (int8_t)lrintf(element(x, bf16, at + j) * inv);
+  __m512 peak = _mm512_set1_ps(1e-12f);
+  for (int j = 0; j < d; j += 16) {
+    __mmask16 mask = d - j >= 16 ? 0xffff : (__mmask16)((1u << (d - j)) - 1);
+    peak = _mm512_max_ps(peak, _mm512_abs_ps(load16(x, bf16, at + j, mask)));
+  }
+  float s = _mm512_reduce_max_ps(peak) / 127.0f;
+  __m512 inv = _mm512_set1_ps(1.0f / s);
+  for (int j = 0; j < d; j += 16) {
+    __mmask16 mask = d - j >= 16 ? 0xffff : (__mmask16)((1u << (d - j)) - 1);
+    __m512i rounded = _mm512_cvtps_epi32(_mm512_mul_ps(load16(x, bf16, at + j, mask), inv));
+    _mm_mask_storeu_epi8(q + j, mask, _mm512_cvtepi32_epi8(rounded));
+  }
   return s;
 }
 
@@ -204,11 +205,19 @@ void restyle_kv_attend(const void *q, int bf16, int rows, int heads, int d, int 
     float weights[blocks * 16];
     __m512 peak = _mm512_set1_ps(-INFINITY);
     for (int b = 0; b < blocks; b++) {
-      __m512i acc = _mm512_setzero_si512();
-      for (int g = 0; g < d / 4; g++) {
-        __m512i kv = _mm512_loadu_si512((const void *)(kb + ((size_t)b * d / 4 + g) * 64));
-        acc = _mm512_dpbusd_epi32(acc, kv, _mm512_set1_epi32(*(const int32_t *)(q8 + g * 4)));
+      __m512i acc = _mm512_setzero_si512(), odd = _mm512_setzero_si512();  // two chains: latency
+      const uint8_t *block = kb + (size_t)b * 16 * d;
+      int g = 0;
+      for (; g + 1 < d / 4; g += 2) {
+        acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512((const void *)(block + g * 64)),
+                                  _mm512_set1_epi32(*(const int32_t *)(q8 + g * 4)));
+        odd = _mm512_dpbusd_epi32(odd, _mm512_loadu_si512((const void *)(block + g * 64 + 64)),
+                                  _mm512_set1_epi32(*(const int32_t *)(q8 + g * 4 + 4)));
       }
+      if (g < d / 4)
+        acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512((const void *)(block + g * 64)),
+                                  _mm512_set1_epi32(*(const int32_t *)(q8 + g * 4)));
+      acc = _mm512_add_epi32(acc, odd);
       int left = span - b * 16;
       __mmask16 live = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
       if (valid) live &= _mm_cmpneq_epi8_mask(_mm_maskz_loadu_epi8(live, valid + (size_t)r * valid_stride + b * 16), _mm_setzero_si128());
@@ -228,24 +237,22 @@ void restyle_kv_attend(const void *q, int bf16, int rows, int heads, int d, int 
       _mm512_storeu_ps(weights + b * 16, _mm512_mul_ps(e, _mm512_maskz_loadu_ps(live, vs + b * 16)));
     }
     float norm = 1.0f / _mm512_reduce_add_ps(total);
-    const int chunks = (d + 15) / 16;
-    __m512 acc[chunks];
-    __mmask16 lanes[chunks];
-    for (int c = 0; c < chunks; c++) {
-      acc[c] = _mm512_setzero_ps();
-      lanes[c] = d - c * 16 >= 16 ? 0xffff : (__mmask16)((1u << (d - c * 16)) - 1);
-    }
     const int8_t *vb = values + (size_t)rh * slots * d;
-    for (int s = 0; s < span; s++) {
-      __m512 w = _mm512_set1_ps(weights[s]);
-      for (int c = 0; c < chunks; c++) {
-        __m128i raw = _mm_maskz_loadu_epi8(lanes[c], vb + (size_t)s * d + c * 16);
-        acc[c] = _mm512_fmadd_ps(w, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(raw)), acc[c]);
+    for (int c = 0; c < d; c += 16) {  // 16 values of every slot, four slots' chains in registers
+      __mmask16 lanes = d - c >= 16 ? 0xffff : (__mmask16)((1u << (d - c)) - 1);
+      __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+#define VALUE(s) _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(lanes, vb + (size_t)(s) * d + c)))
+      int s = 0;
+      for (; s + 3 < span; s += 4) {
+        s0 = _mm512_fmadd_ps(_mm512_set1_ps(weights[s]), VALUE(s), s0);
+        s1 = _mm512_fmadd_ps(_mm512_set1_ps(weights[s + 1]), VALUE(s + 1), s1);
+        s2 = _mm512_fmadd_ps(_mm512_set1_ps(weights[s + 2]), VALUE(s + 2), s2);
+        s3 = _mm512_fmadd_ps(_mm512_set1_ps(weights[s + 3]), VALUE(s + 3), s3);
       }
-    }
-    for (int c = 0; c < chunks; c++) {
-      __m512 mean = _mm512_mul_ps(acc[c], _mm512_set1_ps(norm));
-      store16(out, bf16, (size_t)r * heads * d + (size_t)h * d + c * 16, mean, lanes[c]);
+      for (; s < span; s++) s0 = _mm512_fmadd_ps(_mm512_set1_ps(weights[s]), VALUE(s), s0);
+#undef VALUE
+      __m512 mean = _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3));
+      store16(out, bf16, (size_t)r * heads * d + (size_t)h * d + c, _mm512_mul_ps(mean, _mm512_set1_ps(norm)), lanes);
     }
   }
 }
