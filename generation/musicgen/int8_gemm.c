@@ -1,4 +1,5 @@
-/* Restyle's int8 matrix product for CPUs with AVX-512 VNNI: the decoder's step at a few rows.
+/* Restyle's int8 matrix product for CPUs with AVX-512 VNNI: the decoder's step at a few rows
+   (and, further down, its int8 key/value cache).
 
    A decoding step multiplies a few rows (candidates times two for guidance) by every weight, so
    its time is the bytes read. torch's weight-only int8 kernel (`_weight_int8pack_mm`) turns each

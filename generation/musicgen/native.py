@@ -1,10 +1,12 @@
-"""The int8 product of `int8_gemm.c`, compiled on first use where the CPU and a C compiler allow.
+"""The int8 product and key/value cache kernels of `int8_gemm.c`, compiled on first use where the
+CPU and a C compiler allow.
 
 Nothing is built at install time: the first model loaded in int8 on a CPU with AVX-512 VNNI
 compiles the kernel with the system's C compiler (a second or two) into Restyle's cache folder,
 named by a hash of its source and flags, and later runs load it from there. Without VNNI, without
 a compiler (the slim Docker image has none) or if the build fails, `int8_gemm()` is None and the
-int8 layers use torch's own weight-only kernel instead (slower, same weights; see quantize.py).
+int8 layers use torch's own weight-only kernel instead (slower, same weights; see quantize.py),
+with a bfloat16 key/value cache.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from generation.musicgen import native
+from generation.musicgen.kvcache import int8_cache_fits
 from generation.musicgen.models import load_model
 from generation.musicgen.quantize import Int8Linear, fuse, split
 
@@ -103,7 +104,7 @@ def test_fused_layers_compute_their_parts_in_one_product_without_a_copy(native, 
 )
 def test_without_the_kernel_int8_layers_use_torchs(monkeypatch, fresh_build, break_it):
     break_it(monkeypatch)
-    assert native.int8_gemm() is None
+    assert native.int8_gemm() is None and not int8_cache_fits(64)
     layer = Int8Linear(_linear(64, 64, bias=False))
     assert not layer.native and layer.weight.shape == (64, 64)
     assert layer(torch.randn(2, 64)).shape == (2, 64)
