@@ -28,6 +28,7 @@ from generation.audio.chroma import conditioning_chroma
 from generation.musicgen.backends import WindowBatch
 from generation.musicgen.backends.conditioning import build_prefix
 from generation.musicgen.backends.fast import FastBackend
+from generation.musicgen.kvcache import Int8Cache
 from generation.musicgen.models import LoadedModel
 from generation.musicgen.params import SamplingParams
 from generation.musicgen.windows import Window
@@ -105,8 +106,7 @@ def step_ms(models: list[_Timed], batch: int, context_frames: int) -> list[tuple
                 timed.times.append(time.perf_counter() - started)
     found = []
     for timed in models:
-        caches = timed.state.keys_cache + timed.state.values_cache
-        per_slot = sum(t[:, :, 0].numel() * t.element_size() for t in caches)
+        per_slot = _slot_bytes(timed.state)
         # The fastest step: other processes on a shared machine only ever add time to a step.
         fastest = min(timed.times) * 1e3
         found.append((fastest, per_slot, timed.state.valid.shape[1] - timed.state.tokens.shape[-1]))
@@ -114,16 +114,29 @@ def step_ms(models: list[_Timed], batch: int, context_frames: int) -> list[tuple
     return found
 
 
+def _slot_bytes(state) -> int:
+    """Bytes of key/value cache per slot (an int8 cache holds keys and values in one object)."""
+    caches = {id(c): c for c in state.keys_cache + state.values_cache}.values()
+    return sum(
+        c.slot_bytes if isinstance(c, Int8Cache) else c[:, :, 0].numel() * c.element_size() for c in caches
+    )
+
+
 def weight_bytes(lm: LoadedModel) -> int:
     """What a step reads of the model: every layer's weights, the final norm and the heads."""
     core = lm.model.decoder.model.decoder
     parts = [core.layers, core.layer_norm, lm.model.decoder.lm_heads]
-    tensors = [t for part in parts for t in (*part.parameters(), *part.buffers())]
-    return sum(t.numel() * t.element_size() for t in tensors)
+    return _stored_bytes([t for part in parts for t in (*part.parameters(), *part.buffers())])
 
 
 def model_bytes(lm: LoadedModel) -> int:
-    return sum(t.numel() * t.element_size() for t in (*lm.model.parameters(), *lm.model.buffers()))
+    return _stored_bytes([*lm.model.parameters(), *lm.model.buffers()])
+
+
+def _stored_bytes(tensors: list[torch.Tensor]) -> int:
+    """Bytes held, each storage once (int8's q, k and v are views of their fused layer's buffers)."""
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
+    return sum(storages.values())
 
 
 def _uses_native_int8(lm: LoadedModel) -> bool:

@@ -1,10 +1,12 @@
-"""The int8 product of `int8_gemm.c`, compiled on first use where the CPU and a C compiler allow.
+"""The int8 product and key/value cache kernels of `int8_gemm.c`, compiled on first use where the
+CPU and a C compiler allow.
 
 Nothing is built at install time: the first model loaded in int8 on a CPU with AVX-512 VNNI
 compiles the kernel with the system's C compiler (a second or two) into Restyle's cache folder,
 named by a hash of its source and flags, and later runs load it from there. Without VNNI, without
 a compiler (the slim Docker image has none) or if the build fails, `int8_gemm()` is None and the
-int8 layers use torch's own weight-only kernel instead (slower, same weights; see quantize.py).
+int8 layers use torch's own weight-only kernel instead (slower, same weights; see quantize.py),
+with a bfloat16 key/value cache.
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ import torch
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("int8_gemm.c")
-FLAGS = ("-O3", "-mavx512f", "-mavx512bw", "-mavx512vnni", "-fopenmp", "-shared", "-fPIC")
-REQUIRED_CPU_FLAGS = ("avx512f", "avx512bw", "avx512_vnni")
+FLAGS = ("-O3", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni", "-fopenmp", "-shared", "-fPIC")
+REQUIRED_CPU_FLAGS = ("avx512f", "avx512bw", "avx512vl", "avx512_vnni")
 _POINTER = ctypes.c_void_p
-_ARGUMENTS = [_POINTER, _POINTER, ctypes.c_int, ctypes.c_int, ctypes.c_int, *[_POINTER] * 6]
+_ARGUMENTS = [_POINTER, _POINTER, *[ctypes.c_int] * 4, *[_POINTER] * 4]
 
 
 def cpu_has_vnni() -> bool:
@@ -65,8 +67,8 @@ def build(target: Path, cc: str) -> None:
 
 
 @cache
-def int8_gemm():
-    """The compiled `restyle_int8_gemm`, or None where it cannot run here (the reason is logged)."""
+def native_library() -> ctypes.CDLL | None:
+    """`int8_gemm.c` compiled and loaded, or None where it cannot run here (the reason is logged)."""
     cc = compiler()
     if sys.platform != "linux" or not cpu_has_vnni() or cc is None:
         log.info("int8 layers use torch's kernel: no AVX-512 VNNI or no C compiler here")
@@ -77,11 +79,31 @@ def int8_gemm():
         if not target.exists():
             build(target, cc)
         torch.ones(1).sum()  # torch's OpenMP runtime is loaded first, so the kernel shares its threads
-        library = ctypes.CDLL(str(target))
+        return ctypes.CDLL(str(target))
     except (OSError, subprocess.SubprocessError) as error:
         log.warning("int8 layers use torch's kernel: building %s failed (%s)", target.name, error)
         return None
-    function = library.restyle_int8_gemm
-    function.argtypes = _ARGUMENTS
-    function.restype = None
+
+
+def _typed(name: str, arguments: list, result=None):
+    library = native_library()
+    if library is None:
+        return None
+    function = getattr(library, name)
+    function.argtypes, function.restype = arguments, result
     return function
+
+
+def int8_gemm():
+    """The compiled `restyle_int8_gemm`, or None where the library cannot run here."""
+    return _typed("restyle_int8_gemm", _ARGUMENTS, ctypes.c_int)
+
+
+def kv_kernels():
+    """(`restyle_kv_store`, `restyle_kv_attend`) for the int8 key/value cache, or None."""
+    store = _typed("restyle_kv_store", [_POINTER, _POINTER, *[ctypes.c_int] * 9, *[_POINTER] * 4])
+    attend = _typed(
+        "restyle_kv_attend",
+        [_POINTER, *[ctypes.c_int] * 7, _POINTER, ctypes.c_int, ctypes.c_float, *[_POINTER] * 5],
+    )
+    return None if store is None else (store, attend)

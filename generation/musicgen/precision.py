@@ -10,8 +10,9 @@ float32 T5 `wo` layers, so nothing here does that.
 On CPUs the decoder's step streams every weight once, so reduced precision is about bytes. `auto`
 picks int8 weights (`generation.musicgen.quantize`) where Restyle's own int8 kernel runs (AVX-512
 VNNI and a C compiler: `generation.musicgen.native`): a quarter of float32's bytes, read at memory
-speed. Without it, bfloat16 where the CPU has bfloat16 instructions (AMX or AVX-512 BF16), else
-int8 weights through torch's slower kernel; without bfloat16 instructions torch emulates bfloat16
+speed, with the key/value cache in int8 too on eager steps (`generation.musicgen.kvcache`).
+Without it, bfloat16 where the CPU has bfloat16 instructions (AMX or AVX-512 BF16), else int8
+weights through torch's slower kernel; without bfloat16 instructions torch emulates bfloat16
 products, slower than float32. The benchmark (`python -m benchmarks --only cpu`) measures them
 against float32.
 """

@@ -56,16 +56,19 @@ class Int8Linear(nn.Module):
         return out.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
 
     def _native(self, flat: torch.Tensor) -> torch.Tensor:
-        flat = flat.float().contiguous()
+        """In and out in bfloat16 or float32 as the kernel reads and writes them: no casts."""
+        if flat.dtype != torch.bfloat16:
+            flat = flat.float()
+        flat = flat.contiguous()
         rows, columns = flat.shape[0], self.scale.shape[0]
-        out = torch.empty(rows, columns)
-        scratch = torch.empty(rows * self.in_features, dtype=torch.uint8)
-        row_scales = torch.empty(rows)
+        out = torch.empty(rows, columns, dtype=flat.dtype)
         bias = None if self.bias is None else self.bias.data_ptr()
-        self.kernel(
-            self.weight.data_ptr(), flat.data_ptr(), rows, columns, self.in_features, self.scale.data_ptr(),
-            self.row_sums.data_ptr(), bias, out.data_ptr(), scratch.data_ptr(), row_scales.data_ptr(),
+        failed = self.kernel(
+            self.weight.data_ptr(), flat.data_ptr(), flat.dtype == torch.bfloat16, rows, columns,
+            self.in_features, self.scale.data_ptr(), self.row_sums.data_ptr(), bias, out.data_ptr(),
         )  # fmt: skip
+        if failed:
+            raise MemoryError("the int8 kernel could not allocate its scratch")
         return out[:, : self.out_features] if columns != self.out_features else out
 
     def _torch(self, flat: torch.Tensor) -> torch.Tensor:
@@ -81,8 +84,36 @@ def _tiles(quantized: torch.Tensor) -> torch.Tensor:
     return tiles.contiguous()
 
 
+def fuse(parts: list[Int8Linear]) -> Int8Linear:
+    """One layer for several that read the same input (attention's q, k and v): one call and one
+    rounding of the input to int8 instead of three. The parts keep working, on views of the fused
+    buffers, so nothing is stored twice. `split` cuts its output back into the parts' outputs."""
+    first = parts[0]
+    fused = Int8Linear.__new__(Int8Linear)
+    nn.Module.__init__(fused)
+    fused.kernel, fused.in_features = first.kernel, first.in_features
+    fused.widths = [(part.scale.shape[0], part.out_features) for part in parts]  # (stored, real)
+    fused.out_features = sum(stored for stored, _ in fused.widths)
+    for name, tensor in first._buffers.items():  # the bias may be None: named_buffers skips it
+        if tensor is None:
+            fused.register_buffer(name, None)
+            continue
+        fused.register_buffer(name, torch.cat([getattr(part, name) for part in parts]))
+        views = getattr(fused, name).split([getattr(part, name).shape[0] for part in parts])
+        for part, view in zip(parts, views, strict=True):
+            setattr(part, name, view)
+    return fused
+
+
+def split(fused: Int8Linear, x: torch.Tensor) -> list[torch.Tensor]:
+    """The outputs of the layers `fused` fuses, for input `x`, from one product."""
+    out = fused(x).split([stored for stored, _ in fused.widths], dim=-1)
+    return [part[..., :real] for part, (_, real) in zip(out, fused.widths, strict=True)]
+
+
 def quantize_linears(module: nn.Module, *, native: bool | None = None) -> int:
-    """Replace every `nn.Linear` under `module` in place; returns how many were replaced."""
+    """Replace every `nn.Linear` under `module` in place, and give each attention its q, k and v
+    fused as `qkv_proj` (see `fuse`); returns how many were replaced."""
     count = 0
     for name, child in list(module.named_children()):
         if isinstance(child, nn.Linear):
@@ -90,4 +121,13 @@ def quantize_linears(module: nn.Module, *, native: bool | None = None) -> int:
             count += 1
         else:
             count += quantize_linears(child, native=native)
+    projections = [getattr(module, name, None) for name in ("q_proj", "k_proj", "v_proj")]
+    if all(isinstance(p, Int8Linear) for p in projections) and _fusable(projections):
+        module.qkv_proj = fuse(projections)
     return count
+
+
+def _fusable(parts: list[Int8Linear]) -> bool:
+    first = parts[0]
+    same = [(p.in_features, p.native, p.bias is None) for p in parts]
+    return same == [(first.in_features, first.native, first.bias is None)] * len(parts)

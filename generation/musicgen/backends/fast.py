@@ -25,7 +25,9 @@ from generation.musicgen.backends import StepHook, WindowBatch
 from generation.musicgen.backends.conditioning import Prefix, build_prefix
 from generation.musicgen.backends.device import LAG_STEPS, StepLag, device_scope
 from generation.musicgen.backends.fixed import FixedSpanLoop, ShapeCache
+from generation.musicgen.kvcache import Int8Cache, int8_cache_fits
 from generation.musicgen.models import LoadedModel
+from generation.musicgen.quantize import split
 from generation.musicgen.sampling import SamplingParams, choose_tokens, row_keys
 
 log = logging.getLogger(__name__)
@@ -151,10 +153,25 @@ class FastBackend:
         heads = config.num_attention_heads
         rows, slots = state.valid.shape
         shape = (rows, heads, slots, config.hidden_size // heads)
+        if self._int8_cache():  # keys and values in one object per layer
+            state.keys_cache = state.values_cache = [Int8Cache.allocate(*shape) for _ in self.core.layers]
+            return state
         make = partial(torch.zeros, shape, dtype=self.lm.dtype, device=self.lm.device)
         state.keys_cache = [make() for _ in self.core.layers]
         state.values_cache = [make() for _ in self.core.layers]
         return state
+
+    def _int8_cache(self) -> bool:
+        """int8 layers with the native kernel keep an int8 cache, on eager steps (fixed spans mask
+        a float cache)."""
+        attention = self.core.layers[0].self_attn
+        head_dim = self.core.config.hidden_size // self.core.config.num_attention_heads
+        return (
+            hasattr(attention, "qkv_proj")
+            and attention.qkv_proj.native
+            and not self.fixed_spans
+            and int8_cache_fits(head_dim)
+        )
 
     @staticmethod
     def _first_free(batch: WindowBatch) -> int:
@@ -216,34 +233,62 @@ class FastBackend:
 
     def _layer(self, layer, hidden, state: _State, index: int, attention: _Attention):
         attn = layer.self_attn
-        rows, length, width = hidden.shape
-        heads = attn.num_heads
         residual = hidden
         hidden = layer.self_attn_layer_norm(hidden)
-        query = attn.q_proj(hidden).view(rows, length, heads, -1).transpose(1, 2)
-        key = attn.k_proj(hidden).view(rows, length, heads, -1).transpose(1, 2)
-        value = attn.v_proj(hidden).view(rows, length, heads, -1).transpose(1, 2)
-        keys, values = state.keys_cache[index], state.values_cache[index]
-        start, span = attention.start, attention.span
-        if isinstance(start, int):
-            keys[:, :, start : start + length] = key
-            values[:, :, start : start + length] = value
+        if hasattr(attn, "qkv_proj"):  # int8 layers: q, k and v in one product
+            query, key, value = split(attn.qkv_proj, hidden)
         else:
-            keys.index_copy_(2, start, key)
-            values.index_copy_(2, start, value)
-        out = F.scaled_dot_product_attention(
-            query,
-            keys[:, :, :span],
-            values[:, :, :span],
-            attn_mask=attention.mask,
-            is_causal=attention.causal and attention.mask is None,
-            scale=attn.scaling,
-        )
-        out = out.transpose(1, 2).reshape(rows, length, width)
+            query, key, value = attn.q_proj(hidden), attn.k_proj(hidden), attn.v_proj(hidden)
+        keys, values = state.keys_cache[index], state.values_cache[index]
+        if isinstance(keys, Int8Cache):
+            valid = state.valid if state.padded else None
+            out = self._int8_attention(
+                keys, (query, key, value), attention, valid=valid, scaling=attn.scaling
+            )
+        else:
+            start, length = attention.start, key.shape[1]
+            key, value = self._heads(key), self._heads(value)
+            if isinstance(start, int):
+                keys[:, :, start : start + length] = key
+                values[:, :, start : start + length] = value
+            else:
+                keys.index_copy_(2, start, key)
+                values.index_copy_(2, start, value)
+            span = attention.span
+            out = self._attend(
+                self._heads(query), keys[:, :, :span], values[:, :, :span], attention, attn.scaling
+            )
         hidden = residual + attn.out_proj(out)
         residual = hidden
         hidden = layer.fc2(layer.activation_fn(layer.fc1(layer.final_layer_norm(hidden))))
         return residual + hidden
+
+    def _heads(self, projected: torch.Tensor) -> torch.Tensor:
+        """(rows, length, width) to (rows, heads, length, head_dim)."""
+        rows, length, _ = projected.shape
+        return projected.view(rows, length, self.core.config.num_attention_heads, -1).transpose(1, 2)
+
+    @staticmethod
+    def _attend(query, keys, values, attention: _Attention, scaling: float) -> torch.Tensor:
+        out = F.scaled_dot_product_attention(
+            query,
+            keys,
+            values,
+            attn_mask=attention.mask,
+            is_causal=attention.causal and attention.mask is None,
+            scale=scaling,
+        )
+        rows, heads, length, head_dim = out.shape
+        return out.transpose(1, 2).reshape(rows, length, heads * head_dim)
+
+    def _int8_attention(self, cache: Int8Cache, projected, attention: _Attention, *, valid, scaling: float):
+        """Over the int8 cache (`generation.musicgen.kvcache`); a prefill (slot 0 on) attends over
+        its own float keys and values, then stores them."""
+        (query, key, value), start = projected, attention.start
+        cache.store(key, value, int(start))
+        if isinstance(start, int):
+            return self._attend(*map(self._heads, projected), attention, scaling)
+        return cache.attend(query, attention.span, valid, scaling)
 
     def _choose(self, state: _State, hidden: torch.Tensor, position: torch.Tensor) -> None:
         """Guidance, token choice and the delay pattern for one position, all on the device.

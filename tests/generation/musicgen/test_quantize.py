@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from generation.musicgen import native
+from generation.musicgen.kvcache import int8_cache_fits
 from generation.musicgen.models import load_model
-from generation.musicgen.quantize import Int8Linear
+from generation.musicgen.quantize import Int8Linear, fuse, split
 
 needs_native = pytest.mark.skipif(
     native.int8_gemm() is None, reason="no AVX-512 VNNI or no C compiler: the kernel cannot run here"
@@ -20,9 +21,9 @@ needs_native = pytest.mark.skipif(
 def fresh_build(monkeypatch, tmp_path):
     """A kernel built from nothing into an empty cache; the process's own build is restored after."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    native.int8_gemm.cache_clear()
+    native.native_library.cache_clear()
     yield tmp_path
-    native.int8_gemm.cache_clear()
+    native.native_library.cache_clear()
 
 
 def _linear(k: int, n: int, bias: bool) -> torch.nn.Linear:
@@ -68,6 +69,30 @@ def test_native_and_torch_kernels_agree_with_float32_in_any_input_dtype():
             assert float((out.float() - reference).norm() / reference.norm()) < 0.02
 
 
+@needs_native
+@pytest.mark.parametrize("n", [64, 40])
+def test_the_kernel_reads_and_writes_bfloat16_as_torch_casts(n):
+    """bfloat16 in and out of the kernel: the same bits as float32 through it, cast by torch."""
+    layer = Int8Linear(_linear(128, n, bias=True), native=True)
+    x = (torch.randn(3, 128) * 3).bfloat16()
+    out = layer(x)
+    assert out.dtype == torch.bfloat16
+    assert torch.equal(out, layer(x.float()).bfloat16())
+
+
+@pytest.mark.parametrize("native", [pytest.param(True, marks=needs_native), False])
+@pytest.mark.parametrize("n", [64, 40])
+def test_fused_layers_compute_their_parts_in_one_product_without_a_copy(native, n):
+    parts = [Int8Linear(_linear(64, n + i, bias=False), native=native) for i in (0, 0, 0)]
+    x = torch.randn(2, 5, 64).bfloat16()
+    alone = [part(x) for part in parts]
+    fused = fuse(parts)
+    assert all(torch.equal(a, b) for a, b in zip(alone, split(fused, x), strict=True))
+    assert all(torch.equal(a, part(x)) for a, part in zip(alone, parts, strict=True))
+    storage = fused.weight.untyped_storage().data_ptr()
+    assert all(part.weight.untyped_storage().data_ptr() == storage for part in parts)
+
+
 @pytest.mark.parametrize(
     "break_it",
     [
@@ -79,7 +104,7 @@ def test_native_and_torch_kernels_agree_with_float32_in_any_input_dtype():
 )
 def test_without_the_kernel_int8_layers_use_torchs(monkeypatch, fresh_build, break_it):
     break_it(monkeypatch)
-    assert native.int8_gemm() is None
+    assert native.int8_gemm() is None and not int8_cache_fits(64)
     layer = Int8Linear(_linear(64, 64, bias=False))
     assert not layer.native and layer.weight.shape == (64, 64)
     assert layer(torch.randn(2, 64)).shape == (2, 64)
@@ -93,7 +118,7 @@ def test_the_kernel_is_built_once_into_the_cache(monkeypatch, fresh_build):
     assert native.int8_gemm() is not None
     built = list(fresh_build.rglob("int8_gemm-*.so"))
     assert len(built) == 1
-    native.int8_gemm.cache_clear()
+    native.native_library.cache_clear()
     monkeypatch.setattr(native, "build", lambda *_: pytest.fail("rebuilt a cached kernel"))
     assert native.int8_gemm() is not None
 
