@@ -207,6 +207,12 @@ def loop_melody(source: np.ndarray, plan: LoopPlan, window_s: float) -> np.ndarr
 def fold(audio: np.ndarray, plan: LoopPlan) -> np.ndarray:
     """`(channels, generated)` audio to `(channels, loop)`: the overhang laid over the head."""
     loop, overhang, fade = plan.loop_samples, plan.overhang_samples, plan.crossfade_samples
+    # A loop shorter than its overhang (one bar under MIN_OVERHANG_S) is folded from its last
+    # whole loops: every loop of the generated audio follows the same melody, and what is laid
+    # over the head is then at most one loop long.
+    skip = loop * (math.ceil(overhang / loop) - 1)
+    audio, overhang = audio[:, skip:], overhang - skip
+    fade = min(fade, overhang)
     out = audio[:, :loop].copy()
     out[:, : overhang - fade] = audio[:, loop : loop + overhang - fade]
     angle = (np.arange(fade) + 0.5) / fade * (np.pi / 2)
