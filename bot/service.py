@@ -446,16 +446,23 @@ class JobService:
             await refuse(interaction, "That file has expired.")
             return
         data = await self.files.read(candidate.lossless_path)
-        if len(data) > interaction.filesize_limit:
-            await refuse(
-                interaction,
-                f"The lossless file is {format_bytes(len(data))}, over this channel's "
-                f"{format_bytes(interaction.filesize_limit)} upload limit.",
-            )
+        too_big = (
+            f"The lossless file is {format_bytes(len(data))}, over this channel's "
+            f"{format_bytes(interaction.filesize_limit)} upload limit."
+        )
+        if len(data) > upload_budget(interaction.filesize_limit):  # the limit covers the message too
+            await refuse(interaction, too_big)
             return
         name = f"restyle-{job_id}-{idx}{'-loop' if job.loop else ''}.flac"
-        await interaction.response.send_message(
-            texts.lossless(job, idx, family_for(job.model).sample_rate),
-            file=discord.File(io.BytesIO(data), filename=name),
-            ephemeral=True,
-        )
+        try:
+            await interaction.response.send_message(
+                texts.lossless(job, idx, family_for(job.model).sample_rate),
+                file=discord.File(io.BytesIO(data), filename=name),
+                ephemeral=True,
+            )
+        except discord.HTTPException as exc:  # refused anyway: say so, in one line
+            log.warning("job %d: the lossless file was refused: %s", job_id, refusals.describe(exc))
+            await refuse(
+                interaction,
+                too_big if exc.status == 413 else f"Discord refused the file: {refusals.describe(exc)}.",
+            )
