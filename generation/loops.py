@@ -289,8 +289,11 @@ def prepare_loop(
     """The melody (looped where the loop wraps) and the checked job that runs past the loop's end."""
     check_loopable(engine)
     loop = loop or LoopOptions()
-    source = melody_source(engine, seed, options, separate=separate, phases=phases, timings=timings)
     plan = plan or plan_loop(seed, options, loop, frame_rate=engine.frame_rate)
+    reach = plan.seed_start + plan.region_samples  # the melody is the loop's bars of the seed
+    source = melody_source(
+        engine, seed, options, separate=separate, phases=phases, timings=timings, reach=reach
+    )
     melody = loop_melody(source, plan, engine.window_s)
     job_options = replace(
         options,
