@@ -227,6 +227,8 @@ class JobService:
             refusal = "That job has no results to build on."
         elif job.files_deleted:
             refusal = "That job's files have expired."
+        elif job.model not in self.config.models.choices:  # the config changed since it ran
+            refusal = f"The model `{job.model}` is no longer offered here: start a new /restyle."
         else:
             refusal = access_refusal(self.config, interaction)
         if refusal:
