@@ -300,7 +300,7 @@ def _preflight(
     try:
         family.locate(model, options)
     except ModelNotCachedError as exc:
-        raise ModelNotCachedError(str(exc) + TRY_DEBUG) from None
+        raise ModelNotCachedError(str(exc).rstrip(".") + "." + TRY_DEBUG) from None
     if stems:
         from generation.audio.stems import check_stems
 

@@ -61,6 +61,7 @@ def test_generate_without_weights_names_the_fetch_command_and_the_debug_model(tm
         restyle("generate", str(seed_wav), "lofi", "-o", str(tmp_path / "out"), home=tmp_path, offline=True)
     )
     assert "offline" in offline and "could not be downloaded" not in offline
+    assert "restyle download facebook/musicgen-melody. To try" in offline  # two sentences, not one
     assert not (tmp_path / "out").exists()
 
 
