@@ -167,6 +167,10 @@ class JobService:
         job = await self._job_to_build_on(interaction, job_id)
         if job is None:
             return
+        refusal = self._limits_refusal(job, job.prompt)
+        if refusal:
+            await refuse(interaction, refusal)
+            return
         submission = Submission(
             job.prompt,
             job.candidates,
@@ -199,7 +203,7 @@ class JobService:
         if idx is None or not 1 <= idx <= job.candidates:
             await refuse(interaction, f"Pick a candidate from 1 to {job.candidates}.")
             return
-        refusal = request_refusal(self.config, RequestOptions(prompt, job.candidates))
+        refusal = self._limits_refusal(job, prompt)
         if refusal:
             await refuse(interaction, refusal)
             return
@@ -218,6 +222,11 @@ class JobService:
             bpm=job.loop_tempo,  # the seed is that loop: its tempo is known
         )
         await self._submit(interaction, submission)
+
+    def _limits_refusal(self, job: JobRow, prompt: str) -> str | None:
+        """A reroll or remix keeps to today's limits, which may be lower than when `job` ran."""
+        duration = None if job.loop else job.duration_s  # a loop is planned again, within the limit
+        return request_refusal(self.config, RequestOptions(prompt, job.candidates, duration, model=job.model))
 
     async def _job_to_build_on(self, interaction: discord.Interaction, job_id: int) -> JobRow | None:
         """A finished job a reroll or remix may start from, or None after refusing in one line."""
