@@ -116,6 +116,10 @@ sys.exit(code)
         ["generate", "seed.wav", "lofi", "--name", "a/b"],
         ["generate", "seed.wav", "lofi", "--device", "gpu"],
         ["generate", "seed.wav", "lofi", "--threads", "0"],
+        # refused once parsed, before the seed is read: still no torch (a refusal answers at once)
+        ["generate", "seed.wav", "lofi", "--model", "debug", "--strength", "0.5"],
+        ["generate", "seed.wav", "lofi", "--model", "debug-ace", "--loop"],
+        ["generate", "seed.wav", "lofi", "--model", "debug", "--loop", "--format", "mp3"],
     ],
 )
 def test_help_and_argument_errors_do_not_import_torch(argv):
