@@ -167,6 +167,10 @@ class JobService:
         job = await self._job_to_build_on(interaction, job_id)
         if job is None:
             return
+        refusal = self._limits_refusal(job, job.prompt)
+        if refusal:
+            await refuse(interaction, refusal)
+            return
         submission = Submission(
             job.prompt,
             job.candidates,
@@ -199,7 +203,7 @@ class JobService:
         if idx is None or not 1 <= idx <= job.candidates:
             await refuse(interaction, f"Pick a candidate from 1 to {job.candidates}.")
             return
-        refusal = request_refusal(self.config, RequestOptions(prompt, job.candidates))
+        refusal = self._limits_refusal(job, prompt)
         if refusal:
             await refuse(interaction, refusal)
             return
@@ -219,6 +223,11 @@ class JobService:
         )
         await self._submit(interaction, submission)
 
+    def _limits_refusal(self, job: JobRow, prompt: str) -> str | None:
+        """A reroll or remix keeps to today's limits, which may be lower than when `job` ran."""
+        duration = None if job.loop else job.duration_s  # a loop is planned again, within the limit
+        return request_refusal(self.config, RequestOptions(prompt, job.candidates, duration, model=job.model))
+
     async def _job_to_build_on(self, interaction: discord.Interaction, job_id: int) -> JobRow | None:
         """A finished job a reroll or remix may start from, or None after refusing in one line."""
         job = await self.store.job(job_id)
@@ -227,6 +236,8 @@ class JobService:
             refusal = "That job has no results to build on."
         elif job.files_deleted:
             refusal = "That job's files have expired."
+        elif job.model not in self.config.models.choices:  # the config changed since it ran
+            refusal = f"The model `{job.model}` is no longer offered here: start a new /restyle."
         else:
             refusal = access_refusal(self.config, interaction)
         if refusal:
@@ -446,16 +457,23 @@ class JobService:
             await refuse(interaction, "That file has expired.")
             return
         data = await self.files.read(candidate.lossless_path)
-        if len(data) > interaction.filesize_limit:
-            await refuse(
-                interaction,
-                f"The lossless file is {format_bytes(len(data))}, over this channel's "
-                f"{format_bytes(interaction.filesize_limit)} upload limit.",
-            )
+        too_big = (
+            f"The lossless file is {format_bytes(len(data))}, over this channel's "
+            f"{format_bytes(interaction.filesize_limit)} upload limit."
+        )
+        if len(data) > upload_budget(interaction.filesize_limit):  # the limit covers the message too
+            await refuse(interaction, too_big)
             return
         name = f"restyle-{job_id}-{idx}{'-loop' if job.loop else ''}.flac"
-        await interaction.response.send_message(
-            texts.lossless(job, idx, family_for(job.model).sample_rate),
-            file=discord.File(io.BytesIO(data), filename=name),
-            ephemeral=True,
-        )
+        try:
+            await interaction.response.send_message(
+                texts.lossless(job, idx, family_for(job.model).sample_rate),
+                file=discord.File(io.BytesIO(data), filename=name),
+                ephemeral=True,
+            )
+        except discord.HTTPException as exc:  # refused anyway: say so, in one line
+            log.warning("job %d: the lossless file was refused: %s", job_id, refusals.describe(exc))
+            await refuse(
+                interaction,
+                too_big if exc.status == 413 else f"Discord refused the file: {refusals.describe(exc)}.",
+            )

@@ -84,6 +84,15 @@ def split_revision(spec: str, revision: str | None = None) -> ModelName:
     return ModelName(name, chosen)
 
 
+def same_model(recorded: object, asked: str) -> bool:
+    """Whether a sidecar's model name (the spec as typed, without its revision) is the model
+    `asked` names, an alias and its repo id alike."""
+    if not isinstance(recorded, str):
+        return False
+    spec = split_revision(asked).spec
+    return MODEL_ALIASES.get(recorded, recorded) == MODEL_ALIASES.get(spec, spec)
+
+
 def random_architecture(
     spec: str, debug_models: tuple[str, ...], architectures: Iterable[str], family: str = ""
 ) -> str | None:

@@ -207,6 +207,12 @@ def loop_melody(source: np.ndarray, plan: LoopPlan, window_s: float) -> np.ndarr
 def fold(audio: np.ndarray, plan: LoopPlan) -> np.ndarray:
     """`(channels, generated)` audio to `(channels, loop)`: the overhang laid over the head."""
     loop, overhang, fade = plan.loop_samples, plan.overhang_samples, plan.crossfade_samples
+    # A loop shorter than its overhang (one bar under MIN_OVERHANG_S) is folded from its last
+    # whole loops: every loop of the generated audio follows the same melody, and what is laid
+    # over the head is then at most one loop long.
+    skip = loop * (math.ceil(overhang / loop) - 1)
+    audio, overhang = audio[:, skip:], overhang - skip
+    fade = min(fade, overhang)
     out = audio[:, :loop].copy()
     out[:, : overhang - fade] = audio[:, loop : loop + overhang - fade]
     angle = (np.arange(fade) + 0.5) / fade * (np.pi / 2)
@@ -283,8 +289,11 @@ def prepare_loop(
     """The melody (looped where the loop wraps) and the checked job that runs past the loop's end."""
     check_loopable(engine)
     loop = loop or LoopOptions()
-    source = melody_source(engine, seed, options, separate=separate, phases=phases, timings=timings)
     plan = plan or plan_loop(seed, options, loop, frame_rate=engine.frame_rate)
+    reach = plan.seed_start + plan.region_samples  # the melody is the loop's bars of the seed
+    source = melody_source(
+        engine, seed, options, separate=separate, phases=phases, timings=timings, reach=reach
+    )
     melody = loop_melody(source, plan, engine.window_s)
     job_options = replace(
         options,

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from generation.catalog import same_model
 from generation.errors import InvalidRequestError
 from generation.results import candidate_filename
 
@@ -81,10 +82,12 @@ class TrackFiles:
     def existing(self) -> list[Path]:
         return [path for path in self.all() if path.exists()]
 
-    def finished(self, prompt: str, *, loop: bool = False) -> bool:
-        """Every file there, from this very prompt, and a loop if a loop is asked for (a batch run
-        again skips such a track). A loop's sidecar keeps the prompt as asked in its `loop` entry:
-        its own `prompt` is what the model was given, the tempo appended."""
+    def finished(self, prompt: str, *, loop: bool = False, model: str | None = None) -> bool:
+        """Every file there, from this very prompt, by this `model` (when given: a batch switched
+        to another model, MIT weights for non-commercial ones say, makes its tracks again), and a
+        loop if a loop is asked for (a batch run again skips such a track). A loop's sidecar keeps
+        the prompt as asked in its `loop` entry: its own `prompt` is what the model was given,
+        the tempo appended."""
         if len(self.existing()) != len(self.all()):
             return False
         for audio in self.audio():
@@ -95,6 +98,8 @@ class TrackFiles:
             looped = recorded.get("loop")
             asked = looped.get("prompt") if isinstance(looped, dict) else recorded.get("prompt")
             if (looped is not None) != loop or asked != prompt:
+                return False
+            if model is not None and not same_model(recorded.get("model", {}).get("name"), model):
                 return False
             if recorded.get("output", {}).get("file") != audio.name:
                 return False

@@ -30,6 +30,9 @@ from generation.interface import MAX_SEED, CancelToken, Engine, Job, ProgressFn,
 from generation.results import Candidate, Restyled, RestyleOptions
 
 MAX_CANDIDATES = 8
+# A seed is read this far past what a job uses, so the part it uses comes out the same as from the
+# whole seed: htdemucs separates in 7.8 s segments, the chroma's STFT sees 0.26 s either side.
+REACH_MARGIN_S = 10.0
 Separate = Callable[[np.ndarray, int], np.ndarray]  # mono samples at a rate -> their melodic stems
 
 
@@ -104,6 +107,19 @@ def decode_seed(source: bytes | str | Path, limits: AudioLimits, reader: Reads) 
     return decode_audio(source, limits, sample_rate=reader.input_rate, channels=reader.input_channels)
 
 
+def seed_reach(engine: Engine, seed: SeedAudio, duration_s: float) -> int:
+    """Samples of the seed a job of `duration_s` reads: one pass a window at most (MusicGen takes a
+    lone window's chroma from 30 s of melody, ACE-Step the piece's length), windows one window past
+    the last offset. The rest of a long seed (an hour, for a short piece) is never separated,
+    analysed or resampled (see `REACH_MARGIN_S`)."""
+    window = engine.window_s
+    return math.ceil((window if duration_s <= window else duration_s + window) * seed.sample_rate)
+
+
+def _margin(seed: SeedAudio) -> int:
+    return math.ceil(REACH_MARGIN_S * seed.sample_rate)
+
+
 def melody_source(
     engine: Engine,
     seed: SeedAudio,
@@ -112,11 +128,15 @@ def melody_source(
     separate: Separate | None = None,
     phases: Phases | None = None,
     timings: dict[str, float] | None = None,
+    reach: int | None = None,
 ) -> np.ndarray:
     """The melody, mono at the seed's rate: the seed's, or its melodic stems when asked for (and
-    the engine reads the melody: see `Engine.reads_melody`)."""
+    the engine reads the melody: see `Engine.reads_melody`), as far as the job reads (`reach`
+    samples; by default `seed_reach` of the job's length)."""
     clock = time.perf_counter()
-    melody = seed.mono
+    reach = (reach or seed_reach(engine, seed, output_duration(seed, options))) + _margin(seed)
+    samples = seed.samples[..., :reach]
+    melody = samples if samples.ndim == 1 else samples.mean(axis=0)
     if options.stems and engine.reads_melody:
         if separate is None:
             raise InvalidRequestError("Stem separation was asked for but no separator is loaded.")
@@ -139,7 +159,8 @@ def make_job(
     params.validate()
     prompt, seeds, duration = check_prompt(prompt), candidate_seeds(options), output_duration(seed, options)
     check_length((engine.min_duration_s, engine.max_duration_s), duration)
-    source = melody[None] if engine.reads_melody else seed.planar
+    reach = seed_reach(engine, seed, duration) + _margin(seed)
+    source = melody[None] if engine.reads_melody else seed.planar[:, :reach]
     job = Job(prompt, source, seeds, duration, params)
     stems = options.stems and engine.reads_melody
     return Prepared(job, to_chroma_rate(melody, seed.sample_rate), options, stems)

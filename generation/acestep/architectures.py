@@ -11,8 +11,13 @@ from __future__ import annotations
 import contextlib
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported where it is used: the command line reaches this module (through the family)
+# in its option checks, and a refusal must answer at once, without the seconds torch takes to import.
 
 SAMPLE_RATE = 48_000
 CHANNELS = 2
@@ -112,15 +117,17 @@ def build_pipeline(
     arch: Architecture,
     seed: int = 0,
     device: torch.device | str = "cpu",
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
 ):
     """An `AceStepPipeline` of `arch` with weights drawn from `seed`, leaving the global RNG untouched.
 
     The VAE stays in float32 whatever `dtype` (it only turns latents into audio and back); building
     in the target dtype and on the target device spares the big shapes a float32 trip through memory.
     """
+    import torch
     from diffusers import AceStepPipeline, FlowMatchEulerDiscreteScheduler
 
+    dtype = dtype or torch.float32  # (None: float32)
     with torch.random.fork_rng(devices=[]), torch.device(device), quiet_weight_norm():
         torch.manual_seed(seed)
         vae = build_vae(arch)
@@ -150,6 +157,8 @@ def quiet_weight_norm():
 
 @contextlib.contextmanager
 def _default_dtype(dtype: torch.dtype):
+    import torch
+
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:

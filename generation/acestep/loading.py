@@ -13,17 +13,17 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from generation import hub
 from generation.acestep.architectures import ARCHITECTURES, DEBUG_MODELS, build_pipeline, quiet_weight_norm
 from generation.acestep.params import LICENCE, MIN_DURATION_S
 from generation.catalog import random_architecture
-from generation.devices import pick_device, pick_dtype
 from generation.errors import ModelNotCachedError, ModelUnavailableError
 from generation.interface import ModelLocation
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,8 @@ def load_acestep(
 ) -> LoadedAceStep:
     """Load once and keep, in eval mode on its device; the VAE stays in float32."""
     kind, target = resolve(spec)
+    from generation.devices import pick_device, pick_dtype  # torch: only once a model loads
+
     torch_device = pick_device(device)
     torch_dtype = pick_dtype(dtype, torch_device)
     if kind == "random":
@@ -241,6 +243,7 @@ def _load_hub(repo: str, dtype: torch.dtype, cache_dir, offline: bool):
 
 
 def _from_pretrained(target: str, dtype: torch.dtype, **kwargs):
+    import torch
     from diffusers import AceStepPipeline
 
     try:

@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported where it is used: the command line reaches this module through its option
+# checks, and a refusal must answer at once, without the second or two torch takes to import.
 
 CHROMA_SAMPLE_RATE = 32_000
 N_FFT = 16_384
@@ -22,6 +28,7 @@ N_CHROMA = 12
 
 @lru_cache(maxsize=4)
 def _filter_bank(sample_rate: int, n_fft: int, n_chroma: int) -> torch.Tensor:
+    import torch
     from transformers.audio_utils import chroma_filter_bank
 
     bank = chroma_filter_bank(
@@ -32,11 +39,15 @@ def _filter_bank(sample_rate: int, n_fft: int, n_chroma: int) -> torch.Tensor:
 
 @lru_cache(maxsize=4)
 def _window(n_fft: int) -> torch.Tensor:
+    import torch
+
     return torch.hann_window(n_fft)
 
 
 def chroma(wav: torch.Tensor | np.ndarray, sample_rate: int = CHROMA_SAMPLE_RATE) -> torch.Tensor:
     """One-hot chroma of mono audio `(..., T)`: returns `(..., 1 + T // 4096, 12)` float32."""
+    import torch
+
     wav = torch.as_tensor(wav, dtype=torch.float32)
     leading = wav.shape[:-1]
     wav = wav.reshape(-1, wav.shape[-1])
@@ -106,6 +117,8 @@ def melody_adherence(melody: np.ndarray, output: np.ndarray, sample_rate: int = 
     The reference is the melody looped to the output's length, which is what the model was asked to
     follow; with one-hot chroma this is the share of frames whose pitch class agrees.
     """
+    import torch
+
     reference = chroma(loop_audio(melody, 0, len(output)), sample_rate)
     produced = chroma(output, sample_rate)
     cosine = torch.nn.functional.cosine_similarity(reference, produced, dim=-1)

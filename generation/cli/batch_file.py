@@ -149,10 +149,14 @@ def _no_unknown(table: dict, allowed: set[str], where: str) -> None:
         )
 
 
+# How a TOML type is said to someone writing the file.
+KINDS = {int: "a whole number", bool: "true or false", str: "text in quotes"}
+
+
 def _typed(table: dict, key: str, kind: type) -> Any:
     value = table.get(key)
     if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
-        raise InvalidRequestError(f"{key} must be a {kind.__name__}, not {value!r}.")
+        raise InvalidRequestError(f"{key} must be {KINDS.get(kind, kind.__name__)}, not {value!r}.")
     return value
 
 

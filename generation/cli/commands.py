@@ -147,7 +147,7 @@ def batch(args: argparse.Namespace) -> int:
         loop = _track_loop(args, family, format_name, spec, track)
         plans.append(Planned(track.name, check_prompt(track.prompt), options, files, loop))
     refuse_stray_tempo(args.bpm, args.beats_per_bar, looping=any(plan.loop for plan in plans))
-    todo = [plan for plan in plans if args.force or not _finished(plan)]
+    todo = [plan for plan in plans if args.force or not _finished(plan, model)]
     for plan in plans:
         if plan not in todo:
             Console(plan.name).say("already written, skipped (--force makes it again)")
@@ -262,8 +262,8 @@ def _track_loop(
     return loop_options(looping, bpm, beats, family=family, format_name=format_name)
 
 
-def _finished(plan: Planned) -> bool:
-    return plan.files.finished(plan.prompt, loop=plan.loop is not None)
+def _finished(plan: Planned, model: str) -> bool:
+    return plan.files.finished(plan.prompt, loop=plan.loop is not None, model=model)
 
 
 def _plan_loops(seed: SeedAudio, family: Family, plans: list[Planned]) -> list[Planned]:
@@ -300,7 +300,7 @@ def _preflight(
     try:
         family.locate(model, options)
     except ModelNotCachedError as exc:
-        raise ModelNotCachedError(str(exc) + TRY_DEBUG) from None
+        raise ModelNotCachedError(str(exc).rstrip(".") + "." + TRY_DEBUG) from None
     if stems:
         from generation.audio.stems import check_stems
 

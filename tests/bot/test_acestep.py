@@ -165,3 +165,23 @@ async def test_waiting_times_count_each_models_own_speed(running, tmp_path, both
     musicgen = world.bot.queue.ordered()[1].steps * 0.01
     assert world.bot.service.eta(1) == pytest.approx(ace)
     assert world.bot.service.eta(2) == pytest.approx(ace + musicgen)
+
+
+async def test_a_reroll_or_remix_of_a_model_no_longer_offered_is_refused(running, tmp_path, both_families):
+    world = await running(two_families(tmp_path), load_engine=both_families)
+    await _submit(world, world.alice, "chiptune", "debug-ace", candidates=1)
+    await until(world.env, lambda: world.results(), what="the results")
+    loaded: list[str] = []
+
+    def load(model: str):
+        loaded.append(model)
+        return both_families(model)
+
+    again = await world.restart(make_config(tmp_path), load)  # debug-ace is no longer offered
+    for press in ("Reroll", "Remix"):
+        reply = await world.bob.click(world.results()[0], label=press)
+        text = reply.response.content
+        assert reply.ephemeral and "debug-ace" in text and "\n" not in text, text
+        assert reply.modal is None
+    assert len(again.queue) == 0 and "debug-ace" not in loaded
+    assert await again.store.jobs_with_status("queued", "running") == []

@@ -90,3 +90,39 @@ async def test_a_bad_remix_choice_is_refused(running, tmp_path):
         refused = await world.alice.submit_modal(form, {"candidate": choice, "prompt": "brass"})
         assert refused.ephemeral and "Pick a candidate from 1 to 2" in refused.response.content, choice
     assert len(world.bot.queue) == 0
+
+
+async def test_a_lossless_file_that_fits_only_without_its_message_is_refused_in_one_line(
+    running, discord_limits
+):
+    world = await running()
+    await world.alice.slash(world.channel, "restyle", audio=("theme.mp3", seed_mp3(2.0)), prompt="harp")
+    await until(world.env, lambda: world.results(), what="the results")
+    (first, _) = await world.bot.store.candidates(1)
+    # The file alone is under the limit; with the message's JSON and the multipart overhead (what
+    # Discord's limit covers) it is over.
+    discord_limits.upload = (await world.bot.files.size(first.lossless_path)) + 10
+    reply = await world.bob.click(world.results()[0], label="FLAC 1")
+    assert reply.ephemeral and "upload limit" in reply.response.content
+    assert "\n" not in reply.response.content and not reply.response.attachments
+
+
+async def test_reroll_and_remix_keep_to_limits_lowered_since_the_job_ran(
+    running, tmp_path, shared_engine_loader
+):
+    world = await running()
+    await world.alice.slash(
+        world.channel, "restyle", audio=("theme.mp3", seed_mp3(6.0)), prompt="harp", candidates=2
+    )
+    await until(world.env, lambda: world.results(), what="the results")
+    lowered = make_config(
+        tmp_path, limits={"max_output_seconds": 4, "max_candidates": 1, "default_candidates": 1}
+    )
+    again = await world.restart(lowered, shared_engine_loader)
+    reroll = await world.bob.click(world.results()[0], label="Reroll")
+    form = await world.alice.click(world.results()[0], label="Remix")
+    remix = await world.alice.submit_modal(form, {"candidate": "1", "prompt": "brass band"})
+    for reply in (reroll, remix):
+        text = reply.response.content
+        assert reply.ephemeral and "Queued" not in text and "\n" not in text, text
+    assert len(again.queue) == 0

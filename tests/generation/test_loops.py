@@ -199,6 +199,25 @@ def test_the_wrap_is_generated_audio_sample_after_sample_and_the_crossfade_keeps
     assert np.var(mixed) == pytest.approx(np.var(generated), rel=0.1)
 
 
+@pytest.mark.parametrize(
+    "options",
+    [{"bpm": 140.0, "duration_s": 1.7}, {"beats_per_bar": 1, "bpm": 120.0, "duration_s": 1.0}],
+    ids=["one-bar-under-2-s", "two-one-beat-bars"],
+)
+def test_a_loop_shorter_than_its_overhang_folds_to_one_loop_whose_wrap_is_generated(options):
+    plan = plan_for(4.0, **options)
+    assert plan.overhang_samples > plan.loop_samples  # the overhang is at least 2 s
+    generated = np.random.default_rng(2).standard_normal((1, plan.generated_samples)).astype(np.float32)
+    looped = fold(generated, plan)
+    loop = plan.loop_samples
+    assert looped.shape == (1, loop)
+    # Played round, the wrap joins two neighbouring generated samples (the crossfade may end on
+    # the loop's last sample, where the head's gain is within 1e-4 of 1).
+    (start,) = np.flatnonzero(generated[0] == looped[0, 0])
+    assert loop <= start < plan.generated_samples
+    assert looped[0, -1] == pytest.approx(generated[0, start - 1], abs=1e-3)
+
+
 def test_folding_a_piece_that_never_returns_removes_the_click_a_hand_cut_leaves():
     plan = plan_at_120(4)
     generated = evolving_piece(plan.generated_samples / RATE, RATE)

@@ -166,7 +166,7 @@ def test_batch_makes_one_track_per_name(capsys, tmp_path, seed_mp3):
         ('seed = "x.mp3"\ncolour = "red"\n[tracks]\na = "b"\n', "Unknown setting 'colour'"),
         ('seed = "x.mp3"\n[tracks]\n"bad name!" = "b"\n', "Track name"),
         ('seed = "x.mp3"\n[tracks]\na = { candidates = 2 }\n', "needs a prompt"),
-        ('seed = "x.mp3"\ncandidates = "2"\n[tracks]\na = "b"\n', "candidates must be a int"),
+        ('seed = "x.mp3"\ncandidates = "2"\n[tracks]\na = "b"\n', "candidates must be a whole number"),
         ("seed = \n", "not valid TOML"),
     ],
 )

@@ -61,6 +61,7 @@ def test_generate_without_weights_names_the_fetch_command_and_the_debug_model(tm
         restyle("generate", str(seed_wav), "lofi", "-o", str(tmp_path / "out"), home=tmp_path, offline=True)
     )
     assert "offline" in offline and "could not be downloaded" not in offline
+    assert "restyle download facebook/musicgen-melody. To try" in offline  # two sentences, not one
     assert not (tmp_path / "out").exists()
 
 
@@ -115,6 +116,10 @@ sys.exit(code)
         ["generate", "seed.wav", "lofi", "--name", "a/b"],
         ["generate", "seed.wav", "lofi", "--device", "gpu"],
         ["generate", "seed.wav", "lofi", "--threads", "0"],
+        # refused once parsed, before the seed is read: still no torch (a refusal answers at once)
+        ["generate", "seed.wav", "lofi", "--model", "debug", "--strength", "0.5"],
+        ["generate", "seed.wav", "lofi", "--model", "debug-ace", "--loop"],
+        ["generate", "seed.wav", "lofi", "--model", "debug", "--loop", "--format", "mp3"],
     ],
 )
 def test_help_and_argument_errors_do_not_import_torch(argv):

@@ -186,7 +186,7 @@ def test_a_batch_that_turns_a_written_track_into_a_loop_makes_it_again(capsys, t
     ("body", "expected"),
     [
         ('format = "mp3"\nloop = true\n[tracks]\na = "x"\n', "mp3 cannot carry loop points"),
-        ('[tracks]\na = { prompt = "x", loop = "yes" }\n', "loop must be a bool"),
+        ('[tracks]\na = { prompt = "x", loop = "yes" }\n', "loop must be true or false"),
         ('loop = true\n[tracks]\na = { prompt = "x", bpm = 1000 }\n', "between 30 and 300 BPM"),
         ('[tracks]\na = { prompt = "x", bpm = 120 }\n', "loop = true"),
         ('loop = true\n[tracks]\na = "x"\nb = { prompt = "y", beats_per_bar = 40 }\n', "Beats per bar"),

@@ -167,6 +167,21 @@ def test_a_batch_does_not_skip_a_track_whose_prompt_changed(capsys, tmp_path, se
     assert "ambient" in line and "--force" in line
 
 
+def test_a_batch_does_not_skip_tracks_another_model_made(capsys, tmp_path, seed_mp3):
+    """Switching a batch to ACE-Step (MIT weights) must not keep MusicGen's non-commercial files."""
+    tracks = _batch_file(tmp_path, seed_mp3, {"ambient": "serene ambient piano"})
+    assert main(["batch", str(tracks), "--model", "debug"]) == 0
+    capsys.readouterr()
+    line = _refused(capsys, "batch", str(tracks), "--model", "debug-ace")
+    assert "ambient" in line and "--force" in line
+    assert main(["batch", str(tracks), "--model", "debug-ace", "--force"]) == 0
+    made = json.loads((tmp_path / "variations" / "ambient.flac.json").read_text())
+    assert (made["model"]["name"], made["licence"]["name"]) == ("debug-ace", "MIT")
+    capsys.readouterr()
+    assert main(["batch", str(tracks), "--model", "debug-ace"]) == 0  # the same model: resumed
+    assert "ambient: already written, skipped" in "".join(capsys.readouterr())
+
+
 def test_a_seed_longer_than_the_cap_is_said_and_phases_are_shown(capsys, tmp_path):
     long_seed = tmp_path / "long.wav"
     long_seed.write_bytes(encode_format("wav16", melody([330.0, 440.0], 3.0, 44_100)))  # 6 s
