@@ -16,7 +16,7 @@ import discord
 
 from bot.store import CandidateRow, JobRow
 from generation.families import FAMILIES, OFFERED, family_for
-from generation.humanize import format_bytes, format_duration
+from generation.humanize import count_of, format_bytes, format_duration
 
 NUMBERS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣")
 # /help's table, beside each family's name and licence: what the model keeps of the seed, the
@@ -116,7 +116,7 @@ def bar(done: int, total: int) -> str:
 
 def header(job: JobRow) -> str:
     count = f"{job.candidates} candidate{'s' if job.candidates > 1 else ''}"
-    count += f" · 🔁 loop of {job.loop_bars} bars" if job.loop else ""
+    count += f" · 🔁 loop of {count_of(job.loop_bars, 'bar')}" if job.loop else ""
     origin = {"reroll": f" · reroll of #{job.parent_id}", "remix": f" · remix of #{job.parent_id}"}.get(
         job.kind, ""
     )
@@ -196,8 +196,8 @@ def results(
     lines.append(f"⚖️ {family.licence.notice(family.title)}")
     if job.loop:
         lines.append(
-            f"🔁 loops seamlessly: {job.loop_bars} bars at {job.loop_tempo:g} BPM. The mp3s are for "
-            "listening; the Loop buttons send the lossless FLAC with its loop points."
+            f"🔁 loops seamlessly: {count_of(job.loop_bars, 'bar')} at {job.loop_tempo:g} BPM. The mp3s "
+            "are for listening; the Loop buttons send the lossless FLAC with its loop points."
         )
     lowered = sorted({c.bitrate for c in candidates if c.bitrate and c.bitrate < 192_000})
     if lowered:
@@ -221,7 +221,7 @@ def lossless(job: JobRow, idx: int, sample_rate: int) -> str:
     if not job.loop:
         return f"Lossless {NUMBERS[idx - 1]} of job #{job.id} (FLAC, {rate})."
     return (
-        f"Loop {NUMBERS[idx - 1]} of job #{job.id}: FLAC, {rate}, {job.loop_bars} bars at "
+        f"Loop {NUMBERS[idx - 1]} of job #{job.id}: FLAC, {rate}, {count_of(job.loop_bars, 'bar')} at "
         f"{job.loop_tempo:g} BPM, with its loop points (LOOPSTART/LOOPLENGTH tags, in samples; the "
         "whole file is the loop)."
     )

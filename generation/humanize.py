@@ -20,3 +20,8 @@ def format_bytes(count: int) -> str:
     if count < 1024**2:
         return f"{count / 1024:.1f} KiB"
     return f"{count / 1024**2:.1f} MiB"
+
+
+def count_of(count: int, noun: str) -> str:
+    """`1 bar`, `4 bars`: a count with its noun, plural when it is not one."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

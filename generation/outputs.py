@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from generation.catalog import same_model
 from generation.errors import InvalidRequestError
@@ -82,28 +84,67 @@ class TrackFiles:
     def existing(self) -> list[Path]:
         return [path for path in self.all() if path.exists()]
 
-    def finished(self, prompt: str, *, loop: bool = False, model: str | None = None) -> bool:
+    def finished(
+        self,
+        prompt: str,
+        *,
+        loop: bool = False,
+        model: str | None = None,
+        made_as: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> bool:
         """Every file there, from this very prompt, by this `model` (when given: a batch switched
-        to another model, MIT weights for non-commercial ones say, makes its tracks again), and a
-        loop if a loop is asked for (a batch run again skips such a track). A loop's sidecar keeps
-        the prompt as asked in its `loop` entry: its own `prompt` is what the model was given,
-        the tempo appended."""
+        to another model, MIT weights for non-commercial ones say, makes its tracks again), a loop
+        if a loop is asked for, and recording every setting of `made_as` (sidecar section -> key ->
+        value: a changed strength or length makes the track again). A loop's sidecar keeps the
+        prompt as asked in its `loop` entry: its own `prompt` is what the model was given, the
+        tempo appended."""
         if len(self.existing()) != len(self.all()):
             return False
+        asked = {"prompt": prompt, "loop": loop, "model": model, "made_as": made_as or {}}
         for audio in self.audio():
             try:
                 recorded = json.loads(sidecar_path(audio).read_text())
             except (OSError, ValueError):
                 return False
-            looped = recorded.get("loop")
-            asked = looped.get("prompt") if isinstance(looped, dict) else recorded.get("prompt")
-            if (looped is not None) != loop or asked != prompt:
-                return False
-            if model is not None and not same_model(recorded.get("model", {}).get("name"), model):
-                return False
-            if recorded.get("output", {}).get("file") != audio.name:
+            if not _made_like(recorded, audio.name, **asked):
                 return False
         return True
+
+
+def _made_like(
+    recorded: dict,
+    filename: str,
+    *,
+    prompt: str,
+    loop: bool,
+    model: str | None,
+    made_as: Mapping[str, Mapping[str, Any]],
+) -> bool:
+    looped = recorded.get("loop")
+    asked = looped.get("prompt") if isinstance(looped, dict) else recorded.get("prompt")
+    return (
+        (looped is not None) == loop
+        and asked == prompt
+        and (model is None or same_model(recorded.get("model", {}).get("name"), model))
+        and recorded.get("output", {}).get("file") == filename
+        and _records(recorded, made_as)
+    )
+
+
+def _records(recorded: dict, made_as: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Whether a sidecar records each of these settings (numbers as equal as JSON keeps them)."""
+    for section, settings in made_as.items():
+        written = recorded.get(section)
+        if settings and not isinstance(written, dict):
+            return False
+        for key, value in settings.items():
+            kept = written.get(key)
+            if isinstance(value, float) and isinstance(kept, int | float) and not isinstance(kept, bool):
+                if not math.isclose(kept, value, rel_tol=1e-9, abs_tol=1e-9):
+                    return False
+            elif kept != value:
+                return False
+    return True
 
 
 def refuse_to_clobber(tracks: Sequence[TrackFiles]) -> None:

@@ -11,9 +11,10 @@ import logging
 import re
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from generation.audio.decode import AudioLimits, SeedAudio
 from generation.audio.encode import get_format
@@ -263,7 +264,21 @@ def _track_loop(
 
 
 def _finished(plan: Planned, model: str) -> bool:
-    return plan.files.finished(plan.prompt, loop=plan.loop is not None, model=model)
+    return plan.files.finished(plan.prompt, loop=plan.loop is not None, model=model, made_as=_made_as(plan))
+
+
+def _made_as(plan: Planned) -> dict[str, dict[str, Any]]:
+    """What a track's sidecars must record to be kept on resume: its family's settings, stems, an
+    asked length (a loop's is its bars) and an asked tempo or metre."""
+    options = plan.options
+    parameters: dict[str, Any] = {**asdict(options.params), "stems": options.stems}
+    if options.duration_s is not None and plan.loop is None:
+        parameters["duration_s"] = options.duration_s
+    asked = {"bpm": plan.loop.bpm, "beats_per_bar": plan.loop.beats_per_bar} if plan.loop else {}
+    return {
+        "parameters": parameters,
+        "loop": {key: value for key, value in asked.items() if value is not None},
+    }
 
 
 def _plan_loops(seed: SeedAudio, family: Family, plans: list[Planned]) -> list[Planned]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from generation.audio.loop_points import check_loop_format
 from generation.audio.tempo import check_beats_per_bar, check_bpm
 from generation.errors import InvalidRequestError
+from generation.humanize import count_of
 from generation.interface import Family
 from generation.loops import LoopInfo, LoopOptions, LoopPlan, check_loopable
 
@@ -37,7 +38,7 @@ def planned(plan: LoopPlan) -> str:
     tempo = plan.tempo
     found = f"detected, beat clarity {tempo.clarity:.2f}" if tempo.detected else "as given"
     return (
-        f"loop: {plan.bars} bars of {tempo.beats_per_bar} at {tempo.bpm:g} BPM "
+        f"loop: {count_of(plan.bars, 'bar')} of {tempo.beats_per_bar} at {tempo.bpm:g} BPM "
         f"({plan.loop_s:.2f} s; tempo {found}), generating {plan.generated_s:.2f} s for the seam"
     )
 
@@ -46,6 +47,6 @@ def seamless(info: LoopInfo, candidate_index: int) -> str:
     """How a finished loop wraps: its seam figures (near 1 or under: as smooth as the music)."""
     plan, seam = info.plan, info.seams[candidate_index - 1]
     return (
-        f"loops seamlessly: {plan.bars} bars at {plan.tempo.bpm:g} BPM "
+        f"loops seamlessly: {count_of(plan.bars, 'bar')} at {plan.tempo.bpm:g} BPM "
         f"(seam: flux {seam.flux_ratio_bar_lines:.2f}x, jump {seam.jump_ratio:.2f}x the track's typical)"
     )

@@ -197,3 +197,14 @@ def test_bad_loop_settings_in_a_batch_file_are_refused_up_front(
 ):
     assert expected in _refused(capsys, ["batch", str(_batch(tmp_path, groove, body))])
     assert not list(tmp_path.glob("*.wav"))
+
+
+def test_a_one_bar_loop_is_made_and_said_in_the_singular(capsys, tmp_path, groove):
+    """One bar at 120 BPM (2 s) is shorter than the seam's overhang would like: it still folds into
+    exactly one bar, and the lines say "1 bar", not "1 bars"."""
+    assert main(_loop(groove, tmp_path, "--duration", "2", "--name", "one")) == 0
+    out, err = capsys.readouterr()
+    assert _sidecar(tmp_path / "one.wav")["loop"]["bars"] == 1
+    assert tags_and_length((tmp_path / "one.wav").read_bytes())[1:] == (BAR_120, RATE)
+    assert "loop: 1 bar of 4 at 120 BPM" in out + err
+    assert "loops seamlessly: 1 bar at 120 BPM" in out

@@ -182,6 +182,34 @@ def test_a_batch_does_not_skip_tracks_another_model_made(capsys, tmp_path, seed_
     assert "ambient: already written, skipped" in "".join(capsys.readouterr())
 
 
+@pytest.mark.parametrize(
+    ("model", "setting", "changed", "changed_setting"),
+    [
+        ("debug", "", ["--top-k", "50"], ""),  # another sampling setting
+        ("debug", "duration = 1.0", [], "duration = 1.5"),  # another length
+        ("debug", "", ["--no-stems"], ""),  # the melody read from the whole mix
+        ("debug-ace", "strength = 0.5", [], "strength = 0.4"),  # another cover strength
+    ],
+)
+def test_a_batch_does_not_skip_tracks_made_with_other_settings(
+    capsys, tmp_path, seed_mp3, model, setting, changed, changed_setting
+):
+    """A resumed batch keeps a track only if it was made as asked now: a changed setting would
+    otherwise leave the old sound under the new settings' name."""
+    tracks = _batch_file(tmp_path, seed_mp3, {"ambient": "serene ambient piano"})
+    made_as = tracks.read_text()
+    tracks.write_text(f"{setting}\n{made_as}")
+    assert main(["batch", str(tracks), "--model", model]) == 0
+    capsys.readouterr()
+    tracks.write_text(f"{changed_setting}\n{made_as}")
+    line = _refused(capsys, "batch", str(tracks), "--model", model, *changed)
+    assert "ambient" in line and "--force" in line
+    tracks.write_text(f"{setting}\n{made_as}")
+    capsys.readouterr()
+    assert main(["batch", str(tracks), "--model", model]) == 0  # as it was made: resumed
+    assert "ambient: already written, skipped" in "".join(capsys.readouterr())
+
+
 def test_a_seed_longer_than_the_cap_is_said_and_phases_are_shown(capsys, tmp_path):
     long_seed = tmp_path / "long.wav"
     long_seed.write_bytes(encode_format("wav16", melody([330.0, 440.0], 3.0, 44_100)))  # 6 s
