@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
@@ -20,6 +21,21 @@ from tests.audio_factory import melody
 apply_threads(plan_threads())
 
 MODEL_RATE = 32_000
+
+
+@pytest.fixture(autouse=True)
+def _logging_handlers_as_found():
+    """The command line and the bot take over the process's logging, with a handler on the stderr
+    of the moment: a test's capture. Left behind, it would write a later log record (an asyncio
+    task of an earlier test collected mid-test, say) to that closed capture, and logging would
+    print "--- Logging error ---" with a traceback into the next test's stderr."""
+    root = logging.getLogger()
+    found = list(root.handlers)
+    yield
+    for handler in list(root.handlers):
+        if handler not in found and not type(handler).__module__.startswith("_pytest"):
+            root.removeHandler(handler)
+            handler.close()
 
 
 @pytest.fixture(scope="session")
