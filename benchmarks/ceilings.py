@@ -86,7 +86,7 @@ def _object_store(seconds: float, results: int) -> dict[str, float]:
     """Results streamed from a Ray worker (the bot's side of the transport), one job at a time."""
     import ray
 
-    from bot.workers.ray_actor import _files_only
+    from bot.worker.ray.actor import _files_only
 
     payload = _files_only(_rendered_job(seconds))
     size = sum(len(item.data) + len(item.lossless or b"") for item in payload.rendered)
@@ -114,7 +114,7 @@ def _object_store(seconds: float, results: int) -> dict[str, float]:
 def _rendered_job(seconds: float):
     """One real job's results: four candidates of `seconds`, mastered, as mp3 and FLAC."""
     from benchmarks.workers import Endings
-    from bot.worker import BatchRunner, Engines, RenderSettings, WorkOrder
+    from bot.worker.runner import BatchRunner, Engines, RenderSettings, WorkOrder
 
     class Keep(Endings):
         def finished(self, outcome) -> None:

@@ -17,9 +17,10 @@ from bot.lifecycle import Lifecycle, LoopBridge
 from bot.service import JobService, refuse
 from bot.store import Store
 from bot.views import DYNAMIC_ITEMS
-from bot.worker import Engines, GpuWorker, RenderSettings
-from bot.workers import WorkerPool
-from bot.workers.loading import EngineLoader, Separator
+from bot.worker.loading import EngineLoader, Separator
+from bot.worker.local import GpuWorker
+from bot.worker.pool import WorkerPool
+from bot.worker.runner import Engines, RenderSettings
 from generation.audio.mastering import MasteringOptions
 from generation.interface import Engine
 
@@ -84,7 +85,7 @@ class RestyleBot(commands.Bot):
         )
         self.bridge = LoopBridge(self.loop, self.lifecycle)
         if self.config.workers.backend == "ray":
-            from bot.workers.ray_pool import make_ray_pool
+            from bot.worker.ray.pool import make_ray_pool
 
             return make_ray_pool(
                 self.config,

@@ -19,7 +19,7 @@ from bot import refusals, texts
 from bot.posting import add_vote_reactions, post_results
 from bot.service import NO_PINGS, now
 from bot.store import ACTIVE, JobRow
-from bot.worker import Finished
+from bot.worker.runner import Finished
 from generation.families import family_for
 
 if TYPE_CHECKING:

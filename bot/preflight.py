@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.config import BotConfig
-from bot.workers.loading import EngineLoader, Separator
+from bot.worker.loading import EngineLoader, Separator
 from generation.errors import RestyleError
 from generation.interface import LoadOptions
 

@@ -35,7 +35,7 @@ from bot.fair_queue import QueuedJob, QueueFull
 from bot.loop_jobs import loop_columns, plan_admitted, work_loop
 from bot.store import JobRow, NewJob, Reservation
 from bot.views import RemixModal, job_view
-from bot.worker import WorkOrder
+from bot.worker.runner import WorkOrder
 from generation.audio.decode import AudioLimits, SeedAudio, decode_audio
 from generation.errors import AudioInputError, InvalidRequestError
 from generation.families import family_for

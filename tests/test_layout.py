@@ -70,7 +70,7 @@ def offending(paths: list[Path], prefixes: tuple[str, ...]) -> list[str]:
 
 def test_the_reader_sees_what_it_reads():
     """The walker itself: a lazy import inside a function is found."""
-    assert "generation.families.load_engine" in imported(ROOT / "bot" / "workers" / "loading.py")
+    assert "generation.families.load_engine" in imported(ROOT / "bot" / "worker" / "loading.py")
     assert "discord" in imported(ROOT / "bot" / "client.py")
 
 
