@@ -85,7 +85,7 @@ def check_data_dir(root: Path) -> str:
 
 def check_database(path: Path) -> str:
     """Opens, is SQLite, passes `PRAGMA quick_check`, and is not from a newer Restyle."""
-    from bot.store import MIGRATIONS
+    from bot.schema import MIGRATIONS
 
     if not path.exists():
         return f"{path} (new)"
