@@ -55,7 +55,7 @@ class WorkerError(RestyleError):
 @dataclass
 class _Hold:
     job: QueuedJob
-    slot: WorkerSlot  # WorkerSlot
+    slot: WorkerSlot
     attempt: object | None = None  # the send whose stream may report on the job
 
 
@@ -94,7 +94,7 @@ class RayPool:
         self._starter: threading.Thread | None = None
         self._started_ray = False
 
-    # -- the pool interface (bot.worker.pool.WorkerPool) ------------------------------------------------
+    # -- the pool interface (bot.worker.pool.WorkerPool) -------------------------------------------
 
     def start(self, preload: list[str] = ()) -> Future:
         if self._starter is None:
