@@ -23,7 +23,8 @@ from benchmarks.bot_overhead import InstantEngine
 from benchmarks.pipeline import stereo_mp3
 from bot.client import RestyleBot
 from bot.config import parse_config
-from bot.store import CandidateRow, NewJob, ResultPart, Store
+from bot.models import CandidateRow, NewJob, ResultPart
+from bot.store import Store
 from generation.musicgen.models import load_model
 
 
@@ -64,7 +65,20 @@ async def _one_job(store: Store, index: int) -> None:
     user, now = index % 50, float(index)
     reservation = await store.reserve(user, now, max_queue=10**6, max_jobs=10**6, cooldown_s=0)
     new = NewJob(
-        1, 1, user, "lofi", "debug", 4, 30.0, index, "seed.mp3", "seed.mp3", "0" * 64, 30.0, 10**7, now
+        channel_id=1,
+        guild_id=1,
+        user_id=user,
+        prompt="lofi",
+        model="debug",
+        candidates=4,
+        duration_s=30.0,
+        base_seed=index,
+        seed_path="seed.mp3",
+        seed_name="seed.mp3",
+        seed_sha256="0" * 64,
+        seed_duration_s=30.0,
+        upload_limit=10**7,
+        created_at=now,
     )
     job_id = await store.add_job(new, reservation)
     await store.set_status_message(job_id, 10_000 + job_id)
@@ -86,7 +100,7 @@ def _object_store(seconds: float, results: int) -> dict[str, float]:
     """Results streamed from a Ray worker (the bot's side of the transport), one job at a time."""
     import ray
 
-    from bot.workers.ray_actor import _files_only
+    from bot.worker.ray.actor import _files_only
 
     payload = _files_only(_rendered_job(seconds))
     size = sum(len(item.data) + len(item.lossless or b"") for item in payload.rendered)
@@ -114,7 +128,7 @@ def _object_store(seconds: float, results: int) -> dict[str, float]:
 def _rendered_job(seconds: float):
     """One real job's results: four candidates of `seconds`, mastered, as mp3 and FLAC."""
     from benchmarks.workers import Endings
-    from bot.worker import BatchRunner, Engines, RenderSettings, WorkOrder
+    from bot.worker.runner import BatchRunner, Engines, RenderSettings, WorkOrder
 
     class Keep(Endings):
         def finished(self, outcome) -> None:

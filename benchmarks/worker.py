@@ -16,7 +16,8 @@ from pathlib import Path
 from benchmarks.bot_overhead import InstantEngine
 from benchmarks.pipeline import stereo_mp3
 from bot.fair_queue import FairQueue, QueuedJob
-from bot.worker import Engines, Finished, GpuWorker, RenderSettings, WorkOrder
+from bot.worker.local import GpuWorker
+from bot.worker.runner import Engines, Finished, RenderSettings, WorkOrder
 from generation.finishing import FinishingThread
 from generation.musicgen.models import load_model
 

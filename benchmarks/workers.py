@@ -26,7 +26,8 @@ from benchmarks.pipeline import stereo_mp3
 from benchmarks.worker import SimulatedGpuEngine
 from bot.config import WorkersSection
 from bot.fair_queue import FairQueue, QueuedJob
-from bot.worker import Engines, Finished, GpuWorker, RenderSettings, WorkOrder
+from bot.worker.local import GpuWorker
+from bot.worker.runner import Engines, Finished, RenderSettings, WorkOrder
 from generation.musicgen.models import load_model
 
 UPLOAD = 25 * 1024**2
@@ -117,8 +118,8 @@ def _local(bench: Bench, gpu_seconds: float, jobs: int, one_by_one: bool) -> flo
 
 
 def _ray(bench: Bench, workers: int, gpu_seconds: float, jobs: int, one_by_one: bool) -> float:
-    from bot.workers.ray_actor import WorkerSetup
-    from bot.workers.ray_pool import RayPool
+    from bot.worker.ray.actor import WorkerSetup
+    from bot.worker.ray.pool import RayPool
 
     orders, queue, events = bench.orders(jobs), FairQueue(max_size=jobs), Endings()
     setup = WorkerSetup(SimulatedGpuLoader(gpu_seconds), RenderSettings(), max_rows=CANDIDATES)

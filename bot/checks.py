@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import PurePath
 
 import discord
 
 from bot.config import BotConfig
-from bot.store import Reservation, Store
+from bot.models import JobRow, RequestOptions, Reservation
+from bot.store import Store
 from generation.errors import InvalidRequestError
 from generation.families import family_for
 from generation.humanize import format_bytes, format_duration
@@ -58,19 +58,6 @@ def access_refusal(config: BotConfig, interaction: discord.Interaction) -> str |
     if missing:
         return f"I can't post results here: I need the {', '.join(missing)} permission in this channel."
     return None
-
-
-@dataclass(frozen=True)
-class RequestOptions:
-    """What a person asked for in /restyle (or a remix form), before any check."""
-
-    prompt: str
-    candidates: int
-    duration: float | None = None
-    seed: int | None = None
-    model: str | None = None
-    loop: bool = False
-    bpm: float | None = None  # a loop's tempo; None: detected from the seed
 
 
 def loop_refusal(config: BotConfig, request: RequestOptions) -> str | None:
@@ -153,3 +140,15 @@ async def quota_refusal(config: BotConfig, store: Store, user_id: int, now: floa
         wait = math.ceil(limits.cooldown_seconds - (now - last))
         return f"Please wait {wait} s before your next request."
     return "Too many requests at once: try again in a moment."  # it changed while we looked
+
+
+def cancel_refusal(job: JobRow | None, interaction: discord.Interaction) -> str | None:
+    """Cancel is for the person who asked, or a moderator, and for a job still active."""
+    if job is None:
+        return "That job no longer exists."
+    moderator = isinstance(interaction.user, discord.Member) and interaction.permissions.manage_messages
+    if interaction.user.id != job.user_id and not moderator:
+        return "Only the person who asked, or a moderator, can cancel this job."
+    if job.status not in ("queued", "running"):
+        return f"Job #{job.id} has already ended."
+    return None

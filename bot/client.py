@@ -1,4 +1,7 @@
-"""The bot: wires config, storage, the fair queue and the GPU worker together at start-up."""
+"""The bot, and the only wiring: at start-up it builds the data dir, the store, the fair queue, the
+job board, the poster, the lifecycle, admission and the worker pool, and hands each its
+collaborators. No other module but `__main__` and the cogs names `RestyleBot` (tests/test_layout.py).
+"""
 
 from __future__ import annotations
 
@@ -10,16 +13,20 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.admission import Admission
 from bot.config import BotConfig
 from bot.fair_queue import FairQueue
 from bot.files import DataDir
+from bot.jobs import JobBoard
 from bot.lifecycle import Lifecycle, LoopBridge
-from bot.service import JobService, refuse
+from bot.posting import Poster
+from bot.replies import refuse
 from bot.store import Store
 from bot.views import DYNAMIC_ITEMS
-from bot.worker import Engines, GpuWorker, RenderSettings
-from bot.workers import WorkerPool
-from bot.workers.loading import EngineLoader, Separator
+from bot.worker.loading import EngineLoader, Separator
+from bot.worker.local import GpuWorker
+from bot.worker.pool import WorkerPool
+from bot.worker.runner import Engines, RenderSettings
 from generation.audio.mastering import MasteringOptions
 from generation.interface import Engine
 
@@ -48,9 +55,11 @@ class RestyleBot(commands.Bot):
         self.config = config
         self.files = DataDir(config.bot.data_dir)
         self.queue = FairQueue(config.limits.max_queue)
+        self.jobs = JobBoard(self.queue, self.seconds_per_step, stems=config.models.stems)
         self.store: Store
-        self.service: JobService
+        self.poster: Poster
         self.lifecycle: Lifecycle
+        self.admission: Admission
         self.worker: WorkerPool | None = None
         self.bridge: LoopBridge | None = None
         self._engine_loader = load_engine or EngineLoader(config.models)  # pickles, for Ray workers
@@ -62,8 +71,11 @@ class RestyleBot(commands.Bot):
     async def setup_hook(self) -> None:
         self.files.create()
         self.store = await Store.open(self.files.database)
-        self.service = JobService(self)
-        self.lifecycle = Lifecycle(self)
+        self.poster = Poster(self, self.store, self.files, self.jobs)
+        self.lifecycle = Lifecycle(
+            self.config, self.store, self.files, self.jobs, self.poster, stop_running=self._stop_running
+        )
+        self.admission = Admission(self.config, self.store, self.files, self.jobs, self.lifecycle)
         self.worker = self._make_worker()
         self.tree.on_error = self.on_app_command_error
         for extension in EXTENSIONS:
@@ -84,19 +96,19 @@ class RestyleBot(commands.Bot):
         )
         self.bridge = LoopBridge(self.loop, self.lifecycle)
         if self.config.workers.backend == "ray":
-            from bot.workers.ray_pool import make_ray_pool
+            from bot.worker.ray.pool import make_ray_pool
 
             return make_ray_pool(
                 self.config,
                 self.queue,
-                self.service.order,
+                self.jobs.order,
                 self.bridge,
                 settings=settings,
                 load_engine=self._engine_loader,
             )
         return GpuWorker(
             self.queue,
-            self.service.order,
+            self.jobs.order,
             Engines(self._load_engine),
             self.bridge,
             settings,
@@ -124,7 +136,7 @@ class RestyleBot(commands.Bot):
         interrupted = {job.id for job in await self.store.jobs_with_status("running")}
         await self.store.requeue_running()
         for job in await self.store.jobs_with_status("queued"):
-            self.service.enqueue(job, first=job.id in interrupted, recovered=True)
+            self.jobs.enqueue(job, first=job.id in interrupted, recovered=True)
         if interrupted:
             log.info("restarting interrupted jobs %s", sorted(interrupted))
 
@@ -146,6 +158,10 @@ class RestyleBot(commands.Bot):
         await self.lifecycle.publish_pending()  # finished before a restart, not yet posted
         self.dispatch("restyle_ready")
 
+    def _stop_running(self, job_id: int) -> bool:
+        """Ask the worker pool to stop a job it holds (the lifecycle's Cancel)."""
+        return self.worker is not None and self.worker.cancel(job_id)
+
     def seconds_per_step(self, model: str | None = None) -> float:
         """`model`'s measured seconds per step (None: the default model's), or the config's guess."""
         measured = self.worker.seconds_per_step if self.worker is not None else {}
@@ -164,8 +180,8 @@ class RestyleBot(commands.Bot):
                 await asyncio.wait_for(self.bridge.drain(), SHUTDOWN_DRAIN_S)
             except TimeoutError:
                 log.warning("shut down with events still being handled; unposted results post at start")
-        if hasattr(self, "service"):
-            self.service.close()
+        if hasattr(self, "admission"):
+            self.admission.close()
         if hasattr(self, "store"):
             await self.store.close()
         await super().close()

@@ -19,7 +19,7 @@ from pathlib import Path, PurePath
 import aiofiles
 import aiofiles.os
 
-from bot.store import CandidateRow
+from bot.models import CandidateRow
 from generation.render import Rendered
 
 

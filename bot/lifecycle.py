@@ -1,7 +1,9 @@
 """A job's life after the queue: the worker's events, handled on the event loop, in order.
 
-The worker thread calls `LoopBridge`; each call becomes a task on the loop. A per-job lock keeps a
-job's events in the order they happened (a late progress edit never overwrites "done").
+The worker thread calls `LoopBridge`; each call becomes a task on the loop. The job board's per-job
+lock keeps a job's events in the order they happened (a late progress edit never overwrites
+"done"). Only this module moves a recorded job's status (running, rendered, done, failed,
+cancelled); admission records it queued, and asks here to withdraw it.
 """
 
 from __future__ import annotations
@@ -11,19 +13,20 @@ import contextvars
 import logging
 import sqlite3
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 
 from bot import refusals, texts
-from bot.posting import add_vote_reactions, post_results
-from bot.service import NO_PINGS, now
-from bot.store import ACTIVE, JobRow
-from bot.worker import Finished
+from bot.config import BotConfig
+from bot.files import DataDir
+from bot.jobs import JobBoard
+from bot.models import ACTIVE, JobRow
+from bot.posting import Poster
+from bot.replies import NO_PINGS, now
+from bot.store import Store
+from bot.worker.runner import Finished
 from generation.families import family_for
-
-if TYPE_CHECKING:
-    from bot.client import RestyleBot
 
 log = logging.getLogger(__name__)
 
@@ -80,44 +83,79 @@ class LoopBridge:
 
 
 class Lifecycle:
-    def __init__(self, bot: RestyleBot) -> None:
-        self.bot = bot
-        self._locks: dict[int, asyncio.Lock] = {}
+    def __init__(
+        self,
+        config: BotConfig,
+        store: Store,
+        files: DataDir,
+        board: JobBoard,
+        poster: Poster,
+        *,
+        stop_running: Callable[[int], bool],
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.files = files
+        self.board = board
+        self.poster = poster
+        self._stop_running = stop_running  # asks the worker pool to stop a job it holds
 
     def _lock(self, job_id: int) -> asyncio.Lock:
-        return self._locks.setdefault(job_id, asyncio.Lock())
+        return self.board.lock(job_id)
+
+    # -- asked by the bot ------------------------------------------------------------------------
+
+    async def cancel(self, job_id: int, who: str) -> bool:
+        """Cancel an active job for `who`: True if it is running and stops within a step (the
+        worker's `cancelled` event ends it), False if it ended here."""
+        self.board.cancelling(job_id, who)
+        if not self.board.dequeue(job_id) and self._stop_running(job_id):
+            return True
+        # Waiting, or known to neither the queue nor the GPU (a job its results could not be
+        # saved for, say): the database row ends here. Should the worker have just taken it,
+        # the cancel it was handed stops it as it starts.
+        await self.on_cancelled(job_id)
+        return False
+
+    async def withdraw(self, job_id: int, why: str) -> None:
+        """Take back a job admission recorded (its status message was refused for good)."""
+        if not self.board.dequeue(job_id):
+            self._stop_running(job_id)
+        await self.on_failed(job_id, why)
+
+    # -- the worker's events -----------------------------------------------------------------------
 
     async def on_started(self, job_id: int) -> None:
         async with self._lock(job_id):
-            started = await self.bot.store.mark_running(job_id, now())
-            job = await self.bot.store.job(job_id)
+            started = await self.store.mark_running(job_id, now())
+            job = await self.store.job(job_id)
             if started and job is not None:  # not cancelled just before the GPU took it
                 total = family_for(job.model).total_steps(job.generated_s)
-                self.bot.service.progress[job_id] = (0, total)
+                self.board.progress(job_id, 0, total)
                 await self.edit_status(job, texts.running(job, 0, total, None))
 
     async def on_progress(self, job_id: int, done: int, total: int, seconds_left: float | None) -> None:
         async with self._lock(job_id):
-            job = await self.bot.store.job(job_id)
+            job = await self.store.job(job_id)
             if job is None or job.status != "running":
                 return
-            self.bot.service.progress[job_id] = (done, total)
+            self.board.progress(job_id, done, total)
             await self.edit_status(job, texts.running(job, done, total, seconds_left))
 
     async def on_finished(self, outcome: Finished) -> None:
         job_id = outcome.job_id
         async with self._lock(job_id):
-            job = await self.bot.store.job(job_id)
+            job = await self.store.job(job_id)
             if job is None or job.status not in ACTIVE:  # still 'queued' if marking it running failed
                 return
             try:
-                rows = await self.bot.files.save_results(job_id, outcome.rendered)
+                rows = await self.files.save_results(job_id, outcome.rendered)
             except OSError as exc:  # a full disk, a read-only data dir: this job fails, the bot goes on
                 log.error("job %d: the results could not be saved: %s", job_id, exc)
-                await asyncio.to_thread(self.bot.files.remove_results, job_id)
+                await asyncio.to_thread(self.files.remove_results, job_id)
                 unsaved = texts.unsaved(exc)
             else:
-                await self.bot.store.mark_rendered(job_id, rows, now())
+                await self.store.mark_rendered(job_id, rows, now())
                 unsaved = None
         if unsaved is not None:
             await self.on_failed(job_id, unsaved)
@@ -126,7 +164,7 @@ class Lifecycle:
 
     async def publish_pending(self) -> None:
         """Post what was rendered but not yet posted (a restart, or Discord refused it for now)."""
-        for job in await self.bot.store.rendered_due(now()):
+        for job in await self.store.rendered_due(now()):
             await self.publish(job.id)
 
     async def publish(self, job_id: int) -> None:
@@ -153,42 +191,41 @@ class Lifecycle:
             except sqlite3.OperationalError as exc:  # the database stayed locked: next round
                 log.warning("job %d: posting waits for the database: %s", job_id, exc)
                 return
-        self._locks.pop(job_id, None)  # the job's story is over: no lock to keep
+        self.board.drop_lock(job_id)  # the job's story is over: no lock to keep
 
     async def _publish(self, job_id: int) -> None:
-        store = self.bot.store
+        store = self.store
         job = await store.job(job_id)
         if job is None or job.status != "rendered":
             return
         candidates = await store.candidates(job_id)
-        window = self.bot.config.voting.window_minutes
+        window = self.config.voting.window_minutes
         close_at = now() + window * 60 if window > 0 else None
-        interaction = self.bot.service.interactions.get(job_id)
-        parts = await post_results(self.bot, job, candidates, close_at, interaction)
+        parts = await self.poster.post_results(job, candidates, close_at)
         # Status first: a crash after it finds the parts recorded and ends the job again.
         link = self._channel(job).get_partial_message(parts[0].message_id).jump_url
         await self.edit_status(job, texts.done(job, link), view=None)
         await store.mark_done(job_id, parts[0].message_id, close_at)
-        self.bot.service.forget(job_id)
+        self.board.forget(job_id)
         for part in parts:  # a refused one is tried again by the maintenance loop
-            await add_vote_reactions(self.bot, job, part)
+            await self.poster.add_vote_reactions(job, part)
 
     async def _post_later(self, job_id: int, why: str) -> None:
-        attempts = (await self.bot.store.delivery(job_id)).attempts
+        attempts = (await self.store.delivery(job_id)).attempts
         if attempts >= MAX_POST_ATTEMPTS:
             await self._give_up_posting(job_id, texts.refused(why, attempts))
             return
         pause = min(FIRST_POST_RETRY_S * 2 ** max(0, attempts - 1), LONGEST_POST_RETRY_S)
-        await self.bot.store.post_later(job_id, now() + pause)
+        await self.store.post_later(job_id, now() + pause)
         log.warning("job %d: posting the results failed (%s); trying again in %d s", job_id, why, pause)
 
     async def _give_up_posting(self, job_id: int, message: str) -> None:
         """The job ends as failed; its status message says why, or, without one, a line in the channel."""
         log.error("job %d: %s", job_id, message)
-        if not await self.bot.store.mark_post_failed(job_id, now(), message):
+        if not await self.store.mark_post_failed(job_id, now(), message):
             return
-        self.bot.service.forget(job_id)
-        job = await self.bot.store.job(job_id)
+        self.board.forget(job_id)
+        job = await self.store.job(job_id)
         if job.status_message_id is not None:
             await self.edit_status(job, texts.failed(job, message), view=None)
             return
@@ -198,25 +235,25 @@ class Lifecycle:
             log.warning("job %d: could not say so either: %s", job_id, refusals.describe(exc))
 
     def _channel(self, job: JobRow) -> discord.PartialMessageable:
-        return self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        return self.poster.channel(job)
 
     async def on_failed(self, job_id: int, message: str) -> None:
         await self._end(job_id, "failed", lambda job: texts.failed(job, message), error=message)
 
     async def on_cancelled(self, job_id: int) -> None:
-        who = self.bot.service.cancelled_by.pop(job_id, "its owner")
+        who = self.board.cancelled_by(job_id)
         await self._end(job_id, "cancelled", lambda job: texts.cancelled(job, who))
 
     async def _end(
         self, job_id: int, status: str, text: Callable[[JobRow], str], error: str | None = None
     ) -> None:
         async with self._lock(job_id):
-            ended = await self.bot.store.mark_ended(job_id, status, now(), error)
-            self.bot.service.forget(job_id)
-            job = await self.bot.store.job(job_id)
+            ended = await self.store.mark_ended(job_id, status, now(), error)
+            self.board.forget(job_id)
+            job = await self.store.job(job_id)
             if ended and job is not None:
                 await self.edit_status(job, text(job), view=None)
-        self._locks.pop(job_id, None)
+        self.board.drop_lock(job_id)
 
     async def edit_status(self, job: JobRow, content: str, **changes: Any) -> None:
         """Edit the job's public status message; a deleted message is not an error."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.store import JobRow
+from bot.models import JobRow
 from generation.audio.decode import SeedAudio
 from generation.families import family_for
 from generation.loops import LoopOptions, LoopPlan, plan_loop

@@ -5,6 +5,7 @@ Discord's upload limit covers a whole request, so the files go out in as few mes
 as fit it. Each part is recorded the moment it is out, and every send is recorded as an attempt
 before it leaves; a part that went out just before a crash is then found in the channel (by its
 buttons) rather than posted twice. Channel sends also carry a nonce Discord enforces.
+A lossless download (the FLAC button) is a post too: one ephemeral file, within the channel's limit.
 """
 
 from __future__ import annotations
@@ -13,17 +14,18 @@ import io
 import logging
 from datetime import UTC, datetime
 from pathlib import PurePath
-from typing import TYPE_CHECKING
 
 import discord
 
-from bot import texts
-from bot.service import now, upload_budget
-from bot.store import CandidateRow, JobRow, ResultPart
+from bot import refusals, texts
+from bot.files import DataDir
+from bot.jobs import JobBoard
+from bot.models import CandidateRow, JobRow, ResultPart
+from bot.replies import now, refuse, upload_budget
+from bot.store import Store
 from bot.views import results_view
-
-if TYPE_CHECKING:
-    from bot.client import RestyleBot
+from generation.families import family_for
+from generation.humanize import format_bytes
 
 log = logging.getLogger(__name__)
 
@@ -49,42 +51,68 @@ def plan_parts(candidates: list[CandidateRow], sizes: list[int], budget: int) ->
     return parts
 
 
+class Poster:
+    """Sends a job's files: `client` is the Discord connection (channels, and who the bot is)."""
+
+    def __init__(self, client: discord.Client, store: Store, files: DataDir, board: JobBoard) -> None:
+        self.client = client
+        self.store = store
+        self.files = files
+        self.board = board
+
+    def channel(self, job: JobRow) -> discord.PartialMessageable:
+        return self.client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+
+    async def post_results(
+        self, job: JobRow, candidates: list[CandidateRow], close_at: float | None
+    ) -> list[ResultPart]:
+        """Post every part not recorded yet; the job's parts, in order."""
+        return await post_results(self, job, candidates, close_at, self.board.interaction(job.id))
+
+    async def add_vote_reactions(self, job: JobRow, part: ResultPart) -> None:
+        await add_vote_reactions(self, job, part)
+
+    async def send_lossless(self, interaction: discord.Interaction, job_id: int, idx: int) -> None:
+        """One candidate's lossless file, privately, if it is still here and fits the channel."""
+        await send_lossless(self, interaction, job_id, idx)
+
+
 async def post_results(
-    bot: RestyleBot,
+    poster: Poster,
     job: JobRow,
     candidates: list[CandidateRow],
     close_at: float | None,
     interaction: discord.Interaction | None,
 ) -> list[ResultPart]:
     """Post every part not recorded yet; the job's parts, in order."""
-    store = bot.store
-    sizes = [await bot.files.size(candidate.audio_path) for candidate in candidates]
+    store = poster.store
+    sizes = [await poster.files.size(candidate.audio_path) for candidate in candidates]
     groups = plan_parts(candidates, sizes, upload_budget(job.upload_limit))
     posted = {part.part: part for part in await store.result_parts(job.id)}
     earlier = (await store.delivery(job.id)).last_attempt_at
     for number, group in enumerate(groups, start=1):
         if number in posted:
             continue
-        message = await find_posted(bot, job, group[0].idx, earlier) if earlier is not None else None
+        message = await find_posted(poster, job, group[0].idx, earlier) if earlier is not None else None
         if message is None:
             await store.note_post_attempt(job.id, now())
             content = texts.results_part(job, groups, number, close_at)
-            message = await _send(bot, job, number, content, group, interaction=interaction)
+            message = await _send(poster, job, number, content, group, interaction=interaction)
         posted[number] = ResultPart(message.id, job.id, number, group[0].idx, group[-1].idx)
         await store.add_result_part(posted[number])
     return [posted[number] for number in sorted(posted)]
 
 
-async def find_posted(bot: RestyleBot, job: JobRow, first_idx: int, since: float) -> discord.Message | None:
+async def find_posted(poster: Poster, job: JobRow, first_idx: int, since: float) -> discord.Message | None:
     """The bot's message carrying this part's first lossless button, sent since `since`, if any."""
-    channel = bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+    channel = poster.channel(job)
     start = datetime.fromtimestamp(since - SEARCH_MARGIN_S, tz=UTC)
     wanted = f"restyle:flac:{job.id}:{first_idx}"
     try:
         async for message in channel.history(
             after=discord.Object(discord.utils.time_snowflake(start)), limit=SEARCH_LIMIT, oldest_first=True
         ):
-            if message.author.id == bot.user.id and wanted in _custom_ids(message):
+            if message.author.id == poster.client.user.id and wanted in _custom_ids(message):
                 log.info("job %d: part with candidate %d was already posted", job.id, first_idx)
                 return message
     except discord.Forbidden:  # no history to read: the nonce is then the only guard
@@ -101,7 +129,7 @@ def _custom_ids(message: discord.Message) -> set[str]:
 
 
 async def _send(
-    bot: RestyleBot,
+    poster: Poster,
     job: JobRow,
     number: int,
     content: str,
@@ -114,14 +142,18 @@ async def _send(
     if interaction is not None:
         try:
             return await interaction.followup.send(
-                content, files=await _files(bot, job, group), view=view, allowed_mentions=mentions, wait=True
+                content,
+                files=await _files(poster, job, group),
+                view=view,
+                allowed_mentions=mentions,
+                wait=True,
             )
         except discord.HTTPException as exc:
             if exc.status not in FOLLOW_UP_GONE:
                 raise  # the channel would refuse it the same way
             log.info("job %d: the follow-up has expired (%s), posting in the channel", job.id, exc.code)
-            bot.service.interactions.pop(job.id, None)
-    channel = bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+            poster.board.follow_up_gone(job.id)
+    channel = poster.channel(job)
     reference = None
     if job.status_message_id is not None:
         reference = discord.MessageReference(
@@ -132,7 +164,7 @@ async def _send(
         )
     return await channel.send(
         content,
-        files=await _files(bot, job, group),
+        files=await _files(poster, job, group),
         view=view,
         allowed_mentions=mentions,
         reference=reference,
@@ -140,22 +172,20 @@ async def _send(
     )
 
 
-async def _files(bot: RestyleBot, job: JobRow, candidates: list[CandidateRow]) -> list[discord.File]:
+async def _files(poster: Poster, job: JobRow, candidates: list[CandidateRow]) -> list[discord.File]:
     """Fresh file objects for each attempt: a failed upload consumes them."""
     files = []
     for candidate in candidates:
-        data = await bot.files.read(candidate.audio_path)
+        data = await poster.files.read(candidate.audio_path)
         name = f"restyle-{job.id}-{candidate.idx}{PurePath(candidate.audio_path).suffix}"
         files.append(discord.File(io.BytesIO(data), filename=name))
     return files
 
 
-async def add_vote_reactions(bot: RestyleBot, job: JobRow, part: ResultPart) -> None:
+async def add_vote_reactions(poster: Poster, job: JobRow, part: ResultPart) -> None:
     """Put on the part's missing vote reactions; those Discord refuses are tried again later
     (the results text names the emoji, so the poll works without them)."""
-    message = bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id).get_partial_message(
-        part.message_id
-    )
+    message = poster.channel(job).get_partial_message(part.message_id)
     reactions = part.reactions
     for idx in part.indices:
         bit = 1 << (idx - 1)
@@ -167,4 +197,38 @@ async def add_vote_reactions(bot: RestyleBot, job: JobRow, part: ResultPart) -> 
             log.warning("job %d: reaction %d refused (%s); trying later", job.id, idx, exc.text or exc.status)
             break
         reactions |= bit
-    await bot.store.set_reactions(part.message_id, reactions)
+    await poster.store.set_reactions(part.message_id, reactions)
+
+
+async def send_lossless(poster: Poster, interaction: discord.Interaction, job_id: int, idx: int) -> None:
+    job = await poster.store.job(job_id)
+    candidate = next((c for c in await poster.store.candidates(job_id) if c.idx == idx), None)
+    if (
+        job is None
+        or candidate is None
+        or job.files_deleted
+        or not await poster.files.exists(candidate.lossless_path)
+    ):
+        await refuse(interaction, "That file has expired.")
+        return
+    data = await poster.files.read(candidate.lossless_path)
+    too_big = (
+        f"The lossless file is {format_bytes(len(data))}, over this channel's "
+        f"{format_bytes(interaction.filesize_limit)} upload limit."
+    )
+    if len(data) > upload_budget(interaction.filesize_limit):  # the limit covers the message too
+        await refuse(interaction, too_big)
+        return
+    name = f"restyle-{job_id}-{idx}{'-loop' if job.loop else ''}.flac"
+    try:
+        await interaction.response.send_message(
+            texts.lossless(job, idx, family_for(job.model).sample_rate),
+            file=discord.File(io.BytesIO(data), filename=name),
+            ephemeral=True,
+        )
+    except discord.HTTPException as exc:  # refused anyway: say so, in one line
+        log.warning("job %d: the lossless file was refused: %s", job_id, refusals.describe(exc))
+        await refuse(
+            interaction,
+            too_big if exc.status == 413 else f"Discord refused the file: {refusals.describe(exc)}.",
+        )

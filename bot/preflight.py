@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.config import BotConfig
-from bot.workers.loading import EngineLoader, Separator
+from bot.worker.loading import EngineLoader, Separator
 from generation.errors import RestyleError
 from generation.interface import LoadOptions
 
@@ -85,7 +85,7 @@ def check_data_dir(root: Path) -> str:
 
 def check_database(path: Path) -> str:
     """Opens, is SQLite, passes `PRAGMA quick_check`, and is not from a newer Restyle."""
-    from bot.store import MIGRATIONS
+    from bot.schema import MIGRATIONS
 
     if not path.exists():
         return f"{path} (new)"

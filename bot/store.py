@@ -1,4 +1,5 @@
-"""All of the bot's SQL: jobs, candidates and votes in one SQLite file (WAL), with numbered migrations.
+"""All of the bot's queries: jobs, candidates and votes in one SQLite file (WAL); the tables and
+their numbered migrations are in bot.schema, the rows it returns in bot.models.
 
 The database is the source of truth; the in-memory queue is rebuilt from it at start-up. Times are
 UNIX seconds passed in by the caller, so nothing here reads the wall clock.
@@ -9,124 +10,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
+from bot.models import CandidateRow, Delivery, JobRow, NewJob, Reservation, ResultPart
 from bot.patience import BUSY_TIMEOUT_MS, patiently
+from bot.schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-MIGRATIONS: tuple[str, ...] = (
-    # 1: jobs, their candidates, and the votes on them
-    """
-    CREATE TABLE jobs (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        kind TEXT NOT NULL DEFAULT 'restyle',
-        parent_id INTEGER REFERENCES jobs(id),
-        guild_id INTEGER,
-        channel_id INTEGER NOT NULL,
-        user_id INTEGER NOT NULL,
-        prompt TEXT NOT NULL,
-        model TEXT NOT NULL,
-        candidates INTEGER NOT NULL,
-        duration_s REAL NOT NULL,
-        base_seed INTEGER NOT NULL,
-        seed_path TEXT NOT NULL,
-        seed_name TEXT NOT NULL,
-        seed_sha256 TEXT NOT NULL,
-        seed_duration_s REAL NOT NULL,
-        upload_limit INTEGER NOT NULL,
-        status TEXT NOT NULL
-            CHECK (status IN ('queued', 'running', 'rendered', 'done', 'failed', 'cancelled')),
-        status_message_id INTEGER,
-        result_message_id INTEGER,
-        error TEXT,
-        created_at REAL NOT NULL,
-        started_at REAL,
-        finished_at REAL,
-        votes_close_at REAL,
-        announced INTEGER NOT NULL DEFAULT 0,
-        files_deleted INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX jobs_by_status ON jobs (status, id);
-    CREATE INDEX jobs_by_user ON jobs (user_id, created_at);
-    CREATE INDEX jobs_by_channel ON jobs (channel_id, status, id);
-    CREATE UNIQUE INDEX jobs_by_result_message ON jobs (result_message_id);
-    CREATE TABLE candidates (
-        job_id INTEGER NOT NULL REFERENCES jobs(id),
-        idx INTEGER NOT NULL,
-        seed INTEGER NOT NULL,
-        adherence REAL NOT NULL,
-        audio_path TEXT NOT NULL,
-        lossless_path TEXT NOT NULL,
-        bitrate INTEGER,
-        PRIMARY KEY (job_id, idx)
-    );
-    CREATE TABLE votes (
-        job_id INTEGER NOT NULL REFERENCES jobs(id),
-        idx INTEGER NOT NULL,
-        user_id INTEGER NOT NULL,
-        cast_at REAL NOT NULL,
-        PRIMARY KEY (job_id, idx, user_id)
-    );
-    """,
-)
-# A request's place, taken in one statement before its seed is downloaded and decoded; it becomes
-# a job, or goes. A table of its own, so the jobs table and its status check stay as they are.
-MIGRATIONS += (
-    """
-    CREATE TABLE reservations (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        user_id INTEGER NOT NULL,
-        created_at REAL NOT NULL
-    );
-    CREATE INDEX reservations_by_user ON reservations (user_id, created_at);
-    """,
-)
-# Each message a job's results went out in (more than one when the files need several uploads),
-# the vote reactions the bot has put on each (bit i-1: candidate i), and how posting has gone, so
-# a crash between sending and recording is found again instead of posted twice.
-MIGRATIONS += (
-    """
-    CREATE TABLE result_messages (
-        message_id INTEGER PRIMARY KEY,
-        job_id INTEGER NOT NULL REFERENCES jobs(id),
-        part INTEGER NOT NULL,
-        first_idx INTEGER NOT NULL,
-        last_idx INTEGER NOT NULL,
-        reactions INTEGER NOT NULL DEFAULT 0,
-        reaction_tries INTEGER NOT NULL DEFAULT 0,
-        UNIQUE (job_id, part)
-    );
-    INSERT INTO result_messages (message_id, job_id, part, first_idx, last_idx, reactions)
-        SELECT result_message_id, id, 1, 1, candidates, (1 << candidates) - 1
-        FROM jobs WHERE result_message_id IS NOT NULL;
-    CREATE TABLE deliveries (
-        job_id INTEGER PRIMARY KEY REFERENCES jobs(id),
-        attempts INTEGER NOT NULL DEFAULT 0,
-        last_attempt_at REAL,
-        next_attempt_at REAL
-    );
-    """,
-)
-# A job's loop (loop:True): the tempo asked (NULL: detected), and what was planned when it was
-# admitted: its bars, its tempo, and the length generated for it (the loop and its overhang).
-MIGRATIONS += (
-    """
-    ALTER TABLE jobs ADD COLUMN loop INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE jobs ADD COLUMN loop_bpm REAL;
-    ALTER TABLE jobs ADD COLUMN loop_bars INTEGER;
-    ALTER TABLE jobs ADD COLUMN loop_tempo REAL;
-    ALTER TABLE jobs ADD COLUMN loop_generated_s REAL;
-    """,
-)
-
-ACTIVE = ("queued", "running")
 
 # What a person's share of the queue counts, what the queue's room counts, and when they last
 # asked: jobs and reservations alike, so a request being decoded holds its place.
@@ -135,99 +32,6 @@ _ACTIVE = """(SELECT COUNT(*) FROM jobs WHERE user_id = :user AND status IN ('qu
 _WAITING = "(SELECT COUNT(*) FROM jobs WHERE status = 'queued') + (SELECT COUNT(*) FROM reservations)"
 _LAST_REQUEST = """(SELECT MAX(at) FROM (SELECT created_at AS at FROM jobs WHERE user_id = :user
     UNION ALL SELECT created_at FROM reservations WHERE user_id = :user))"""
-
-
-@dataclass(frozen=True)
-class NewJob:
-    channel_id: int
-    guild_id: int | None
-    user_id: int
-    prompt: str
-    model: str
-    candidates: int
-    duration_s: float
-    base_seed: int
-    seed_path: str
-    seed_name: str
-    seed_sha256: str
-    seed_duration_s: float
-    upload_limit: int
-    created_at: float
-    kind: str = "restyle"
-    parent_id: int | None = None
-    loop: bool = False
-    loop_bpm: float | None = None  # as asked; None: detected
-    loop_bars: int | None = None  # as planned at admission
-    loop_tempo: float | None = None
-    loop_generated_s: float | None = None
-
-    @property
-    def generated_s(self) -> float:
-        """What the engine generates: a loop's overhang too. Steps, batches and ETAs count this."""
-        return self.loop_generated_s if self.loop_generated_s is not None else self.duration_s
-
-
-@dataclass(frozen=True)
-class JobRow(NewJob):
-    id: int = 0
-    status: str = "queued"
-    status_message_id: int | None = None
-    result_message_id: int | None = None
-    error: str | None = None
-    started_at: float | None = None
-    finished_at: float | None = None
-    votes_close_at: float | None = None
-    announced: bool = False
-    files_deleted: bool = False
-
-    @property
-    def seeds(self) -> tuple[int, ...]:
-        return tuple(self.base_seed + index for index in range(self.candidates))
-
-
-@dataclass(frozen=True)
-class Reservation:
-    """A request's place in the queue, held while its seed is decoded."""
-
-    id: int
-    at: float  # when it was asked for: the job's created_at, which the cooldown counts from
-
-
-@dataclass(frozen=True)
-class CandidateRow:
-    job_id: int
-    idx: int
-    seed: int
-    adherence: float
-    audio_path: str
-    lossless_path: str
-    bitrate: int | None
-
-
-@dataclass(frozen=True)
-class ResultPart:
-    """One message of a job's results: candidates first_idx..last_idx, voted on by reaction."""
-
-    message_id: int
-    job_id: int
-    part: int
-    first_idx: int
-    last_idx: int
-    reactions: int = 0  # bit i-1 set: the bot's reaction for candidate i is on the message
-    reaction_tries: int = 0
-
-    @property
-    def indices(self) -> range:
-        return range(self.first_idx, self.last_idx + 1)
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """How posting a job's results has gone so far."""
-
-    attempts: int = 0
-    last_attempt_at: float | None = None
-    next_attempt_at: float | None = None
 
 
 def _job(row: aiosqlite.Row | dict) -> JobRow:

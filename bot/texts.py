@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import discord
 
-from bot.store import CandidateRow, JobRow
+from bot.models import CandidateRow, JobRow
 from generation.families import FAMILIES, OFFERED, family_for
 from generation.humanize import count_of, format_bytes, format_duration
 

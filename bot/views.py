@@ -1,27 +1,38 @@
 """Buttons and the remix form. Their state lives in their custom ids (DynamicItem), so they keep
-working after a restart; their callbacks hand straight over to the job service."""
+working after a restart; their callbacks hand straight over to `JobActions`, which the Restyle cog
+implements (views know no service, no store and no client)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, Protocol
 
 import discord
 
 from bot.texts import NUMBERS
 
-if TYPE_CHECKING:
-    from bot.service import JobService
+# The cog that implements `JobActions` (bot.cogs.restyle.Restyle).
+ACTIONS_COG = "Restyle"
 
 
-def _service(interaction: discord.Interaction) -> JobService:
-    return interaction.client.service  # type: ignore[attr-defined]
+class JobActions(Protocol):
+    """What the buttons and the remix form ask for."""
+
+    async def cancel(self, interaction: discord.Interaction, job_id: int) -> None: ...
+    async def reroll(self, interaction: discord.Interaction, job_id: int) -> None: ...
+    async def open_remix(self, interaction: discord.Interaction, job_id: int) -> None: ...
+    async def remix(self, interaction: discord.Interaction, job_id: int, which: str, prompt: str) -> None: ...
+    async def lossless(self, interaction: discord.Interaction, job_id: int, idx: int) -> None: ...
+
+
+def _actions(interaction: discord.Interaction) -> JobActions:
+    return interaction.client.get_cog(ACTIONS_COG)  # type: ignore[attr-defined]
 
 
 class _JobButton:
     """What the job buttons share: the custom id carries the job (and candidate), nothing else.
 
-    Each subclass is a DynamicItem with its own template and look, and hands its click to the service.
+    Each subclass is a DynamicItem with its own template and look, and hands its click to `JobActions`.
     """
 
     _action: ClassVar[str]
@@ -54,7 +65,7 @@ class CancelButton(
     _action, _label, _emoji, _style = "cancel", "Cancel", "✖️", discord.ButtonStyle.danger
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await _service(interaction).cancel_from_button(interaction, self.job_id)
+        await _actions(interaction).cancel(interaction, self.job_id)
 
 
 class RerollButton(
@@ -63,7 +74,7 @@ class RerollButton(
     _action, _label, _emoji, _style = "reroll", "Reroll", "🔁", discord.ButtonStyle.primary
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await _service(interaction).reroll(interaction, self.job_id)
+        await _actions(interaction).reroll(interaction, self.job_id)
 
 
 class RemixButton(
@@ -72,7 +83,7 @@ class RemixButton(
     _action, _label, _emoji = "remix", "Remix", "🎨"
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await _service(interaction).open_remix(interaction, self.job_id)
+        await _actions(interaction).open_remix(interaction, self.job_id)
 
 
 class LosslessButton(
@@ -83,7 +94,7 @@ class LosslessButton(
     _action, _label, _emoji, _row = "flac", "FLAC {idx}", "💾", 1
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await _service(interaction).send_lossless(interaction, self.job_id, self.idx)
+        await _actions(interaction).lossless(interaction, self.job_id, self.idx)
 
 
 DYNAMIC_ITEMS = (CancelButton, RerollButton, RemixButton, LosslessButton)
@@ -129,4 +140,4 @@ class RemixModal(discord.ui.Modal, title="Remix a candidate"):
         self.add_item(self.prompt)
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
-        await _service(interaction).remix(interaction, self.job_id, self.candidate.value, self.prompt.value)
+        await _actions(interaction).remix(interaction, self.job_id, self.candidate.value, self.prompt.value)

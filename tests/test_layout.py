@@ -70,7 +70,7 @@ def offending(paths: list[Path], prefixes: tuple[str, ...]) -> list[str]:
 
 def test_the_reader_sees_what_it_reads():
     """The walker itself: a lazy import inside a function is found."""
-    assert "generation.families.load_engine" in imported(ROOT / "bot" / "workers" / "loading.py")
+    assert "generation.families.load_engine" in imported(ROOT / "bot" / "worker" / "loading.py")
     assert "discord" in imported(ROOT / "bot" / "client.py")
 
 
@@ -99,3 +99,99 @@ FRONT_FACING = ("pipeline", "loops", "render", "sidecar", "outputs")
 def test_the_pipeline_and_the_command_line_use_no_family_internals():
     paths = [*sources("generation/cli"), *(ROOT / "generation" / f"{name}.py" for name in FRONT_FACING)]
     assert offending(paths, FAMILIES) == []
+
+
+# -- the bot: one way round -----------------------------------------------------------------------
+
+BOT = ROOT / "bot"
+# Only these may name the bot itself: the client is the wiring, __main__ starts it, and a cog is
+# handed it by discord.py's `setup(bot)`. Everything else is passed its collaborators.
+MAY_NAME_THE_BOT = ("bot/client.py", "bot/__main__.py", "bot/cogs/")
+# The bottom of the bot's house: records and replies know no other bot module.
+BOTTOM = ("bot/models.py", "bot/replies.py", "bot/schema.py", "bot/refusals.py")
+# The worker pool never talks to Discord or the database: orders in, events out.
+WORKER_MAY_IMPORT = ("bot.worker", "bot.fair_queue", "bot.config")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def bot_modules() -> dict[str, Path]:
+    return {module_name(path): path for path in sources("bot")}
+
+
+def bot_imports(path: Path, modules: dict[str, Path]) -> set[str]:
+    """The bot modules `path` imports (`from bot.x import Y` counts as bot.x, or bot.x.Y if that is
+    a module), every import counted, under TYPE_CHECKING and inside functions too."""
+    found = set()
+    for name in imported(path):
+        module = name
+        while module and module not in modules:
+            module = module.rpartition(".")[0]
+        if module and module not in {"bot", module_name(path)}:
+            found.add(module)
+    return found
+
+
+def import_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One cycle in `graph`, as the modules along it (the first repeated at the end), or []."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        path.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == 1:
+                return [*path[path.index(target) :], target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return []
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return []
+
+
+def test_the_cycle_finder_finds_cycles():
+    assert import_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert import_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) == []
+
+
+def test_only_the_client_main_and_the_cogs_name_the_bot():
+    """Everything else is handed what it works with, so it can be read (and tested) on its own."""
+    names = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sources("bot")
+        if not path.relative_to(ROOT).as_posix().startswith(MAY_NAME_THE_BOT)
+        for name in sorted(imported(path))
+        if name == "bot.client" or name.startswith("bot.client.")
+    ]
+    assert names == []
+
+
+def test_the_bot_has_no_import_cycle():
+    """Dependencies run one way (client -> cogs -> admission, lifecycle -> jobs, posting -> store,
+    files, texts, views -> models, replies), even for imports only a type checker reads."""
+    modules = bot_modules()
+    graph = {name: bot_imports(path, modules) for name, path in modules.items()}
+    assert import_cycle(graph) == []
+
+
+@pytest.mark.parametrize("where", BOTTOM)
+def test_records_and_replies_know_no_other_bot_module(where):
+    assert offending(sources(where), ("bot",)) == []
+
+
+def test_the_worker_knows_neither_discord_nor_the_database():
+    outside = [
+        line
+        for line in offending(sources("bot/worker"), ("bot", "discord", "aiosqlite"))
+        if not any(line.endswith(f" {allowed}") or f" {allowed}." in line for allowed in WORKER_MAY_IMPORT)
+    ]
+    assert outside == []

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING
 
 from discord.ext import commands, tasks
 
-from bot.posting import add_vote_reactions
-from bot.service import now
+from bot.replies import now
 
 if TYPE_CHECKING:
     from bot.client import RestyleBot
@@ -46,7 +45,7 @@ class Maintenance(commands.Cog):
             for part in await store.parts_missing_reactions(now() - REACTION_DAYS * 86_400, REACTION_TRIES):
                 job = await store.job(part.job_id)
                 if job is not None:
-                    await add_vote_reactions(self.bot, job, part)
+                    await self.bot.poster.add_vote_reactions(job, part)
         except sqlite3.OperationalError as exc:  # locked past the store's patience: next minute
             log.warning("vote reactions wait for the database: %s", exc)
 

@@ -9,7 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import texts
-from bot.service import NO_PINGS
+from bot.replies import NO_PINGS
 
 if TYPE_CHECKING:
     from bot.client import RestyleBot

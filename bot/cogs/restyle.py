@@ -1,4 +1,5 @@
-"""/restyle and /help."""
+"""/restyle and /help, and the buttons' `JobActions` (bot.views): each hands over to admission
+(new jobs), the lifecycle (Cancel) or the poster (lossless files)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import texts
-from bot.checks import RequestOptions
+from bot.checks import cancel_refusal
+from bot.models import RequestOptions
+from bot.replies import refuse
 from generation.interface import MAX_SEED
 
 if TYPE_CHECKING:
@@ -46,8 +49,16 @@ class Restyle(commands.Cog):
     ) -> None:
         """Keep a track's melody, change its style: candidates are posted here to vote on."""
         candidates = candidates or self.bot.config.limits.default_candidates
-        request = RequestOptions(prompt, candidates, duration, seed, model, bool(loop), bpm)
-        await self.bot.service.restyle(interaction, audio, request)
+        request = RequestOptions(
+            prompt=prompt,
+            candidates=candidates,
+            duration=duration,
+            seed=seed,
+            model=model,
+            loop=bool(loop),
+            bpm=bpm,
+        )
+        await self.bot.admission.restyle(interaction, audio, request)
 
     @restyle.autocomplete("model")
     async def model_choices(
@@ -55,6 +66,30 @@ class Restyle(commands.Cog):
     ) -> list[app_commands.Choice[str]]:
         names = [name for name in self.bot.config.models.choices if current.lower() in name.lower()]
         return [app_commands.Choice(name=name, value=name) for name in names[:25]]
+
+    # -- JobActions: the buttons and the remix form ------------------------------------------------
+
+    async def cancel(self, interaction: discord.Interaction, job_id: int) -> None:
+        job = await self.bot.store.job(job_id)
+        refusal = cancel_refusal(job, interaction)
+        if refusal:
+            await refuse(interaction, refusal)
+        elif await self.bot.lifecycle.cancel(job.id, interaction.user.display_name):
+            await refuse(interaction, f"Stopping job #{job.id}…")  # it stops within a step
+        else:
+            await refuse(interaction, f"Cancelled job #{job.id}.")
+
+    async def reroll(self, interaction: discord.Interaction, job_id: int) -> None:
+        await self.bot.admission.reroll(interaction, job_id)
+
+    async def open_remix(self, interaction: discord.Interaction, job_id: int) -> None:
+        await self.bot.admission.open_remix(interaction, job_id)
+
+    async def remix(self, interaction: discord.Interaction, job_id: int, which: str, prompt: str) -> None:
+        await self.bot.admission.remix(interaction, job_id, which, prompt)
+
+    async def lossless(self, interaction: discord.Interaction, job_id: int, idx: int) -> None:
+        await self.bot.poster.send_lossless(interaction, job_id, idx)
 
     @app_commands.command(name="help")
     async def help(self, interaction: discord.Interaction) -> None:

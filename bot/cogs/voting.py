@@ -13,11 +13,11 @@ from discord import app_commands
 from discord.ext import commands, tasks
 
 from bot import texts
-from bot.service import NO_PINGS, now
+from bot.replies import NO_PINGS, now
 
 if TYPE_CHECKING:
     from bot.client import RestyleBot
-    from bot.store import JobRow
+    from bot.models import JobRow
 
 log = logging.getLogger(__name__)
 

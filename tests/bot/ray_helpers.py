@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.config import ModelsSection
-from bot.workers.loading import EngineLoader
+from bot.worker.loading import EngineLoader
 from generation.interface import Engine
 
 

@@ -163,8 +163,8 @@ async def test_waiting_times_count_each_models_own_speed(running, tmp_path, both
     await _submit(world, world.bob, "harp", candidates=1, duration=2.0)
     ace = 8 * 10.0
     musicgen = world.bot.queue.ordered()[1].steps * 0.01
-    assert world.bot.service.eta(1) == pytest.approx(ace)
-    assert world.bot.service.eta(2) == pytest.approx(ace + musicgen)
+    assert world.bot.jobs.eta(1) == pytest.approx(ace)
+    assert world.bot.jobs.eta(2) == pytest.approx(ace + musicgen)
 
 
 async def test_a_reroll_or_remix_of_a_model_no_longer_offered_is_refused(running, tmp_path, both_families):

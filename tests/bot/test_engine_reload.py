@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.worker import Engines
+from bot.worker.runner import Engines
 from generation.musicgen.engine import MusicGenEngine
 
 

@@ -8,8 +8,8 @@ import threading
 
 import discord
 
+from bot.admission import DECODE_THREADS
 from bot.client import RestyleBot
-from bot.service import DECODE_THREADS
 from generation.audio.decode import NOT_AUDIO
 from generation.errors import AudioInputError
 from tests.bot.conftest import at_once, click_call, make_config, seed_mp3, slash_call, until
@@ -125,7 +125,7 @@ async def test_slow_decodes_do_not_starve_other_threads(running, tmp_path, monke
             running_now[0] -= 1
         raise AudioInputError(NOT_AUDIO)
 
-    monkeypatch.setattr("bot.service.decode_audio", stuck_decode)
+    monkeypatch.setattr("bot.admission.decode_audio", stuck_decode)
 
     async def another_thread_user() -> str:
         await asyncio.wait_for(two_started.wait(), 30)

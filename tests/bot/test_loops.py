@@ -148,7 +148,8 @@ async def test_a_tempo_without_a_loop_is_refused(running):
 async def test_a_database_from_before_loops_is_migrated(tmp_path):
     import sqlite3
 
-    from bot.store import MIGRATIONS, NewJob
+    from bot.models import NewJob
+    from bot.schema import MIGRATIONS
 
     path = tmp_path / "old.sqlite3"
     with sqlite3.connect(path) as db:

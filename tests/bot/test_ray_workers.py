@@ -20,8 +20,8 @@ import torch
 from bot.config import BotConfig
 from bot.files import DataDir
 from bot.store import Store
-from bot.workers import ray_pool
-from bot.workers.ray_pool import KILLED_TWO
+from bot.worker.ray import pool as ray_pool
+from bot.worker.ray.pool import KILLED_TWO
 from tests.bot.conftest import World, make_config, seed_mp3, until
 from tests.bot.ray_helpers import HoldingLoader
 

@@ -56,13 +56,19 @@ async def test_bad_requests(running, tmp_path, limits, options, expected):
     await _nothing_recorded(world)
 
 
+def _reconfigure(world, **changes) -> None:
+    """New settings for the running bot, as a restart with them would give (the client hands its
+    config to admission when it wires it)."""
+    world.bot.config = world.bot.admission.config = dataclasses.replace(world.bot.config, **changes)
+
+
 async def test_wrong_channel_and_wrong_role(running):
     world = await running()
     elsewhere = world.guild.create_text_channel("announcements")
     composers = world.guild.create_role("Composers")
-    world.bot.config = dataclasses.replace(world.bot.config, access=AccessSection(channels=(elsewhere.id,)))
+    _reconfigure(world, access=AccessSection(channels=(elsewhere.id,)))
     assert f"<#{elsewhere.id}>" in await _refused(world)
-    world.bot.config = dataclasses.replace(world.bot.config, access=AccessSection(roles=(composers.id,)))
+    _reconfigure(world, access=AccessSection(roles=(composers.id,)))
     assert f"<@&{composers.id}>" in await _refused(world)
     await _nothing_recorded(world)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.service import now
+from bot.replies import now
 from tests.bot.conftest import seed_mp3, until
 
 

@@ -6,25 +6,27 @@ import sqlite3
 
 import pytest
 
-from bot.store import MIGRATIONS, CandidateRow, NewJob, ResultPart, Store
+from bot.models import CandidateRow, NewJob, ResultPart
+from bot.schema import MIGRATIONS
+from bot.store import Store
 
 
 def new_job(user: int = 1, channel: int = 10, guild: int = 100, at: float = 1000.0) -> NewJob:
     return NewJob(
-        channel,
-        guild,
-        user,
-        "lofi",
-        "debug",
-        2,
-        30.0,
-        7,
-        "/seeds/a.mp3",
-        "a.mp3",
-        "ab" * 32,
-        31.0,
-        10_000_000,
-        at,
+        channel_id=channel,
+        guild_id=guild,
+        user_id=user,
+        prompt="lofi",
+        model="debug",
+        candidates=2,
+        duration_s=30.0,
+        base_seed=7,
+        seed_path="/seeds/a.mp3",
+        seed_name="a.mp3",
+        seed_sha256="ab" * 32,
+        seed_duration_s=31.0,
+        upload_limit=10_000_000,
+        created_at=at,
     )
 
 

@@ -6,7 +6,7 @@ import discord
 import pytest
 
 from bot import texts
-from bot.store import CandidateRow, JobRow, NewJob
+from bot.models import CandidateRow, JobRow, NewJob
 from tests.bot.conftest import seed_mp3
 
 
@@ -54,7 +54,22 @@ def test_code_shortens_long_names():
 
 
 def _job(prompt: str, job_id: int) -> JobRow:
-    new = NewJob(1, 2, 3, prompt, "debug", 2, 30.0, 7, "/s.mp3", "s.mp3", "ab", 30.0, 10_000_000, 0.0)
+    new = NewJob(
+        channel_id=1,
+        guild_id=2,
+        user_id=3,
+        prompt=prompt,
+        model="debug",
+        candidates=2,
+        duration_s=30.0,
+        base_seed=7,
+        seed_path="/s.mp3",
+        seed_name="s.mp3",
+        seed_sha256="ab",
+        seed_duration_s=30.0,
+        upload_limit=10_000_000,
+        created_at=0.0,
+    )
     return JobRow(**vars(new), id=job_id)
 
 
@@ -87,9 +102,24 @@ HOSTILE_NAME = "_" * 1900 + ".mp3"
 @pytest.fixture
 def hostile_job() -> JobRow:
     return JobRow(
-        1, 2, 3, HOSTILE_PROMPT, "facebook/musicgen-melody", 4, 120.0, 10**9, "/data/seeds/x.mp3",
-        HOSTILE_NAME, "0" * 64, 120.0, 10 * 2**20, 0.0, "remix", 99_999, id=123_456,
-    )  # fmt: skip
+        channel_id=1,
+        guild_id=2,
+        user_id=3,
+        prompt=HOSTILE_PROMPT,
+        model="facebook/musicgen-melody",
+        candidates=4,
+        duration_s=120.0,
+        base_seed=10**9,
+        seed_path="/data/seeds/x.mp3",
+        seed_name=HOSTILE_NAME,
+        seed_sha256="0" * 64,
+        seed_duration_s=120.0,
+        upload_limit=10 * 2**20,
+        created_at=0.0,
+        kind="remix",
+        parent_id=99_999,
+        id=123_456,
+    )
 
 
 def test_status_messages_fit_whatever_a_member_sends(hostile_job):

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from bot.fair_queue import FairQueue, QueuedJob
-from bot.worker import Engines, Finished, GpuWorker, RenderSettings, WorkOrder
+from bot.worker.local import GpuWorker
+from bot.worker.runner import Engines, Finished, RenderSettings, WorkOrder
 from generation.finishing import FinishingThread
 from generation.musicgen.engine import MusicGenEngine
 from generation.musicgen.windows import total_steps

@@ -51,7 +51,7 @@ def test_the_ray_backend_without_ray_installed_says_how_to_get_it(monkeypatch):
 
 def test_workers_wanted_follow_the_count_or_the_cluster_gpus():
     pytest.importorskip("ray")
-    from bot.workers.ray_pool import workers_wanted
+    from bot.worker.ray.pool import workers_wanted
 
     per_gpu = WorkersSection(backend="ray")
     assert workers_wanted(per_gpu, {"CPU": 16.0}) == 0  # no GPU yet: none, until one joins
@@ -63,8 +63,8 @@ def test_workers_wanted_follow_the_count_or_the_cluster_gpus():
 
 def test_an_unreachable_cluster_stops_start_up_in_one_line_within_seconds():
     ray = pytest.importorskip("ray")
-    from bot.workers.ray_actor import WorkerSetup
-    from bot.workers.ray_pool import RayPool, WorkerError
+    from bot.worker.ray.actor import WorkerSetup
+    from bot.worker.ray.pool import RayPool, WorkerError
 
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))

@@ -1,29 +1,30 @@
-"""What /restyle and the buttons do: check, acknowledge, reserve, decode off the loop, record, queue.
+"""Admission: how a request becomes a queued job. /restyle, Reroll and Remix each go: check,
+acknowledge, reserve, decode off the loop, plan, record, enqueue, announce.
 
 Every refusal is one ephemeral line. Checks that need neither the database nor a download (access,
 options, the attachment's size and type) run before the interaction is acknowledged; everything
 else after, so the acknowledgement never waits. A request first takes its place in the queue in
 one atomic step (quota, queue room, cooldown), then its seed is decoded on a small pool of its own,
 so slow or hostile uploads never hold up the bot's other threads.
+
+A new request option is a field of `RequestOptions` (bot.models, checked in bot.checks), of `Submission`
+(here, kept by Reroll and Remix from the job they build on) and of `NewJob` (bot.models, with a
+migration in bot.schema).
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import secrets
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import discord
 
 from bot import refusals, texts
 from bot.checks import (
-    RequestOptions,
     access_refusal,
     attachment_refusal,
     quota_refusal,
@@ -31,43 +32,28 @@ from bot.checks import (
     reserve,
 )
 from bot.config import BotConfig
-from bot.fair_queue import QueuedJob, QueueFull
-from bot.loop_jobs import loop_columns, plan_admitted, work_loop
-from bot.store import JobRow, NewJob, Reservation
+from bot.files import DataDir
+from bot.jobs import JobBoard
+from bot.lifecycle import Lifecycle
+from bot.loop_jobs import loop_columns, plan_admitted
+from bot.models import JobRow, NewJob, RequestOptions, Reservation
+from bot.replies import NO_PINGS, now, refuse
+from bot.store import Store
 from bot.views import RemixModal, job_view
-from bot.worker import WorkOrder
 from generation.audio.decode import AudioLimits, SeedAudio, decode_audio
 from generation.errors import AudioInputError, InvalidRequestError
 from generation.families import family_for
-from generation.humanize import format_bytes
 from generation.interface import MAX_SEED
 from generation.loops import LoopPlan
 from generation.pipeline import check_length
 
-if TYPE_CHECKING:
-    from bot.client import RestyleBot
-
 log = logging.getLogger(__name__)
 
-NO_PINGS = discord.AllowedMentions.none()
-# Discord's upload limit covers a whole request: this much of it stays free for the message's
-# JSON and the multipart overhead; the files of one message share the rest.
-UPLOAD_MARGIN = 64 * 1024
 # Seeds decoding at once; more wait their turn (the queue's room bounds how many can wait).
 DECODE_THREADS = 2
 
 
-def upload_budget(upload_limit: int) -> int:
-    """Bytes of files one message may carry under `upload_limit`."""
-    return max(1, upload_limit - UPLOAD_MARGIN)
-
-
-def now() -> float:
-    """Wall-clock seconds, through discord.py's clock (which tests can drive)."""
-    return discord.utils.utcnow().timestamp()
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Submission:
     """A request that passed the quick checks, waiting for its seed to be decoded."""
 
@@ -91,44 +77,24 @@ def candidate_number(text: str) -> int | None:
     return int(text) if text.isascii() and text.isdigit() else None
 
 
-async def refuse(interaction: discord.Interaction, message: str) -> None:
-    """One ephemeral line, whether or not the interaction was acknowledged yet."""
-    if interaction.response.is_done():
-        await interaction.edit_original_response(content=message, allowed_mentions=NO_PINGS)
-    else:
-        await interaction.response.send_message(message, ephemeral=True, allowed_mentions=NO_PINGS)
-
-
-class JobService:
-    def __init__(self, bot: RestyleBot) -> None:
-        self.bot = bot
-        self.store = bot.store
-        self.queue = bot.queue
-        self.files = bot.files
-        self._orders: dict[int, WorkOrder] = {}
-        self._orders_lock = threading.Lock()
-        self.interactions: dict[int, discord.Interaction] = {}  # for posting results as a follow-up
-        self.progress: dict[int, tuple[int, int]] = {}
-        self.cancelled_by: dict[int, str] = {}
+class Admission:
+    def __init__(
+        self,
+        config: BotConfig,
+        store: Store,
+        files: DataDir,
+        board: JobBoard,
+        lifecycle: Lifecycle,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.files = files
+        self.board = board
+        self.lifecycle = lifecycle  # to withdraw a job whose status message was refused
         self._decoder = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="restyle-decode")
 
     def close(self) -> None:
         self._decoder.shutdown(wait=False, cancel_futures=True)
-
-    @property
-    def config(self) -> BotConfig:
-        return self.bot.config  # read per request: a restart with new settings is a new bot anyway
-
-    def order(self, job_id: int) -> WorkOrder | None:
-        """The worker's lookup (any thread)."""
-        with self._orders_lock:
-            return self._orders.get(job_id)
-
-    def forget(self, job_id: int) -> None:
-        with self._orders_lock:
-            self._orders.pop(job_id, None)
-        self.interactions.pop(job_id, None)
-        self.progress.pop(job_id, None)
 
     # -- entry points ----------------------------------------------------------------------------
 
@@ -146,13 +112,13 @@ class JobService:
         await interaction.response.defer(ephemeral=True, thinking=True)
         model = request.model or self.config.models.default
         submission = Submission(
-            request.prompt,
-            request.candidates,
-            request.duration,
-            request.seed,
-            model,
-            audio.filename,
-            audio,
+            prompt=request.prompt,
+            candidates=request.candidates,
+            duration=request.duration,
+            seed=request.seed,
+            model=model,
+            seed_name=audio.filename,
+            upload=audio,
             loop=request.loop,
             bpm=request.bpm,
         )
@@ -172,12 +138,12 @@ class JobService:
             await refuse(interaction, refusal)
             return
         submission = Submission(
-            job.prompt,
-            job.candidates,
-            job.duration_s,
-            None,
-            job.model,
-            job.seed_name,
+            prompt=job.prompt,
+            candidates=job.candidates,
+            duration=job.duration_s,
+            seed=None,
+            model=job.model,
+            seed_name=job.seed_name,
             seed_path=Path(job.seed_path),
             kind="reroll",
             parent_id=job.id,
@@ -209,12 +175,12 @@ class JobService:
             return
         candidate = next(c for c in await self.store.candidates(job.id) if c.idx == idx)
         submission = Submission(
-            prompt,
-            job.candidates,
-            job.duration_s,
-            None,
-            job.model,
-            f"job {job.id} candidate {idx}",
+            prompt=prompt,
+            candidates=job.candidates,
+            duration=job.duration_s,
+            seed=None,
+            model=job.model,
+            seed_name=f"job {job.id} candidate {idx}",
             seed_path=Path(candidate.lossless_path),
             kind="remix",
             parent_id=job.id,
@@ -226,7 +192,10 @@ class JobService:
     def _limits_refusal(self, job: JobRow, prompt: str) -> str | None:
         """A reroll or remix keeps to today's limits, which may be lower than when `job` ran."""
         duration = None if job.loop else job.duration_s  # a loop is planned again, within the limit
-        return request_refusal(self.config, RequestOptions(prompt, job.candidates, duration, model=job.model))
+        return request_refusal(
+            self.config,
+            RequestOptions(prompt=prompt, candidates=job.candidates, duration=duration, model=job.model),
+        )
 
     async def _job_to_build_on(self, interaction: discord.Interaction, job_id: int) -> JobRow | None:
         """A finished job a reroll or remix may start from, or None after refusing in one line."""
@@ -262,11 +231,11 @@ class JobService:
                 await self.store.release(reservation)
         if job is None:
             return
-        if not self.enqueue(job):
-            await self.store.mark_ended(job.id, "failed", now(), "the queue was full")
+        if not self.board.enqueue(job):
+            await self.lifecycle.on_failed(job.id, "the queue was full")
             await refuse(interaction, "The queue filled up meanwhile: try again in a few minutes.")
             return
-        self.interactions[job.id] = interaction
+        self.board.admitted(job.id, interaction)
         await self._announce(interaction, job)
 
     async def _decode_and_record(
@@ -310,22 +279,22 @@ class JobService:
         duration = self._duration(sub, decoded, plan)
         base_seed = sub.seed if sub.seed is not None else secrets.randbelow(MAX_SEED - sub.candidates)
         new = NewJob(
-            interaction.channel_id,
-            interaction.guild_id,
-            interaction.user.id,
-            " ".join(sub.prompt.split()),
-            sub.model,
-            sub.candidates,
-            duration,
-            base_seed,
-            str(seed_path),
-            sub.seed_name,
-            decoded.sha256,
-            decoded.duration_s,
-            interaction.filesize_limit,
-            reservation.at,
-            sub.kind,
-            sub.parent_id,
+            channel_id=interaction.channel_id,
+            guild_id=interaction.guild_id,
+            user_id=interaction.user.id,
+            prompt=" ".join(sub.prompt.split()),
+            model=sub.model,
+            candidates=sub.candidates,
+            duration_s=duration,
+            base_seed=base_seed,
+            seed_path=str(seed_path),
+            seed_name=sub.seed_name,
+            seed_sha256=decoded.sha256,
+            seed_duration_s=decoded.duration_s,
+            upload_limit=interaction.filesize_limit,
+            created_at=reservation.at,
+            kind=sub.kind,
+            parent_id=sub.parent_id,
             **loop_columns(plan, sub.bpm),
         )
         return await self.store.job(await self.store.add_job(new, reservation))
@@ -338,7 +307,7 @@ class JobService:
 
     async def _announce(self, interaction: discord.Interaction, job: JobRow) -> None:
         """The public job message (with its Cancel button), then the private acknowledgement."""
-        position, wait = self.position(job.id) or 1, self.eta(job.id)
+        position, wait = self.board.position(job.id) or 1, self.board.eta(job.id)
         place = f"Queued as job #{job.id}: position {position}, {texts.eta(wait)} to go."
         try:
             status = await interaction.channel.send(
@@ -361,119 +330,8 @@ class JobService:
             note = "(The public status message could not be posted; cancel here if you like.)"
             await interaction.edit_original_response(content=f"{place} {note}", view=job_view(job.id))
             return
-        if self.queue.remove(job.id) is None and self.bot.worker is not None:
-            self.bot.worker.cancel(job.id)
-        await self.bot.lifecycle.on_failed(job.id, "the status message was refused")
+        await self.lifecycle.withdraw(job.id, "the status message was refused")
         why = refusals.describe(error)
         await refuse(
             interaction, f"I could not post in this channel ({why}), so job #{job.id} was not queued."
         )
-
-    def enqueue(self, job: JobRow, *, first: bool = False, recovered: bool = False) -> bool:
-        order = WorkOrder(
-            job.id,
-            job.model,
-            Path(job.seed_path),
-            job.prompt,
-            job.candidates,
-            job.duration_s,
-            job.base_seed,
-            upload_budget(job.upload_limit),
-            self.config.models.stems,
-            work_loop(job),
-        )
-        with self._orders_lock:
-            self._orders[job.id] = order
-        family = family_for(job.model)
-        params = family.default_params
-        key = family.batch_key(job.model, job.generated_s, params)
-        steps = family.total_steps(job.generated_s, params)
-        try:
-            self.queue.push(
-                QueuedJob(job.id, job.user_id, job.candidates, key, steps),
-                first=first,
-                recovered=recovered,
-            )
-        except QueueFull:
-            self.forget(job.id)
-            return False
-        return True
-
-    # -- queue facts -------------------------------------------------------------------------------
-
-    def position(self, job_id: int) -> int | None:
-        return self.queue.position(job_id)
-
-    def eta(self, job_id: int) -> float | None:
-        """Seconds until `job_id` is done: what runs now, what waits before it, and itself, each
-        job's steps at its own model's pace (ACE-Step's 8 steps are each far longer than MusicGen's)."""
-        seconds = sum(
-            (total - done) * self._per_step(running) for running, (done, total) in self.progress.items()
-        )
-        for queued in self.queue.ordered():
-            seconds += queued.steps * self._per_step(queued.job_id)
-            if queued.job_id == job_id:
-                return seconds
-        return None
-
-    def _per_step(self, job_id: int) -> float:
-        order = self.order(job_id)
-        return self.bot.seconds_per_step(order.model if order is not None else None)
-
-    # -- cancel and downloads ----------------------------------------------------------------------
-
-    async def cancel_from_button(self, interaction: discord.Interaction, job_id: int) -> None:
-        job = await self.store.job(job_id)
-        if job is None:
-            await refuse(interaction, "That job no longer exists.")
-            return
-        moderator = isinstance(interaction.user, discord.Member) and interaction.permissions.manage_messages
-        if interaction.user.id != job.user_id and not moderator:
-            await refuse(interaction, "Only the person who asked, or a moderator, can cancel this job.")
-            return
-        if job.status not in ("queued", "running"):
-            await refuse(interaction, f"Job #{job.id} has already ended.")
-            return
-        self.cancelled_by[job.id] = interaction.user.display_name
-        in_queue = self.queue.remove(job.id) is not None
-        if not in_queue and self.bot.worker is not None and self.bot.worker.cancel(job.id):
-            await refuse(interaction, f"Stopping job #{job.id}…")  # it stops within a step
-            return
-        # Waiting, or known to neither the queue nor the GPU (a job its results could not be
-        # saved for, say): the database row ends here. Should the worker have just taken it,
-        # the cancel it was handed stops it as it starts.
-        await self.bot.lifecycle.on_cancelled(job.id)
-        await refuse(interaction, f"Cancelled job #{job.id}.")
-
-    async def send_lossless(self, interaction: discord.Interaction, job_id: int, idx: int) -> None:
-        job = await self.store.job(job_id)
-        candidate = next((c for c in await self.store.candidates(job_id) if c.idx == idx), None)
-        if (
-            job is None
-            or candidate is None
-            or job.files_deleted
-            or not await self.files.exists(candidate.lossless_path)
-        ):
-            await refuse(interaction, "That file has expired.")
-            return
-        data = await self.files.read(candidate.lossless_path)
-        too_big = (
-            f"The lossless file is {format_bytes(len(data))}, over this channel's "
-            f"{format_bytes(interaction.filesize_limit)} upload limit."
-        )
-        if len(data) > upload_budget(interaction.filesize_limit):  # the limit covers the message too
-            await refuse(interaction, too_big)
-            return
-        name = f"restyle-{job_id}-{idx}{'-loop' if job.loop else ''}.flac"
-        try:
-            await interaction.response.send_message(
-                texts.lossless(job, idx, family_for(job.model).sample_rate),
-                file=discord.File(io.BytesIO(data), filename=name),
-                ephemeral=True,
-            )
-        except discord.HTTPException as exc:  # refused anyway: say so, in one line
-            log.warning("job %d: the lossless file was refused: %s", job_id, refusals.describe(exc))
-            await refuse(
-                interaction,
-                too_big if exc.status == 413 else f"Discord refused the file: {refusals.describe(exc)}.",
-            )

@@ -1,7 +1,7 @@
 """Where jobs are generated: the worker pool behind one interface, chosen in `[workers]`.
 
-    local  `bot.worker.GpuWorker`: one thread in the bot's process owns the GPU (the default)
-    ray    `bot.workers.ray_pool.RayPool`: one actor per GPU on a Ray cluster
+    local  `bot.worker.local.GpuWorker`: one thread in the bot's process owns the GPU (the default)
+    ray    `bot.worker.ray.pool.RayPool`: one actor per GPU on a Ray cluster
 
 Either way the bot's fair queue and its database stay the truth: a pool takes batches from the
 queue when it has a free worker and reports each job through `WorkerEvents`; it never writes the

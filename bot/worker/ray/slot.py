@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayError
 
+from bot.config import WorkersSection
 from bot.fair_queue import QueuedJob
-from bot.worker import SEED_GONE, WorkOrder
-from bot.workers.ray_actor import GENERATED, WorkerActor
+from bot.worker.ray.actor import GENERATED, WorkerActor, WorkerSetup
+from bot.worker.runner import SEED_GONE, WorkOrder
 from generation.errors import RestyleError
-
-if TYPE_CHECKING:
-    from bot.workers.ray_pool import RayPool
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +32,28 @@ RELOAD_PAUSES_S = (1.0, 5.0, 30.0)  # between attempts to load a worker's models
 FIRST_LOAD_DEATHS = 3  # a worker that dies this often while first loading stops the bot's start
 
 
+class SlotPool(Protocol):
+    """What a slot needs of its pool (`RayPool`): the queue's batches, the jobs it holds, the bot's events.
+    The pool creates its slots; a slot knows the pool only through this, so neither imports the other."""
+
+    workers: WorkersSection
+    setup: WorkerSetup
+    preload: list[str]
+    stopping: threading.Event
+    orders: Callable[[int], WorkOrder | None]
+
+    def take(self, slot: WorkerSlot) -> list[QueuedJob]: ...
+    def put_back(self, slot: WorkerSlot, jobs: list[QueuedJob]) -> None: ...
+    def attempt(self, attempt: object, job_ids: list[int]) -> None: ...
+    def replay(self, attempt: object, name: str, args: tuple) -> bool: ...
+    def end(self, name: str, job_id: int, *args: Any) -> None: ...
+    def release(self, job_id: int) -> None: ...
+    def measured(self, seconds_per_step: dict[str, float]) -> None: ...
+    def lost(self, slot: WorkerSlot, job_ids: set[int], why: str) -> None: ...
+
+
 class WorkerSlot:
-    def __init__(self, pool: RayPool, index: int, actor: Any) -> None:
+    def __init__(self, pool: SlotPool, index: int, actor: Any) -> None:
         self.pool = pool
         self.index = index
         self.actor = actor
@@ -46,7 +65,7 @@ class WorkerSlot:
         self._lock = threading.Lock()
 
     @classmethod
-    def create(cls, pool: RayPool, index: int) -> WorkerSlot:
+    def create(cls, pool: SlotPool, index: int) -> WorkerSlot:
         workers = pool.workers
         actor = WorkerActor.options(
             name=None,

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import ray
 
-from bot.worker import BatchRunner, Engines, Finished, RenderSettings, WorkOrder
-from bot.workers.loading import Separator
+from bot.worker.loading import Separator
+from bot.worker.runner import BatchRunner, Engines, Finished, RenderSettings, WorkOrder
 from generation.errors import RestyleError
 from generation.interface import Engine
 

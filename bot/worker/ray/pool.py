@@ -4,7 +4,7 @@ The bot stays the truth: its fair queue decides what runs next, its database wha
 and it alone writes the data dir and talks to Discord. Workers pull: each has a `WorkerSlot` in
 the bot that takes the next fair batch whenever its worker is free. Seeds travel to the workers
 as bytes, finished files come back through Ray's object store, progress and endings stream back
-per batch, and Cancel is an actor call served beside the generation (`bot.workers.ray_actor`).
+per batch, and Cancel is an actor call served beside the generation (`bot.worker.ray.actor`).
 
 A worker that dies (its node lost, out of memory, killed) ends its streams with an error: its
 unfinished jobs go back to the head of the queue and Ray starts the worker again. A job that was
@@ -26,15 +26,18 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.config import BotConfig, WorkersSection
 from bot.fair_queue import FairQueue, QueuedJob
-from bot.worker import RenderSettings, WorkerEvents, WorkOrder
-from bot.workers.loading import Separator
-from bot.workers.ray_actor import EVENTS, WorkerSetup
+from bot.worker.loading import Separator
+from bot.worker.ray.actor import EVENTS, WorkerSetup
+from bot.worker.runner import RenderSettings, WorkerEvents, WorkOrder
 from generation.errors import RestyleError
 from generation.interface import Engine
+
+if TYPE_CHECKING:
+    from bot.worker.ray.slot import WorkerSlot
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,7 @@ class WorkerError(RestyleError):
 @dataclass
 class _Hold:
     job: QueuedJob
-    slot: Any  # WorkerSlot
+    slot: WorkerSlot
     attempt: object | None = None  # the send whose stream may report on the job
 
 
@@ -91,7 +94,7 @@ class RayPool:
         self._starter: threading.Thread | None = None
         self._started_ray = False
 
-    # -- the pool interface (bot.workers.WorkerPool) ------------------------------------------------
+    # -- the pool interface (bot.worker.pool.WorkerPool) -------------------------------------------
 
     def start(self, preload: list[str] = ()) -> Future:
         if self._starter is None:
@@ -183,7 +186,7 @@ class RayPool:
         return ray.cluster_resources()
 
     def _grow(self, resources: dict[str, float]) -> list[Any]:
-        from bot.workers.ray_slot import WorkerSlot
+        from bot.worker.ray.slot import WorkerSlot
 
         with self._lock:
             if self.stopping.is_set():
@@ -203,7 +206,7 @@ class RayPool:
             if any(slot.first_load.wait(0.5) and slot.load_error is None for slot in slots):
                 return
             if all(slot.first_load.is_set() for slot in slots):
-                from bot.workers.ray_slot import ray_cause
+                from bot.worker.ray.slot import ray_cause
 
                 raise WorkerError(f"No Ray worker could load the models: {ray_cause(slots[0].load_error)}")
 
@@ -218,7 +221,7 @@ class RayPool:
 
     # -- for the slots ------------------------------------------------------------------------------
 
-    def take(self, slot: Any) -> list[QueuedJob]:
+    def take(self, slot: WorkerSlot) -> list[QueuedJob]:
         """The next fair batch for `slot`'s worker, held for it."""
         batch = self.queue.take(self.setup.max_rows, self.stopping)
         with self._lock:
@@ -236,7 +239,7 @@ class RayPool:
             self.events.cancelled(job.job_id)
         return [job for job in batch if job not in cancelled]
 
-    def put_back(self, slot: Any, jobs: list[QueuedJob]) -> None:
+    def put_back(self, slot: WorkerSlot, jobs: list[QueuedJob]) -> None:
         """Jobs `slot` took but could not send (its worker died meanwhile): back first, no strike."""
         with self._lock:
             back = [job for job in jobs if (hold := self._held.get(job.job_id)) and hold.slot is slot]
@@ -280,7 +283,7 @@ class RayPool:
         with self._lock:
             self._measured.update(seconds_per_step)
 
-    def lost(self, slot: Any, job_ids: set[int], why: str) -> None:
+    def lost(self, slot: WorkerSlot, job_ids: set[int], why: str) -> None:
         """`slot`'s worker died with `job_ids` unfinished: back to the head of the queue, unless
         cancelled meanwhile, or the job has now been on two workers that died."""
         if self.stopping.is_set():  # a shutdown: the jobs stay 'running' and are requeued at start

@@ -1,4 +1,4 @@
-"""The one thread that owns the GPU: it takes jobs from the fair queue and runs the engine.
+"""What happens to one batch of jobs on the thread that owns the GPU: the engine, then finishing.
 
 Each generated job is handed to a finishing thread (adherence, mastering, encoding) so the GPU
 can start the next batch meanwhile. Neither thread touches Discord or the event loop directly:
@@ -6,8 +6,9 @@ everything they have to say goes through `WorkerEvents` (the bot marshals those 
 everything they need arrives in a `WorkOrder`.
 Progress is throttled here, so the loop hears of it at most once per interval per job.
 
-`BatchRunner` is what happens to one batch; `GpuWorker` feeds it from the fair queue on a thread
-of its own. A Ray worker (`bot.workers.ray_actor`) runs the same `BatchRunner` on another machine.
+`BatchRunner` is what happens to one batch; `GpuWorker` (bot.worker.local) feeds it from the fair
+queue on a thread of its own. A Ray worker (`bot.worker.ray.actor`) runs the same `BatchRunner` on
+another machine.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol
 
-from bot.fair_queue import FairQueue, QueuedJob
 from generation.audio.decode import AudioLimits, SeedAudio
 from generation.audio.mastering import MasteringOptions
 from generation.errors import GenerationCancelled, InvalidRequestError, RestyleError
@@ -312,61 +312,6 @@ class BatchRunner:
             self.events.progress(job_id, done, total, left)
 
         return report
-
-
-class GpuWorker(BatchRunner):
-    """Runs queued jobs one batch at a time on its own thread: the local worker pool."""
-
-    def __init__(
-        self,
-        queue: FairQueue,
-        orders: Callable[[int], WorkOrder | None],
-        engines: Engines,
-        events: WorkerEvents,
-        settings: RenderSettings,
-        **options,
-    ) -> None:
-        super().__init__(engines, events, settings, **options)
-        self.queue = queue
-        self.orders = orders  # thread-safe lookup of a queued job's order
-        self._thread: threading.Thread | None = None
-        self.ready: Future = Future()
-
-    def start(self, preload: list[str] = ()) -> Future:
-        """Start the thread; the returned future resolves once `preload` models are loaded on it."""
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._run, args=(list(preload),), name="restyle-gpu", daemon=True
-            )
-            self._thread.start()
-        return self.ready
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop after the current step; the interrupted job stays 'running' and is requeued at start.
-        Jobs already generated are finished (their results are not lost) before this returns."""
-        self.interrupt()
-        self.queue.wake()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self.finishing.close()
-
-    def _run(self, preload: list[str]) -> None:
-        try:
-            for model in preload:
-                self.engines.get(model)
-        except Exception as exc:
-            self.ready.set_exception(exc)
-            return
-        self.ready.set_result(None)
-        while not self._stop.is_set():
-            batch = self.queue.take(self.max_rows, self._stop)
-            if batch:
-                self._run_batch(batch)
-
-    def _run_batch(self, batch: list[QueuedJob]) -> None:
-        orders = [order for order in (self.orders(job.job_id) for job in batch) if order is not None]
-        if orders:
-            self.run(orders)
 
 
 def _batches(engine: Engine, prepared: list[_Prepared]) -> list[list[_Prepared]]:
