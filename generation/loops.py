@@ -232,6 +232,11 @@ def plan_loop(
 def _bars(duration_s: float, max_duration_s: float, tempo: Tempo, intro_bars: int = 0) -> int:
     """The whole number of bars nearest `duration_s`, at least one, within the maximum (less the intro)."""
     most = math.floor(max_duration_s / tempo.bar_s + 1e-9) - intro_bars
+    if most < 1 and intro_bars:
+        raise InvalidRequestError(
+            f"An intro of {intro_bars} bars and a loop of at least one at {tempo.bpm:g} BPM last"
+            f" {(intro_bars + 1) * tempo.bar_s:.1f} s, longer than the maximum duration."
+        )
     if most < 1:
         raise InvalidRequestError(
             f"One bar at {tempo.bpm:g} BPM ({tempo.bar_s:.2f} s) is longer than the maximum duration."
