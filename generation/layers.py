@@ -80,7 +80,7 @@ class LayerMix:
 
     candidate: np.ndarray  # float32, exactly representable in 16 bits
     layers: dict[str, np.ndarray]  # LAYER_NAMES order, float32, each exactly representable
-    exact: bool  # False only when the remainder would not fit 16 bits (then clipped)
+    trimmed: int  # samples where the separator's layers were pulled in so the remainder fits 16 bits
 
 
 def mix_layers(mastered: np.ndarray, stems: np.ndarray, gain_db: float) -> LayerMix:
@@ -89,14 +89,31 @@ def mix_layers(mastered: np.ndarray, stems: np.ndarray, gain_db: float) -> Layer
     candidate = quantised(mastered)
     gain = 10 ** (gain_db / 20)
     ints = {name: quantised(stems[i] * gain) for i, name in enumerate(LAYER_NAMES)}
-    others = sum(ints[name] for name in LAYER_NAMES if name != REMAINDER_LAYER)
-    remainder = candidate - others
-    exact = bool(remainder.min(initial=0) >= -FULL_SCALE and remainder.max(initial=0) < FULL_SCALE)
-    if not exact:
-        log.warning("the %s layer was clipped to 16 bits: the sum is not exact", REMAINDER_LAYER)
-    ints[REMAINDER_LAYER] = np.clip(remainder, -FULL_SCALE, FULL_SCALE - 1)
+    own = [ints[name] for name in LAYER_NAMES if name != REMAINDER_LAYER]
+    trimmed = _fit_remainder(candidate, own)
+    ints[REMAINDER_LAYER] = candidate - sum(own)
     to_float = lambda values: (values / FULL_SCALE).astype(np.float32)  # noqa: E731
-    return LayerMix(to_float(candidate), {name: to_float(ints[name]) for name in LAYER_NAMES}, exact)
+    return LayerMix(to_float(candidate), {name: to_float(ints[name]) for name in LAYER_NAMES}, trimmed)
+
+
+def _fit_remainder(candidate: np.ndarray, own: list[np.ndarray]) -> int:
+    """Pull the separator's layers toward 0 (in place) wherever the remainder would not fit 16 bits.
+
+    The remainder fits when the layers' sum lies in [candidate - 32767, candidate + 32768]; silence
+    always does, so taking the excess off the layers that carry it (those of its sign) always
+    succeeds. A separator whose layers add up to about the mix never gets here; any other still
+    gives layers that sum exactly. Returns the number of samples changed.
+    """
+    total = sum(own)
+    excess = total - np.clip(total, candidate - (FULL_SCALE - 1), candidate + FULL_SCALE)
+    changed = int(np.count_nonzero(excess))
+    for layer in own:
+        take = np.where(excess > 0, np.clip(layer, 0, excess), np.clip(layer, excess, 0))
+        np.subtract(layer, take, out=layer)  # in place: `own` holds the layers themselves
+        excess -= take
+    if changed:
+        log.warning("%d samples of the separated layers were pulled in to keep the sum exact", changed)
+    return changed
 
 
 def layer_entry(name: str, filename: str, audio: np.ndarray, rate: int) -> dict[str, Any]:
@@ -113,7 +130,7 @@ def layer_entry(name: str, filename: str, audio: np.ndarray, rate: int) -> dict[
     }
 
 
-def layers_sidecar(entries: list[dict[str, Any]], *, exact: bool, lossless: bool) -> dict[str, Any]:
+def layers_sidecar(entries: list[dict[str, Any]], *, trimmed: int, lossless: bool) -> dict[str, Any]:
     """The candidate sidecar's `layers` entry."""
     silent = [entry["layer"] for entry in entries if entry["silent"]]
     return {
@@ -121,9 +138,10 @@ def layers_sidecar(entries: list[dict[str, Any]], *, exact: bool, lossless: bool
         "remainder_layer": REMAINDER_LAYER,
         "sum": (
             "exact: the layers' samples add up to the candidate's"
-            if exact and lossless
-            else "approximate: " + ("ogg is lossy" if exact else "the remainder layer was clipped to 16 bits")
+            if lossless
+            else "approximate: ogg is lossy (exact before encoding)"
         ),
+        "trimmed_samples": trimmed,
         "silent_layers": silent,
         "files": entries,
         "silent_below": f"{SILENT_LUFS:g} LUFS or a true peak under {SILENT_PEAK_DB:g} dBTP",

@@ -114,7 +114,7 @@ def _layers(
         rendered.append(RenderedLayer(name, layer_file, data, json.dumps(meta, indent=2) + "\n"))
         entries.append(entry)
     lossless = get_format(format_name).lossless
-    return tuple(rendered), layers_sidecar(entries, exact=mix.exact, lossless=lossless)
+    return tuple(rendered), layers_sidecar(entries, trimmed=mix.trimmed, lossless=lossless)
 
 
 def _encoded(
