@@ -95,10 +95,7 @@ class LoopPlan:
         return self.intro_samples + self.loop_samples
 
     def bar_lines(self) -> list[int]:
-        """Every bar line of the file in samples, from 0 to its end (both included)."""
-        intro = [round(k * self.intro_samples / self.intro_bars) for k in range(self.intro_bars)]
-        loop = [self.intro_samples + round(k * self.loop_samples / self.bars) for k in range(self.bars + 1)]
-        return intro + loop
+        return bar_lines(self.intro_samples, self.intro_bars, self.loop_samples, self.bars)
 
     @property
     def loop_s(self) -> float:
@@ -107,6 +104,12 @@ class LoopPlan:
     @property
     def generated_s(self) -> float:
         return self.generated_samples / self.sample_rate
+
+
+def bar_lines(intro_samples: int, intro_bars: int, loop_samples: int, bars: int) -> list[int]:
+    """Every bar line of an intro + loop file in samples, from 0 to its end (both included)."""
+    intro = [round(k * intro_samples / intro_bars) for k in range(intro_bars)]
+    return intro + [intro_samples + round(k * loop_samples / bars) for k in range(bars + 1)]
 
 
 @dataclass(frozen=True)

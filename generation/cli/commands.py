@@ -167,12 +167,15 @@ def batch(args: argparse.Namespace) -> int:
         plans.append(Planned(track.name, check_prompt(track.prompt), options, files, loop, layers=layers))
     refuse_stray_tempo(args.bpm, args.beats_per_bar, looping=any(plan.loop for plan in plans))
     refuse_stray_game_options(args.intro, args.layers, looping=any(plan.loop for plan in plans))
+    if spec.set and args.no_normalize:
+        raise InvalidRequestError("A set's tracks are loudness-matched to one another: drop --no-normalize.")
     todo = [plan for plan in plans if args.force or not _finished(plan, model)]
     for plan in plans:
         if plan not in todo:
             Console(plan.name).say("already written, skipped (--force makes it again)")
     _check_outputs(out_dir, todo, args.force)
     if not todo:
+        _write_set(spec, out_dir, plans)
         return 0
     stems = any(plan.options.stems for plan in todo)
     loader = _preflight(args, family, model, stems, layers=any(plan.layers for plan in todo))
@@ -180,11 +183,15 @@ def batch(args: argparse.Namespace) -> int:
     with console.phase("decoding the seed"):
         seed = decode_seed(spec.seed, CLI_SEED_LIMITS, family)
         todo = _plan_loops(seed, family, todo)
+    if spec.set and any(plan.loop_plan != todo[0].loop_plan for plan in todo):
+        raise InvalidRequestError("The tracks of a set must share one tempo, metre and length.")
     for plan in todo:
         _say_cap(Console(plan.name), seed, plan, family.lengths(model))
     with console.phase("loading the model"):
         engine, separate, layer_separator = loader()
-    _generate_all(Session(args, engine, seed, separate, format_name, layer_separator), todo)
+    session = Session(args, engine, seed, separate, format_name, layer_separator)
+    (_generate_set if spec.set else _generate_all)(session, todo)
+    _write_set(spec, out_dir, plans)
     console.say(engine.licence.notice(family.title))
     return 0
 
@@ -201,6 +208,27 @@ def _generate_all(session: Session, todo: list[Planned]) -> None:
             written = writing.submit(partial(_write, session, result, loop, plan, console))
         if written is not None:
             written.result()
+
+
+def _generate_set(session: Session, todo: list[Planned]) -> None:
+    """Every track first, then all written at one loudness that each can reach (generation.sets)."""
+    from generation.sets import common_loudness
+
+    made = [(plan, *session.restyle(plan, Console(plan.name))) for plan in todo]
+    audios = [candidate.audio for _, result, _ in made for candidate in result.candidates]
+    lufs = common_loudness(audios, made[0][1].sample_rate, session.args.lufs, MasteringOptions().true_peak_db)
+    Console("set").say(f"every track at {lufs:g} LUFS")
+    for plan, result, loop in made:
+        _write(session, result, loop, plan, Console(plan.name), lufs=lufs)
+
+
+def _write_set(spec: BatchFile, folder: Path, plans: list[Planned]) -> None:
+    if not spec.set:
+        return
+    from generation.sets import set_manifest, write_set
+
+    path = write_set(folder, set_manifest([(plan.name, plan.files.audio()) for plan in plans]))
+    Console("set").say(f"{path}: the tracks' tempo, bar lines, loop points, files and loudness")
 
 
 def download(args: argparse.Namespace) -> int:
@@ -377,12 +405,19 @@ def _say_cap(console: Console, seed: SeedAudio, plan: Planned, lengths: tuple[fl
 
 
 def _write(
-    session: Session, result: Restyled, loop: LoopInfo | None, plan: Planned, console: Console
+    session: Session,
+    result: Restyled,
+    loop: LoopInfo | None,
+    plan: Planned,
+    console: Console,
+    *,
+    lufs: float | None = None,  # a set's common loudness, in place of --lufs
 ) -> None:
     from generation.render import render_candidates
 
     args = session.args
-    mastering = MasteringOptions(target_lufs=None if args.no_normalize else args.lufs)
+    target = args.lufs if lufs is None else lufs
+    mastering = MasteringOptions(target_lufs=None if args.no_normalize else target)
     with console.phase("writing"):
         rendered = render_candidates(
             result,
