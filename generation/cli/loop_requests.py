@@ -6,6 +6,7 @@ from __future__ import annotations
 from generation.audio.loop_points import check_loop_format
 from generation.audio.tempo import check_beats_per_bar, check_bpm
 from generation.errors import InvalidRequestError
+from generation.game_music import loop_verdict
 from generation.humanize import count_of
 from generation.interface import Family
 from generation.loops import LoopInfo, LoopOptions, LoopPlan, check_loopable
@@ -67,9 +68,12 @@ def planned(plan: LoopPlan) -> str:
 
 
 def seamless(info: LoopInfo, candidate_index: int) -> str:
-    """How a finished loop wraps: its seam figures (near 1 or under: as smooth as the music)."""
+    """How a finished loop wraps: "loops seamlessly" only where its seam figures say so
+    (`generation.game_music`), otherwise what may be heard; the figures either way."""
     plan, seam = info.plan, info.seams[candidate_index - 1]
+    verdict = loop_verdict(info.sidecar(candidate_index))
+    said = "loops seamlessly" if verdict.seamless else f"loops, {verdict.words}"
     return (
-        f"loops seamlessly: {count_of(plan.bars, 'bar')} at {plan.tempo.bpm:g} BPM "
+        f"{said}: {count_of(plan.bars, 'bar')} at {plan.tempo.bpm:g} BPM "
         f"(seam: flux {seam.flux_ratio_bar_lines:.2f}x, jump {seam.jump_ratio:.2f}x the track's typical)"
     )
