@@ -105,19 +105,25 @@ def test_layer_files_are_named_after_their_candidate():
     assert layer_filename("theme.ogg", "bass") == "theme-bass.ogg"
 
 
-@pytest.mark.parametrize("format_name", ["wav", "flac", "ogg"])
-def test_rendered_layers_carry_the_candidates_loop_points(fast_engine, format_name):
+@pytest.fixture(scope="module")
+def looped_with_layers(fast_engine):
     from generation.audio.decode import SeedAudio
     from generation.layers import with_layers
     from generation.loops import LoopOptions, restyle_loop
-    from generation.render import render_candidates
     from generation.results import RestyleOptions
     from tests.generation.audio.loop_audio import click_track
 
     seed = SeedAudio(click_track(8.0, RATE), RATE, "0" * 64, "test")
     options = RestyleOptions(duration_s=2.0, seed=1)
     looped = restyle_loop(fast_engine, seed, "chiptune", options, LoopOptions(intro_bars=1))
-    looped = with_layers(looped, build_random_separator(3))
+    return seed, with_layers(looped, build_random_separator(3))
+
+
+@pytest.mark.parametrize("format_name", ["wav", "flac", "ogg"])
+def test_rendered_layers_carry_the_candidates_loop_points(fast_engine, looped_with_layers, format_name):
+    from generation.render import render_candidates
+
+    seed, looped = looped_with_layers
     (rendered,) = render_candidates(
         looped.result, fast_engine, seed, name="t", format_name=format_name, loop=looped.info
     )

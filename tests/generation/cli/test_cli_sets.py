@@ -134,3 +134,18 @@ def test_set_json_refuses_tracks_that_do_not_share_the_grid(tmp_path):
         (tmp_path / f"{name}.wav.json").write_text(json.dumps({"loop": loop}))
     with pytest.raises(RestyleError, match="does not share the set's"):
         set_manifest([("a", [tmp_path / "a.wav"]), ("b", [tmp_path / "b.wav"])])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('intro = 1\n[tracks]\na = "x"\n', "intro or layers but no track loops"),
+        ('[tracks]\na = { prompt = "x", layers = true }\n', "asks for an intro or layers but does not loop"),
+        ('loop = true\nintro = "one"\n[tracks]\na = "x"\n', "intro must be a whole number"),
+    ],
+)
+def test_batch_intro_and_layers_keys_are_checked_before_any_work(tmp_path, capsys, text, expected):
+    (tmp_path / "t.toml").write_text('seed = "seed.wav"\nmodel = "debug"\n' + text)
+    assert main(["batch", str(tmp_path / "t.toml")]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and expected in lines[0], lines
