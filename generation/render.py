@@ -72,7 +72,7 @@ def render_candidates(
             layers, entry = _layers(
                 mix, filename, loop, rate=rate, format_name=format_name, bitrate=bitrate, max_bytes=max_bytes
             )
-            loop_entry = {**(loop_entry or {}), "layers": entry}
+            loop_entry = {**(loop_entry or {}), "layered": True, "layers": entry}  # `layered`: for resume
         data, used = _encoded(audio, rate, format_name, bitrate=bitrate, max_bytes=max_bytes, loop=loop)
         meta = sidecar(
             result,

@@ -325,6 +325,8 @@ def _made_as(plan: Planned) -> dict[str, dict[str, Any]]:
     asked = {"bpm": plan.loop.bpm, "beats_per_bar": plan.loop.beats_per_bar} if plan.loop else {}
     if plan.loop and plan.loop.intro_bars:
         asked["intro_bars"] = plan.loop.intro_bars
+    if plan.layers:
+        asked["layered"] = True
     return {
         "parameters": parameters,
         "loop": {key: value for key, value in asked.items() if value is not None},

@@ -149,3 +149,14 @@ def test_batch_intro_and_layers_keys_are_checked_before_any_work(tmp_path, capsy
     assert main(["batch", str(tmp_path / "t.toml")]) == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and expected in lines[0], lines
+
+
+def test_a_track_made_without_layers_is_not_kept_on_resume_when_layers_are_asked(made, capsys):
+    toml = made.parent / "set.toml"
+    toml.write_text(
+        toml.read_text().replace('calm = "soft harp"', 'calm = { prompt = "soft harp", layers = true }')
+    )
+    assert main(["batch", str(toml)]) == 2  # as for any changed setting: made again only with --force
+    assert "calm.wav already exists" in capsys.readouterr().err
+    assert main(["batch", str(toml), "--force"]) == 0
+    assert _frames(made / "calm-drums.wav") == 3 * BAR_120
