@@ -6,6 +6,7 @@ FLAC tags: `generation.audio.loop_points`), the lossless copy always; an mp3 pre
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,7 @@ from generation.audio.encode import FIT_BITRATES, encode_audio, encode_to_fit, g
 from generation.audio.loop_points import LOOP_FORMATS, encode_loop, file_tags, with_chunk
 from generation.audio.mastering import MasteringOptions, master, measure
 from generation.interface import Engine
+from generation.layers import LAYER_NAMES, LayerMix, layer_entry, layer_filename, layers_sidecar, mix_layers
 from generation.loops import LoopInfo, loop_mastering
 from generation.results import Candidate, Restyled, candidate_filename
 from generation.sidecar import sidecar
@@ -28,6 +30,15 @@ class Rendered:
     bitrate: int | None  # None for lossless formats
     lossless: bytes | None  # a FLAC of the same master, when asked for
     sidecar: str  # JSON
+    layers: tuple[RenderedLayer, ...] = ()  # a loop's layers, when its `LoopInfo` has stems
+
+
+@dataclass(frozen=True)
+class RenderedLayer:
+    name: str  # drums, bass, other or vocals
+    filename: str
+    data: bytes
+    sidecar: str  # JSON: the layer, its candidate, loudness and loop points
 
 
 def render_candidates(
@@ -53,6 +64,15 @@ def render_candidates(
     for candidate in result.candidates:
         audio, gain_db = master(candidate.audio, rate, mastering)
         filename = candidate_filename(name, candidate.index, len(result.candidates), spec.extension)
+        layers: tuple[RenderedLayer, ...] = ()
+        loop_entry = loop.sidecar(candidate.index) if loop is not None else None
+        if loop is not None and loop.stems:
+            mix = mix_layers(audio, loop.stems[candidate.index - 1], gain_db)
+            audio = mix.candidate  # on the 16-bit grid the layers sum to
+            layers, entry = _layers(
+                mix, filename, loop, rate=rate, format_name=format_name, bitrate=bitrate, max_bytes=max_bytes
+            )
+            loop_entry = {**(loop_entry or {}), "layered": True, "layers": entry}  # `layered`: for resume
         data, used = _encoded(audio, rate, format_name, bitrate=bitrate, max_bytes=max_bytes, loop=loop)
         meta = sidecar(
             result,
@@ -65,11 +85,36 @@ def render_candidates(
             mastering=mastering,
             loudness=measure(audio, rate),
             gain_db=gain_db,
-            loop=loop.sidecar(candidate.index) if loop is not None else None,
+            loop=loop_entry,
         )
         flac = _lossless(audio, rate, loop) if lossless else None
-        rendered.append(Rendered(candidate, filename, data, used, flac, meta))
+        rendered.append(Rendered(candidate, filename, data, used, flac, meta, layers))
     return rendered
+
+
+def _layers(
+    mix: LayerMix,
+    filename: str,
+    loop: LoopInfo,
+    *,
+    rate: int,
+    format_name: str,
+    bitrate: int | None,
+    max_bytes: int | None,
+) -> tuple[tuple[RenderedLayer, ...], dict]:
+    """Each layer encoded with the candidate's loop points, and the candidate sidecar's entry."""
+    rendered, entries = [], []
+    points = {"loop_start": loop.loop_start, "loop_end": loop.loop_end, "sample_rate": rate}
+    for name in LAYER_NAMES:
+        audio = mix.layers[name]
+        layer_file = layer_filename(filename, name)
+        data, _ = _encoded(audio, rate, format_name, bitrate=bitrate, max_bytes=max_bytes, loop=loop)
+        entry = layer_entry(name, layer_file, audio, rate)
+        meta = {"layer_of": filename, **entry, "loop": points}
+        rendered.append(RenderedLayer(name, layer_file, data, json.dumps(meta, indent=2) + "\n"))
+        entries.append(entry)
+    lossless = get_format(format_name).lossless
+    return tuple(rendered), layers_sidecar(entries, trimmed=mix.trimmed, lossless=lossless)
 
 
 def _encoded(

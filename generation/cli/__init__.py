@@ -234,6 +234,19 @@ def _add_loop(command, *, in_batch: bool) -> None:
     )
     loop.add_argument("--bpm", type=float, help="the seed's tempo, for loops (default: detected)")
     loop.add_argument("--beats-per-bar", type=int, help="beats in a bar, for loops (default 4)")
+    loop.add_argument(
+        "--intro",
+        type=int,
+        metavar="BARS",
+        help="for loops: BARS bars played once before the loop, in the same file (its loop points start"
+        " after the intro)",
+    )
+    loop.add_argument(
+        "--layers",
+        action="store_true",
+        help="for loops: also each candidate as synchronised layers (NAME-drums, -bass, -other, -vocals;"
+        " htdemucs), the same length and loop points, summing to the candidate",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

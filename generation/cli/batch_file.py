@@ -10,6 +10,10 @@ loop = true                         # optional: seamless loops (per track too), 
 bpm = 120                           # optional, loops only: the seed's tempo (default: detected)
 beats_per_bar = 4                   # optional, loops only (default 4)
 strength = 0.6                      # optional, per track too: ACE-Step's cover strength (0 to 1)
+intro = 1                           # optional, loops only (per track too): bars played once before the loop
+layers = true                       # optional, loops only (per track too): drums, bass, other, vocals too
+set = true                          # optional: every track a loop of one tempo, metre and bar count
+                                    #   (a game switches between them on a bar line), and a set.json
 
 [tracks]
 ambient = "serene ambient piano, gentle chimes"
@@ -20,7 +24,7 @@ menu = { prompt = "soft harp", loop = false }
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +32,15 @@ from generation.audio.tempo import check_beats_per_bar, check_bpm
 from generation.errors import InvalidRequestError
 from generation.tomlfile import read_toml
 
-LOOP_KEYS = {"loop", "bpm", "beats_per_bar"}
+LOOP_KEYS = {"loop", "bpm", "beats_per_bar", "intro", "layers"}
 TOP_KEYS = {
     *("seed", "model", "format", "output", "candidates", "duration", "random_seed", "stems", "tracks"),
     "strength",
+    "set",
     *LOOP_KEYS,
 }
+# What a set's tracks share, so no track may set its own.
+SET_SHARED = ("bpm", "beats_per_bar", "duration", "intro")
 TRACK_KEYS = {"prompt", "candidates", "duration", "random_seed", "strength"} | LOOP_KEYS
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -49,6 +56,8 @@ class Track:
     bpm: float | None = None
     beats_per_bar: int | None = None
     strength: float | None = None  # ACE-Step's cover strength; checked by the model's family
+    intro: int | None = None
+    layers: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -66,9 +75,15 @@ class BatchFile:
     loop: bool = False
     bpm: float | None = None
     beats_per_bar: int | None = None
+    intro: int | None = None
+    layers: bool | None = None
+    set: bool = False  # one tempo, metre and bar count for every track, and a set.json
 
     def loops(self, track: Track) -> bool:
         return self.loop if track.loop is None else track.loop
+
+    def wants_layers(self, track: Track) -> bool:
+        return bool(self.layers if track.layers is None else track.layers)
 
 
 def load_batch_file(path: Path) -> BatchFile:
@@ -95,10 +110,28 @@ def load_batch_file(path: Path) -> BatchFile:
         random_seed=_typed(data, "random_seed", int),
         strength=_number(data, "strength", "a number from 0 to 1"),
         stems=_typed(data, "stems", bool) is not False,
+        set=_typed(data, "set", bool) is True,
         **_loop_settings(data, unset=False),
     )
+    if spec.set:
+        _check_set(spec, tracks)
+        spec = replace(spec, loop=True)
     _check_tempos_loop(spec)
     return spec
+
+
+def _check_set(spec: BatchFile, tables: dict[str, Any]) -> None:
+    """A set's tracks share one tempo, metre, length and intro: none may set its own, or not loop."""
+    for track in spec.tracks:
+        table = tables[track.name] if isinstance(tables[track.name], dict) else {}
+        own = [key for key in SET_SHARED if table.get(key) is not None]
+        if own:
+            raise InvalidRequestError(
+                f"Track {track.name} sets its own {own[0]}, but a set's tracks share one tempo, metre,"
+                f" length and intro: set it once at the top of the file."
+            )
+        if track.loop is False:
+            raise InvalidRequestError(f"Track {track.name} does not loop, but every track of a set does.")
 
 
 def _track(name: str, value: Any) -> Track:
@@ -129,6 +162,8 @@ def _loop_settings(table: dict, unset: bool | None = None) -> dict[str, Any]:
         "loop": unset if table.get("loop") is None else _typed(table, "loop", bool),
         "bpm": None if bpm is None else check_bpm(bpm),
         "beats_per_bar": None if beats is None else check_beats_per_bar(beats),
+        "intro": _typed(table, "intro", int),
+        "layers": _typed(table, "layers", bool),
     }
 
 
@@ -137,8 +172,14 @@ def _check_tempos_loop(spec: BatchFile) -> None:
     for track in spec.tracks:
         if not spec.loops(track) and (track.bpm is not None or track.beats_per_bar is not None):
             raise InvalidRequestError(f"Track {track.name} sets a tempo but does not loop: add loop = true.")
+        if not spec.loops(track) and (track.intro is not None or track.layers):
+            raise InvalidRequestError(
+                f"Track {track.name} asks for an intro or layers but does not loop: add loop = true."
+            )
     if (spec.bpm is not None or spec.beats_per_bar is not None) and not any(map(spec.loops, spec.tracks)):
         raise InvalidRequestError("The file sets a tempo but no track loops: add loop = true.")
+    if (spec.intro is not None or spec.layers) and not any(map(spec.loops, spec.tracks)):
+        raise InvalidRequestError("The file asks for an intro or layers but no track loops: add loop = true.")
 
 
 def _no_unknown(table: dict, allowed: set[str], where: str) -> None:

@@ -22,12 +22,19 @@ from generation.audio.mastering import MasteringOptions
 from generation.catalog import DEFAULT_MODEL
 from generation.cli.batch_file import BatchFile, Track, load_batch_file
 from generation.cli.console import Console
-from generation.cli.loop_requests import loop_options, planned, refuse_stray_tempo, seamless
+from generation.cli.loop_requests import (
+    loop_options,
+    planned,
+    refuse_stray_game_options,
+    refuse_stray_tempo,
+    seamless,
+)
 from generation.errors import InvalidRequestError, ModelNotCachedError
 from generation.families import offered_family
 from generation.finishing import FinishingThread
 from generation.humanize import format_duration
 from generation.interface import Engine, Family, LoadOptions, Params
+from generation.layers import layers_line, refuse_to_clobber_layers
 from generation.loops import LoopInfo, LoopOptions, LoopPlan, plan_loop, restyle_loop
 from generation.outputs import TrackFiles, probe_folder, refuse_to_clobber, write_pairs
 from generation.pipeline import (
@@ -69,6 +76,7 @@ class Session:
     seed: SeedAudio
     separate: Separate | None
     format_name: str
+    layer_separator: Any = None  # a StemSeparator, when a track asks for layers
 
     def restyle(self, plan: Planned, console: Console) -> tuple[Restyled, LoopInfo | None]:
         if plan.loop is None:
@@ -86,6 +94,11 @@ class Session:
             phases=console,
             separate=self.separate,
         )
+        if plan.layers:
+            from generation.layers import with_layers
+
+            with console.phase("separating the layers"):
+                looped = with_layers(looped, self.layer_separator)
         return looped.result, looped.info
 
 
@@ -99,6 +112,7 @@ class Planned:
     files: TrackFiles
     loop: LoopOptions | None = None
     loop_plan: LoopPlan | None = None  # made once the seed is read, before the model loads
+    layers: bool = False  # a loop's candidates also as layers (generation.layers)
 
     def with_loop_planned(self, seed: SeedAudio, family: Family) -> Planned:
         if self.loop is None:
@@ -116,19 +130,22 @@ def generate(args: argparse.Namespace) -> int:
         args, family, args.candidates, args.duration, args.seed, params=params, stems=not args.no_stems
     )
     refuse_stray_tempo(args.bpm, args.beats_per_bar, looping=args.loop)
-    loop = loop_options(args.loop, args.bpm, args.beats_per_bar, family=family, format_name=args.format)
+    refuse_stray_game_options(args.intro, args.layers, looping=args.loop)
+    loop = loop_options(
+        args.loop, args.bpm, args.beats_per_bar, family=family, format_name=args.format, intro=args.intro
+    )
     files = TrackFiles(args.output, name, options.candidates, fmt.extension)
-    plan = [Planned(name, prompt, options, files, loop)]
+    plan = [Planned(name, prompt, options, files, loop, layers=args.layers)]
     _check_outputs(args.output, plan, args.force)
     console = Console(name)
-    loader = _preflight(args, family, args.model, options.stems)
+    loader = _preflight(args, family, args.model, options.stems, layers=args.layers)
     with console.phase("decoding the seed"):
         seed = decode_seed(args.seed_track, CLI_SEED_LIMITS, family)
         plan = _plan_loops(seed, family, plan)
     _say_cap(console, seed, plan[0], family.lengths(args.model))
     with console.phase("loading the model"):
-        engine, separate = loader()
-    session = Session(args, engine, seed, separate, args.format)
+        engine, separate, layer_separator = loader()
+    session = Session(args, engine, seed, separate, args.format, layer_separator)
     _write(session, *session.restyle(plan[0], console), plan[0], console)
     console.say(engine.licence.notice(family.title))
     return 0
@@ -146,26 +163,35 @@ def batch(args: argparse.Namespace) -> int:
         options = _track_options(args, family, model, spec, track)
         files = TrackFiles(out_dir, track.name, options.candidates, extension)
         loop = _track_loop(args, family, format_name, spec, track)
-        plans.append(Planned(track.name, check_prompt(track.prompt), options, files, loop))
+        layers = bool(loop) and (args.layers or spec.wants_layers(track))
+        plans.append(Planned(track.name, check_prompt(track.prompt), options, files, loop, layers=layers))
     refuse_stray_tempo(args.bpm, args.beats_per_bar, looping=any(plan.loop for plan in plans))
+    refuse_stray_game_options(args.intro, args.layers, looping=any(plan.loop for plan in plans))
+    if spec.set and args.no_normalize:
+        raise InvalidRequestError("A set's tracks are loudness-matched to one another: drop --no-normalize.")
     todo = [plan for plan in plans if args.force or not _finished(plan, model)]
     for plan in plans:
         if plan not in todo:
             Console(plan.name).say("already written, skipped (--force makes it again)")
     _check_outputs(out_dir, todo, args.force)
     if not todo:
+        _write_set(spec, out_dir, plans)
         return 0
     stems = any(plan.options.stems for plan in todo)
-    loader = _preflight(args, family, model, stems)
+    loader = _preflight(args, family, model, stems, layers=any(plan.layers for plan in todo))
     console = Console(args.tracks_file.name)
     with console.phase("decoding the seed"):
         seed = decode_seed(spec.seed, CLI_SEED_LIMITS, family)
         todo = _plan_loops(seed, family, todo)
+    if spec.set and any(plan.loop_plan != todo[0].loop_plan for plan in todo):
+        raise InvalidRequestError("The tracks of a set must share one tempo, metre and length.")
     for plan in todo:
         _say_cap(Console(plan.name), seed, plan, family.lengths(model))
     with console.phase("loading the model"):
-        engine, separate = loader()
-    _generate_all(Session(args, engine, seed, separate, format_name), todo)
+        engine, separate, layer_separator = loader()
+    session = Session(args, engine, seed, separate, format_name, layer_separator)
+    (_generate_set if spec.set else _generate_all)(session, todo)
+    _write_set(spec, out_dir, plans)
     console.say(engine.licence.notice(family.title))
     return 0
 
@@ -182,6 +208,27 @@ def _generate_all(session: Session, todo: list[Planned]) -> None:
             written = writing.submit(partial(_write, session, result, loop, plan, console))
         if written is not None:
             written.result()
+
+
+def _generate_set(session: Session, todo: list[Planned]) -> None:
+    """Every track first, then all written at one loudness that each can reach (generation.sets)."""
+    from generation.sets import common_loudness
+
+    made = [(plan, *session.restyle(plan, Console(plan.name))) for plan in todo]
+    audios = [candidate.audio for _, result, _ in made for candidate in result.candidates]
+    lufs = common_loudness(audios, made[0][1].sample_rate, session.args.lufs, MasteringOptions().true_peak_db)
+    Console("set").say(f"every track at {lufs:g} LUFS")
+    for plan, result, loop in made:
+        _write(session, result, loop, plan, Console(plan.name), lufs=lufs)
+
+
+def _write_set(spec: BatchFile, folder: Path, plans: list[Planned]) -> None:
+    if not spec.set:
+        return
+    from generation.sets import set_manifest, write_set
+
+    path = write_set(folder, set_manifest([(plan.name, plan.files.audio()) for plan in plans]))
+    Console("set").say(f"{path}: the tracks' tempo, bar lines, loop points, files and loudness")
 
 
 def download(args: argparse.Namespace) -> int:
@@ -259,8 +306,9 @@ def _track_loop(
 
     bpm = first(args.bpm, track.bpm, spec.bpm)
     beats = first(args.beats_per_bar, track.beats_per_bar, spec.beats_per_bar)
+    intro = first(args.intro, track.intro, spec.intro)
     looping = args.loop or spec.loops(track)
-    return loop_options(looping, bpm, beats, family=family, format_name=format_name)
+    return loop_options(looping, bpm, beats, family=family, format_name=format_name, intro=intro)
 
 
 def _finished(plan: Planned, model: str) -> bool:
@@ -275,6 +323,10 @@ def _made_as(plan: Planned) -> dict[str, dict[str, Any]]:
     if options.duration_s is not None and plan.loop is None:
         parameters["duration_s"] = options.duration_s
     asked = {"bpm": plan.loop.bpm, "beats_per_bar": plan.loop.beats_per_bar} if plan.loop else {}
+    if plan.loop and plan.loop.intro_bars:
+        asked["intro_bars"] = plan.loop.intro_bars
+    if plan.layers:
+        asked["layered"] = True
     return {
         "parameters": parameters,
         "loop": {key: value for key, value in asked.items() if value is not None},
@@ -292,11 +344,12 @@ def _check_outputs(out_dir: Path, plans: list[Planned], force: bool) -> None:
     probe_folder(out_dir)
     if not force:
         refuse_to_clobber([plan.files for plan in plans])
+        refuse_to_clobber_layers([plan.files for plan in plans if plan.layers])
 
 
 def _preflight(
-    args: argparse.Namespace, family: Family, model: str, stems: bool
-) -> Callable[[], tuple[Engine, Separate | None]]:
+    args: argparse.Namespace, family: Family, model: str, stems: bool, *, layers: bool = False
+) -> Callable[[], tuple[Engine, Separate | None, Any]]:
     """Check the threads, device, model and separator; returns what loads them, once the seed is read."""
     from generation.devices import pick_device
     from generation.threads import apply_threads, plan_threads
@@ -316,24 +369,28 @@ def _preflight(
         family.locate(model, options)
     except ModelNotCachedError as exc:
         raise ModelNotCachedError(str(exc).rstrip(".") + "." + TRY_DEBUG) from None
-    if stems:
+    if stems or layers:
         from generation.audio.stems import check_stems
 
         check_stems(random=family.is_random(model), offline=args.offline, cache_dir=args.cache_dir)
-    return partial(_load, family, model, options, stems)
+    return partial(_load, family, model, options, stems, layers)
 
 
-def _load(family: Family, model: str, options: LoadOptions, stems: bool) -> tuple[Engine, Separate | None]:
+def _load(
+    family: Family, model: str, options: LoadOptions, stems: bool, layers: bool = False
+) -> tuple[Engine, Separate | None, Any]:
+    """The engine, the melody's separator (with stems) and the layers' (the same one, with layers)."""
     engine = family.load(model, options)
-    separate = None
-    if stems:
+    separator = None
+    if stems or layers:
         from generation.audio.stems import separator_for
         from generation.devices import pick_device
 
         device = pick_device(options.device)
         random = family.is_random(model)
-        separate = separator_for(random, device, offline=options.offline, cache_dir=options.cache_dir).melody
-    return engine, separate
+        separator = separator_for(random, device, offline=options.offline, cache_dir=options.cache_dir)
+    separate = separator.melody if stems and separator is not None else None
+    return engine, separate, separator if layers else None
 
 
 def _say_cap(console: Console, seed: SeedAudio, plan: Planned, lengths: tuple[float, float]) -> None:
@@ -350,12 +407,19 @@ def _say_cap(console: Console, seed: SeedAudio, plan: Planned, lengths: tuple[fl
 
 
 def _write(
-    session: Session, result: Restyled, loop: LoopInfo | None, plan: Planned, console: Console
+    session: Session,
+    result: Restyled,
+    loop: LoopInfo | None,
+    plan: Planned,
+    console: Console,
+    *,
+    lufs: float | None = None,  # a set's common loudness, in place of --lufs
 ) -> None:
     from generation.render import render_candidates
 
     args = session.args
-    mastering = MasteringOptions(target_lufs=None if args.no_normalize else args.lufs)
+    target = args.lufs if lufs is None else lufs
+    mastering = MasteringOptions(target_lufs=None if args.no_normalize else target)
     with console.phase("writing"):
         rendered = render_candidates(
             result,
@@ -366,9 +430,14 @@ def _write(
             mastering=mastering,
             loop=loop,
         )
+        layers = [(layer.filename, layer.data, layer.sidecar) for item in rendered for layer in item.layers]
+        write_pairs(plan.files.folder, layers)  # before the candidates: a written candidate is a finished one
         paths = write_pairs(
             plan.files.folder, [(item.filename, item.data, item.sidecar) for item in rendered]
         )
     for path, candidate in zip(paths, result.candidates, strict=True):
         line = f"{path}  seed {candidate.seed}  melody adherence {candidate.adherence:.2f}"
         console.result(line + (f"  {seamless(loop, candidate.index)}" if loop is not None else ""))
+    for item in rendered:
+        if item.layers:
+            console.say(layers_line(item))
