@@ -147,6 +147,50 @@ def _records(recorded: dict, made_as: Mapping[str, Mapping[str, Any]]) -> bool:
     return True
 
 
+def same_file(one: Path, other: Path) -> bool:
+    """Whether two paths are one file: the same path once links and `..` are resolved, or the same
+    file on disk (a hard link; a name differing only in case on a case-insensitive file system)."""
+    with contextlib.suppress(OSError, RuntimeError):
+        if one.resolve() == other.resolve():
+            return True
+    try:
+        return os.path.samefile(one, other)
+    except OSError:  # either is missing: a file that is not there is not an input
+        return False
+
+
+def refuse_inputs(
+    tracks: Sequence[tuple[str, TrackFiles]], inputs: Sequence[tuple[str, Path]], instead: str
+) -> None:
+    """No output may be an input (the seed, a batch file), whatever --force or a name says: that
+    would destroy it. `tracks` are (who writes, files), `inputs` (what it is, path); `instead` says
+    what to change (never --force)."""
+    for writer, files in tracks:
+        for output in files.all():
+            for what, path in inputs:
+                if same_file(output, path):
+                    where = "" if output == path else f" ({path})"
+                    raise InvalidRequestError(
+                        f"{output} is {what}{where}: {writer} must not write over it; {instead}."
+                    )
+
+
+def refuse_collisions(tracks: Sequence[tuple[str, TrackFiles]]) -> None:
+    """No two tracks may write one file. Names are compared ignoring case: on macOS' and Windows'
+    file systems `Boss.wav` and `boss.wav` are one file, and a batch file means the same anywhere."""
+    owners: dict[tuple[Path, str], tuple[str, str]] = {}
+    for writer, files in tracks:
+        for output in files.all():
+            key = (output.parent, output.name.casefold())
+            first = owners.setdefault(key, (writer, output.name))
+            if first[0] != writer:
+                same = "both write" if first[1] == output.name else "write files that differ only in case:"
+                names = output.name if first[1] == output.name else f"{first[1]} and {output.name}"
+                raise InvalidRequestError(
+                    f"Tracks {first[0]} and {writer} would {same} {names}: rename one of them."
+                )
+
+
 def refuse_to_clobber(tracks: Sequence[TrackFiles]) -> None:
     for track in tracks:
         existing = track.existing()

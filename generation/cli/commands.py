@@ -29,7 +29,14 @@ from generation.finishing import FinishingThread
 from generation.humanize import format_duration
 from generation.interface import Engine, Family, LoadOptions, Params
 from generation.loops import LoopInfo, LoopOptions, LoopPlan, plan_loop, restyle_loop
-from generation.outputs import TrackFiles, probe_folder, refuse_to_clobber, write_pairs
+from generation.outputs import (
+    TrackFiles,
+    probe_folder,
+    refuse_collisions,
+    refuse_inputs,
+    refuse_to_clobber,
+    write_pairs,
+)
 from generation.pipeline import (
     Separate,
     candidate_seeds,
@@ -119,6 +126,7 @@ def generate(args: argparse.Namespace) -> int:
     loop = loop_options(args.loop, args.bpm, args.beats_per_bar, family=family, format_name=args.format)
     files = TrackFiles(args.output, name, options.candidates, fmt.extension)
     plan = [Planned(name, prompt, options, files, loop)]
+    refuse_inputs([("this run", files)], [("the seed", args.seed_track)], "choose another --name or -o")
     _check_outputs(args.output, plan, args.force)
     console = Console(name)
     loader = _preflight(args, family, args.model, options.stems)
@@ -148,6 +156,7 @@ def batch(args: argparse.Namespace) -> int:
         loop = _track_loop(args, family, format_name, spec, track)
         plans.append(Planned(track.name, check_prompt(track.prompt), options, files, loop))
     refuse_stray_tempo(args.bpm, args.beats_per_bar, looping=any(plan.loop for plan in plans))
+    _check_names(plans, spec.seed, args.tracks_file)
     todo = [plan for plan in plans if args.force or not _finished(plan, model)]
     for plan in plans:
         if plan not in todo:
@@ -285,6 +294,14 @@ def _plan_loops(seed: SeedAudio, family: Family, plans: list[Planned]) -> list[P
     """Every loop planned from the decoded seed: a seed with no beat, or too short, or a loop
     longer than the cap is refused here, before the model loads."""
     return [plan.with_loop_planned(seed, family) for plan in plans]
+
+
+def _check_names(plans: list[Planned], seed: Path, tracks_file: Path) -> None:
+    """Every output name of a batch, known before any work: none is an input, none is two tracks'."""
+    writers = [(f"track {plan.name}", plan.files) for plan in plans]
+    inputs = [("the seed", seed), ("the batch file", tracks_file)]
+    refuse_inputs(writers, inputs, "rename the track, or choose another output folder (-o or output =)")
+    refuse_collisions([(plan.name, plan.files) for plan in plans])
 
 
 def _check_outputs(out_dir: Path, plans: list[Planned], force: bool) -> None:
