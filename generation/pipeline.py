@@ -11,6 +11,7 @@ the whole seed; melody adherence is measured the same way for every family, on m
 from __future__ import annotations
 
 import math
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -25,11 +26,16 @@ from generation.audio.chroma import melody_adherence, to_chroma_rate
 from generation.audio.decode import AudioLimits, SeedAudio, decode_audio
 from generation.catalog import MAX_PROMPT_CHARS
 from generation.errors import InvalidRequestError
-from generation.humanize import format_duration
+from generation.humanize import count_of, format_duration
 from generation.interface import MAX_SEED, CancelToken, Engine, Job, ProgressFn, only_outcome, validate_seed
 from generation.results import Candidate, Restyled, RestyleOptions
 
 MAX_CANDIDATES = 8
+# Memory a job needs per second of output, per candidate: the audio as generated, folded, mastered,
+# measured and encoded, in float32 and float64 copies. The debug model's RSS grew by 76 bytes per
+# mono output sample (60 s more, two candidates, one run); counted here as two channels (the most
+# any family makes) of 48 bytes, so a stereo model is not under-counted.
+BYTES_PER_SAMPLE = 2 * 48
 # A seed is read this far past what a job uses, so the part it uses comes out the same as from the
 # whole seed: htdemucs separates in 7.8 s segments, the chroma's STFT sees 0.26 s either side.
 REACH_MARGIN_S = 10.0
@@ -189,6 +195,34 @@ def check_length(lengths: tuple[float, float], duration_s: float) -> None:
         raise InvalidRequestError(
             f"This model makes {format_duration(shortest)} to {longest_text} of audio, "
             f"not {format_duration(duration_s)}: choose a duration in that range."
+        )
+
+
+def available_memory() -> int | None:
+    """Bytes the system can still give (Linux' MemAvailable, else free pages), None if unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def check_memory(duration_s: float, candidates: int, sample_rate: int, available: int | None = None) -> None:
+    """Refuse, before the model loads, a plan whose audio cannot fit in memory (see
+    `BYTES_PER_SAMPLE`): a MemoryError an hour into a run helps nobody."""
+    needed = math.ceil(duration_s * sample_rate) * candidates * BYTES_PER_SAMPLE
+    available = available_memory() if available is None else available
+    if available is not None and needed > available:
+        raise InvalidRequestError(
+            f"{count_of(candidates, 'candidate')} of {format_duration(duration_s)} need about "
+            f"{needed / 1024**3:.1f} GiB of memory; {available / 1024**3:.1f} GiB is free: "
+            "ask for fewer candidates or a shorter duration."
         )
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -23,7 +24,7 @@ from generation.catalog import DEFAULT_MODEL
 from generation.cli.batch_file import BatchFile, Track, load_batch_file
 from generation.cli.console import Console
 from generation.cli.loop_requests import loop_options, planned, refuse_stray_tempo, seamless
-from generation.errors import InvalidRequestError, ModelNotCachedError
+from generation.errors import InvalidRequestError, ModelNotCachedError, RestyleError
 from generation.families import offered_family
 from generation.finishing import FinishingThread
 from generation.humanize import format_duration
@@ -42,6 +43,7 @@ from generation.pipeline import (
     candidate_seeds,
     check_duration,
     check_length,
+    check_memory,
     check_prompt,
     decode_seed,
     output_duration,
@@ -132,8 +134,8 @@ def generate(args: argparse.Namespace) -> int:
     loader = _preflight(args, family, args.model, options.stems)
     with console.phase("decoding the seed"):
         seed = decode_seed(args.seed_track, CLI_SEED_LIMITS, family)
-        plan = _plan_loops(seed, family, plan)
-    _say_cap(console, seed, plan[0], family.lengths(args.model))
+        plan = _plan_all(seed, family, args.model, plan)
+    _say_cap(console, seed, plan[0])
     with console.phase("loading the model"):
         engine, separate = loader()
     session = Session(args, engine, seed, separate, args.format)
@@ -169,9 +171,9 @@ def batch(args: argparse.Namespace) -> int:
     console = Console(args.tracks_file.name)
     with console.phase("decoding the seed"):
         seed = decode_seed(spec.seed, CLI_SEED_LIMITS, family)
-        todo = _plan_loops(seed, family, todo)
+        todo = _plan_all(seed, family, model, todo, in_batch=True)
     for plan in todo:
-        _say_cap(Console(plan.name), seed, plan, family.lengths(model))
+        _say_cap(Console(plan.name), seed, plan)
     with console.phase("loading the model"):
         engine, separate = loader()
     _generate_all(Session(args, engine, seed, separate, format_name), todo)
@@ -290,10 +292,35 @@ def _made_as(plan: Planned) -> dict[str, dict[str, Any]]:
     }
 
 
-def _plan_loops(seed: SeedAudio, family: Family, plans: list[Planned]) -> list[Planned]:
-    """Every loop planned from the decoded seed: a seed with no beat, or too short, or a loop
-    longer than the cap is refused here, before the model loads."""
-    return [plan.with_loop_planned(seed, family) for plan in plans]
+def _plan_all(
+    seed: SeedAudio, family: Family, model: str, plans: list[Planned], *, in_batch: bool = False
+) -> list[Planned]:
+    """Every plan finished from the decoded seed, before the model loads: its loop planned (a seed
+    with no beat, or too short, or a loop longer than the cap is refused here), its length within
+    the model's and its audio within memory. In a batch, a refusal names its track."""
+    done = []
+    for asked in plans:
+        with track_named(asked.name if in_batch else None):
+            plan = asked.with_loop_planned(seed, family)
+            duration = output_duration(seed, plan.options)
+            check_length(family.lengths(model), duration)
+            generated = duration if plan.loop_plan is None else plan.loop_plan.generated_s
+            check_memory(generated, plan.options.candidates, family.sample_rate)
+        done.append(plan)
+    return done
+
+
+@contextmanager
+def track_named(name: str | None) -> Iterator[None]:
+    """A refusal about one track of a batch says which: "Track boss: the duration must be..."."""
+    try:
+        yield
+    except RestyleError as exc:
+        if name is None or str(exc).startswith("Track "):
+            raise
+        text = str(exc)
+        text = text[0].lower() + text[1:] if text[:2].istitle() else text
+        raise type(exc)(f"Track {name}: {text}") from exc
 
 
 def _check_names(plans: list[Planned], seed: Path, tracks_file: Path) -> None:
@@ -353,10 +380,9 @@ def _load(family: Family, model: str, options: LoadOptions, stems: bool) -> tupl
     return engine, separate
 
 
-def _say_cap(console: Console, seed: SeedAudio, plan: Planned, lengths: tuple[float, float]) -> None:
-    """The output's length fits the cap and the model (before it loads); a cut seed is said."""
+def _say_cap(console: Console, seed: SeedAudio, plan: Planned) -> None:
+    """A cut seed is said, and a loop's plan."""
     options = plan.options
-    check_length(lengths, output_duration(seed, options))
     if options.duration_s is None and seed.duration_s > options.max_duration_s:
         console.say(
             f"the seed is {format_duration(seed.duration_s)}; the output is capped at "

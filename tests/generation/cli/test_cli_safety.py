@@ -103,3 +103,65 @@ def test_two_tracks_differing_only_in_case_are_refused(capsys, tmp_path, seed_wa
     tracks = _batch(tmp_path, '[tracks]\nBoss = "first"\nboss = "second"\n')
     line = refused(capsys, "batch", str(tracks))
     assert "Boss" in line and "boss" in line
+
+
+def _generate(seed: Path, out: Path, *extra: str) -> list[str]:
+    return ["generate", str(seed), "lofi", "--model", "debug", "--no-stems", "-o", str(out), *extra]
+
+
+@pytest.mark.parametrize(
+    ("extra", "option"),
+    [
+        (["--loop", "--max-duration", "nan"], "--max-duration"),
+        (["--loop", "--bpm", "120", "--max-duration", "inf"], "--max-duration"),
+        (["--max-duration", "nan"], "--max-duration"),
+        (["--max-duration", "100000"], "--max-duration"),
+        (["--duration", "nan"], "--duration"),
+        (["--duration=-inf"], "--duration"),
+        (["--lufs", "nan"], "--lufs"),
+        (["--top-p", "nan"], "--top-p"),
+        (["--temperature", "inf"], "--temperature"),
+        (["--guidance", "nan"], "--guidance"),
+        (["--top-k", "1e3"], "--top-k"),
+        (["--seed", "99999999999"], "--seed"),
+        (["-n", "9"], "--candidates"),
+        (["--threads", "100000"], "--threads"),
+        (["--loop", "--bpm", "nan"], "--bpm"),
+        (["--loop", "--beats-per-bar", "0"], "--beats-per-bar"),
+        (["--model", "debug-ace", "--strength", "nan"], "--strength"),
+    ],
+)
+def test_every_number_option_is_finite_and_in_its_stated_range(
+    capsys, tmp_path, seed_wav, no_model, extra, option
+):
+    line = refused(capsys, *_generate(seed_wav, tmp_path / "out", *extra))
+    assert option in line and " from " in line, line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("duration = nan\n[tracks]\na = 'x'\n", "t.toml: duration = nan"),
+        ("[tracks]\na = { prompt = 'x', duration = inf }\n", "Track a: duration = inf"),
+        ("[tracks]\na = { prompt = 'x', candidates = 9 }\n", "Track a: candidates = 9"),
+        ("[tracks]\na = { prompt = 'x', random_seed = -1 }\n", "Track a: random_seed = -1"),
+        ("loop = true\n[tracks]\na = { prompt = 'x', bpm = nan }\n", "Track a: bpm = nan"),
+        ("[tracks]\na = { prompt = 'x', strength = 1e9 }\n", "Track a: strength = 1000000000.0"),
+    ],
+)
+def test_numbers_in_a_batch_file_are_checked_by_the_same_rules(
+    capsys, tmp_path, seed_wav, no_model, body, expected
+):
+    line = refused(capsys, "batch", str(_batch(tmp_path, body)))
+    assert expected in line and " from " in line, line
+
+
+def test_a_plan_that_cannot_fit_in_memory_is_refused_before_the_model_loads(
+    capsys, tmp_path, seed_wav, no_model, monkeypatch
+):
+    monkeypatch.setattr("generation.pipeline.available_memory", lambda: 2 * 1024**3)
+    line = refused(
+        capsys, *_generate(seed_wav, tmp_path, "--duration", "600", "--max-duration", "600", "-n", "8")
+    )
+    assert "memory" in line and "2.0 GiB" in line and "8 candidates" in line
