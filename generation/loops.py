@@ -93,6 +93,7 @@ class LoopInfo:
     plan: LoopPlan
     seams: tuple[SeamFigures, ...]
     prompt: str = ""  # the style as asked, before the tempo joined it (what a batch resumes by)
+    asked_duration_s: float | None = None  # the length asked (None: the seed's bars), resumed by too
 
     @property
     def loop_start(self) -> int:
@@ -108,6 +109,7 @@ class LoopInfo:
         plan, rate = self.plan, self.plan.sample_rate
         return {
             "prompt": self.prompt,
+            "asked_duration_s": self.asked_duration_s,
             "bpm": plan.tempo.bpm,
             "beats_per_bar": plan.tempo.beats_per_bar,
             "bars": plan.bars,
@@ -322,7 +324,7 @@ def _folded(generated: Restyled, plan: LoopPlan, one_loop: np.ndarray, prompt: s
         seams.append(seam_figures(audio, plan.bars if plan.bars > 1 else plan.tempo.beats_per_bar))
     timings = {**generated.timings, "loop_s": time.perf_counter() - clock}
     result = replace(generated, duration_s=plan.loop_s, candidates=candidates, timings=timings)
-    return Looped(result, LoopInfo(plan, tuple(seams), prompt))
+    return Looped(result, LoopInfo(plan, tuple(seams), prompt, generated.options.duration_s))
 
 
 def loop_mastering(mastering: MasteringOptions | None = None) -> MasteringOptions:

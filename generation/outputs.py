@@ -98,20 +98,32 @@ class TrackFiles:
         value: a changed strength or length makes the track again). A loop's sidecar keeps the
         prompt as asked in its `loop` entry: its own `prompt` is what the model was given, the
         tempo appended."""
+        return self.unlike(prompt, loop=loop, model=model, made_as=made_as) is None
+
+    def unlike(
+        self,
+        prompt: str,
+        *,
+        loop: bool = False,
+        model: str | None = None,
+        made_as: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> str | None:
+        """None if `finished`; otherwise why not, as said after "already exists, ..." ("" when
+        there is nothing to say: no files, or only some)."""
         if len(self.existing()) != len(self.all()):
-            return False
-        asked = {"prompt": prompt, "loop": loop, "model": model, "made_as": made_as or {}}
+            return ""
         for audio in self.audio():
             try:
                 recorded = json.loads(sidecar_path(audio).read_text())
             except (OSError, ValueError):
-                return False
-            if not _made_like(recorded, audio.name, **asked):
-                return False
-        return True
+                return "its sidecar cannot be read"
+            why = _unlike(recorded, audio.name, prompt=prompt, loop=loop, model=model, made_as=made_as or {})
+            if why is not None:
+                return why
+        return None
 
 
-def _made_like(
+def _unlike(
     recorded: dict,
     filename: str,
     *,
@@ -119,32 +131,48 @@ def _made_like(
     loop: bool,
     model: str | None,
     made_as: Mapping[str, Mapping[str, Any]],
-) -> bool:
+) -> str | None:
+    """Why a sidecar does not record what is asked now, or None if it does."""
+    if not isinstance(recorded, dict):
+        return "its sidecar cannot be read"
     looped = recorded.get("loop")
     asked = looped.get("prompt") if isinstance(looped, dict) else recorded.get("prompt")
-    return (
-        (looped is not None) == loop
-        and asked == prompt
-        and (model is None or same_model(recorded.get("model", {}).get("name"), model))
-        and recorded.get("output", {}).get("file") == filename
-        and _records(recorded, made_as)
-    )
+    made_by = recorded.get("model", {}).get("name") if isinstance(recorded.get("model"), dict) else None
+    if (looped is not None) != loop:
+        return "made as a loop" if looped is not None else "made as no loop"
+    if asked != prompt:
+        return "made from another prompt"
+    if model is not None and not same_model(made_by, model):
+        return f"made by another model ({made_by}, not {model})"
+    if recorded.get("output", {}).get("file") != filename:
+        return "its sidecar is another file's"
+    setting = _unrecorded(recorded, made_as)
+    return None if setting is None else f"made with another {setting}"
 
 
-def _records(recorded: dict, made_as: Mapping[str, Mapping[str, Any]]) -> bool:
-    """Whether a sidecar records each of these settings (numbers as equal as JSON keeps them)."""
+# How a sidecar's key is said in a refusal.
+SAID = {"asked_duration_s": "duration", "duration_s": "duration", "guidance_scale": "guidance"}
+
+
+def _said(value: object) -> str:
+    return "none asked" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _unrecorded(recorded: dict, made_as: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The first setting a sidecar does not record as asked (numbers as equal as JSON keeps
+    them), said as "strength (0.5, not 0.4)"; None if it records them all."""
     for section, settings in made_as.items():
         written = recorded.get(section)
         if settings and not isinstance(written, dict):
-            return False
+            return section
         for key, value in settings.items():
             kept = written.get(key)
             if isinstance(value, float) and isinstance(kept, int | float) and not isinstance(kept, bool):
                 if not math.isclose(kept, value, rel_tol=1e-9, abs_tol=1e-9):
-                    return False
+                    return f"{SAID.get(key, key)} ({kept:g}, not {value:g})"
             elif kept != value:
-                return False
-    return True
+                return f"{SAID.get(key, key)} ({_said(kept)}, not {_said(value)})"
+    return None
 
 
 def same_file(one: Path, other: Path) -> bool:
@@ -191,12 +219,14 @@ def refuse_collisions(tracks: Sequence[tuple[str, TrackFiles]]) -> None:
                 )
 
 
-def refuse_to_clobber(tracks: Sequence[TrackFiles]) -> None:
-    for track in tracks:
+def refuse_to_clobber(tracks: Sequence[TrackFiles], unlike: Sequence[str | None] | None = None) -> None:
+    """Refuse earlier results; `unlike` says, per track, why a batch does not keep them."""
+    for track, why in zip(tracks, unlike or [None] * len(tracks), strict=True):
         existing = track.existing()
         if existing:
+            said = f", {why}" if why else ""
             raise InvalidRequestError(
-                f"{existing[0]} already exists: use --force to overwrite, or -o another folder."
+                f"{existing[0]} already exists{said}: use --force to overwrite, or -o another folder."
             )
 
 

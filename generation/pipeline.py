@@ -14,6 +14,7 @@ import math
 import os
 import secrets
 import time
+import unicodedata
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from generation.audio.chroma import melody_adherence, to_chroma_rate
-from generation.audio.decode import AudioLimits, SeedAudio, decode_audio
+from generation.audio.decode import AudioLimits, SeedAudio, decode_audio, mono_of
 from generation.catalog import MAX_PROMPT_CHARS
 from generation.errors import InvalidRequestError
 from generation.humanize import count_of, format_duration
@@ -31,6 +32,8 @@ from generation.interface import MAX_SEED, CancelToken, Engine, Job, ProgressFn,
 from generation.results import Candidate, Restyled, RestyleOptions
 
 MAX_CANDIDATES = 8
+# The shortest output any front makes (a model may make shorter: `Family.lengths` is floored here).
+MIN_OUTPUT_S = 1.0
 # Memory a job needs per second of output, per candidate: the audio as generated, folded, mastered,
 # measured and encoded, in float32 and float64 copies. The debug model's RSS grew by 76 bytes per
 # mono output sample (60 s more, two candidates, one run); counted here as two channels (the most
@@ -51,11 +54,21 @@ class Reads(Protocol):
 
 def check_prompt(prompt: str, max_chars: int = MAX_PROMPT_CHARS) -> str:
     prompt = " ".join(prompt.split())
-    if not prompt:
+    if not any(map(_visible, prompt)):  # zero-width spaces, joiners, marks: nothing to read
         raise InvalidRequestError("The style prompt is empty: describe the style you want.")
     if len(prompt) > max_chars:
         raise InvalidRequestError(f"The style prompt is {len(prompt)} characters; the limit is {max_chars}.")
     return prompt
+
+
+# Letters by Unicode's category that show nothing: Hangul fillers and the blank Braille pattern.
+BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _visible(char: str) -> bool:
+    """A letter, digit, punctuation or symbol that shows: not a space, a control, a format
+    character (zero-width space, joiner, direction mark) or a combining mark on nothing."""
+    return unicodedata.category(char)[0] in "LNPS" and char not in BLANK_LETTERS
 
 
 def output_duration(seed: SeedAudio, options: RestyleOptions) -> float:
@@ -67,9 +80,9 @@ def output_duration(seed: SeedAudio, options: RestyleOptions) -> float:
 
 def check_duration(options: RestyleOptions) -> float | None:
     """An explicit length must fit the maximum (checked before the seed is even read)."""
-    if options.duration_s is not None and not 1.0 <= options.duration_s <= options.max_duration_s:
+    if options.duration_s is not None and not MIN_OUTPUT_S <= options.duration_s <= options.max_duration_s:
         raise InvalidRequestError(
-            f"The duration must be between 1 s and {format_duration(options.max_duration_s)}."
+            f"The duration must be between {MIN_OUTPUT_S:g} s and {format_duration(options.max_duration_s)}."
         )
     return options.duration_s
 
@@ -142,7 +155,7 @@ def melody_source(
     clock = time.perf_counter()
     reach = (reach or seed_reach(engine, seed, output_duration(seed, options))) + _margin(seed)
     samples = seed.samples[..., :reach]
-    melody = samples if samples.ndim == 1 else samples.mean(axis=0)
+    melody = samples if samples.ndim == 1 else mono_of(samples)
     if options.stems and engine.reads_melody:
         if separate is None:
             raise InvalidRequestError("Stem separation was asked for but no separator is loaded.")
@@ -189,7 +202,7 @@ def prepare(
 
 def check_length(lengths: tuple[float, float], duration_s: float) -> None:
     """`duration_s` within a model's `(shortest, longest)` (`Family.lengths`, before loading it)."""
-    shortest, longest = lengths
+    shortest, longest = max(lengths[0], MIN_OUTPUT_S), lengths[1]
     if not shortest <= duration_s <= longest:
         longest_text = "any length" if longest == math.inf else format_duration(longest)
         raise InvalidRequestError(

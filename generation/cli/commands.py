@@ -153,17 +153,19 @@ def batch(args: argparse.Namespace) -> int:
     family = offered_family(model)
     plans = []
     for track in spec.tracks:
-        options = _track_options(args, family, model, spec, track)
-        files = TrackFiles(out_dir, track.name, options.candidates, extension)
-        loop = _track_loop(args, family, format_name, spec, track)
-        plans.append(Planned(track.name, check_prompt(track.prompt), options, files, loop))
+        with track_named(track.name):
+            options = _track_options(args, family, model, spec, track)
+            files = TrackFiles(out_dir, track.name, options.candidates, extension)
+            loop = _track_loop(args, family, format_name, spec, track)
+            plans.append(Planned(track.name, check_prompt(track.prompt), options, files, loop))
     refuse_stray_tempo(args.bpm, args.beats_per_bar, looping=any(plan.loop for plan in plans))
     _check_names(plans, spec.seed, args.tracks_file)
-    todo = [plan for plan in plans if args.force or not _finished(plan, model)]
+    unlike = {plan.name: _unlike(plan, model) for plan in plans}
+    todo = [plan for plan in plans if args.force or unlike[plan.name] is not None]
     for plan in plans:
         if plan not in todo:
             Console(plan.name).say("already written, skipped (--force makes it again)")
-    _check_outputs(out_dir, todo, args.force)
+    _check_outputs(out_dir, todo, args.force, [unlike[plan.name] for plan in todo])
     if not todo:
         return 0
     stems = any(plan.options.stems for plan in todo)
@@ -197,6 +199,7 @@ def _generate_all(session: Session, todo: list[Planned]) -> None:
 
 def download(args: argparse.Namespace) -> int:
     family = offered_family(args.model)
+    refuse_revision(family, args.model, args.revision)
     path = family.download(args.model, cache_dir=args.cache_dir, revision=args.revision)
     print(f"{args.model}: cached at {path}")
     if family.reads_melody and not args.no_stems:
@@ -212,13 +215,21 @@ def default_name(seed_path: Path, prompt: str) -> str:
     return f"{seed_path.stem}-{slug}"
 
 
-def _params(args: argparse.Namespace, family: Family, model: str, strength: float | None) -> Params:
+def _params(
+    args: argparse.Namespace,
+    family: Family,
+    model: str,
+    strength: float | None,
+    strength_typed: str = "--strength",
+) -> Params:
     """The family's parameters with the settings given in place; one the family lacks is refused,
-    named as it is typed. `strength` is the command line's or, in a batch, the file's."""
+    named as it is typed. `strength` is the command line's or, in a batch, the file's (said as
+    `strength_typed` then: "strength = 0.5 in tracks.toml")."""
     given = {arg: getattr(args, arg) for arg in PARAM_OPTIONS} | {"strength": strength}
     values = {}
     for arg, value in given.items():
         name, typed = PARAM_OPTIONS[arg]
+        typed = strength_typed if arg == "strength" else typed
         if value is None:
             continue
         if not hasattr(family.default_params, name):
@@ -253,8 +264,19 @@ def _track_options(
     duration = track.duration if track.duration is not None else spec.duration
     seed = track.random_seed if track.random_seed is not None else spec.random_seed
     # The command line's --strength wins over the file's, as its other options do.
-    strength = next((s for s in (args.strength, track.strength, spec.strength) if s is not None), None)
-    params = _params(args, family, model, strength)
+    strength, typed = next(
+        (
+            (value, typed)
+            for value, typed in (
+                (args.strength, "--strength"),
+                (track.strength, f"strength = {track.strength}"),
+                (spec.strength, f"strength = {spec.strength} in {args.tracks_file.name}"),
+            )
+            if value is not None
+        ),
+        (None, "--strength"),
+    )
+    params = _params(args, family, model, strength, typed)
     return _options(
         args, family, candidates, duration, seed, params=params, stems=spec.stems and not args.no_stems
     )
@@ -274,8 +296,10 @@ def _track_loop(
     return loop_options(looping, bpm, beats, family=family, format_name=format_name)
 
 
-def _finished(plan: Planned, model: str) -> bool:
-    return plan.files.finished(plan.prompt, loop=plan.loop is not None, model=model, made_as=_made_as(plan))
+def _unlike(plan: Planned, model: str) -> str | None:
+    """None if the plan's files are there as asked now (kept on resume), else why not."""
+    made_as = _made_as(plan)
+    return plan.files.unlike(plan.prompt, loop=plan.loop is not None, model=model, made_as=made_as)
 
 
 def _made_as(plan: Planned) -> dict[str, dict[str, Any]]:
@@ -286,10 +310,10 @@ def _made_as(plan: Planned) -> dict[str, dict[str, Any]]:
     if options.duration_s is not None and plan.loop is None:
         parameters["duration_s"] = options.duration_s
     asked = {"bpm": plan.loop.bpm, "beats_per_bar": plan.loop.beats_per_bar} if plan.loop else {}
-    return {
-        "parameters": parameters,
-        "loop": {key: value for key, value in asked.items() if value is not None},
-    }
+    loop = {key: value for key, value in asked.items() if value is not None}
+    if plan.loop is not None:  # None too: a loop of the seed's bars is not one of 16 s
+        loop["asked_duration_s"] = options.duration_s
+    return {"parameters": parameters, "loop": loop}
 
 
 def _plan_all(
@@ -331,11 +355,14 @@ def _check_names(plans: list[Planned], seed: Path, tracks_file: Path) -> None:
     refuse_collisions([(plan.name, plan.files) for plan in plans])
 
 
-def _check_outputs(out_dir: Path, plans: list[Planned], force: bool) -> None:
-    """Refuse, before any work, a folder that cannot be written and (unless told) earlier results."""
+def _check_outputs(
+    out_dir: Path, plans: list[Planned], force: bool, unlike: list[str | None] | None = None
+) -> None:
+    """Refuse, before any work, a folder that cannot be written and (unless told) earlier results
+    (`unlike`: why a batch makes each again)."""
     probe_folder(out_dir)
     if not force:
-        refuse_to_clobber([plan.files for plan in plans])
+        refuse_to_clobber([plan.files for plan in plans], unlike)
 
 
 def _preflight(
@@ -345,6 +372,7 @@ def _preflight(
     from generation.devices import pick_device
     from generation.threads import apply_threads, plan_threads
 
+    refuse_revision(family, model, args.revision)
     apply_threads(plan_threads(args.threads, finishing=True))
     device = pick_device(args.device)
     family.dtype_name(model, args.dtype, device)  # a precision the family does not run in is refused now
@@ -365,6 +393,15 @@ def _preflight(
 
         check_stems(random=family.is_random(model), offline=args.offline, cache_dir=args.cache_dir)
     return partial(_load, family, model, options, stems)
+
+
+def refuse_revision(family: Family, model: str, revision: str | None) -> None:
+    """A model built in-process has no commits: a --revision for it would be ignored and then
+    claimed (the sidecar, or a pinned family's refusal naming a hub commit)."""
+    if revision is not None and family.is_random(model):
+        raise InvalidRequestError(
+            f"{model} is built in-process with random weights: it has no revisions, drop --revision."
+        )
 
 
 def _load(family: Family, model: str, options: LoadOptions, stems: bool) -> tuple[Engine, Separate | None]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from generation.cli import main
 from tests.audio_factory import encode_format, melody
 from tests.generation.cli.running import refused
 
@@ -165,3 +166,81 @@ def test_a_plan_that_cannot_fit_in_memory_is_refused_before_the_model_loads(
         capsys, *_generate(seed_wav, tmp_path, "--duration", "600", "--max-duration", "600", "-n", "8")
     )
     assert "memory" in line and "2.0 GiB" in line and "8 candidates" in line
+
+
+def test_a_strength_in_the_file_is_blamed_as_the_file_spells_it(capsys, tmp_path, seed_wav, no_model):
+    tracks = _batch(tmp_path, "strength = 0.5\n[tracks]\na = 'chiptune'\n")
+    line = refused(capsys, "batch", str(tracks))
+    assert "strength = 0.5 in t.toml" in line and "--strength" not in line.split("(")[0]
+    tracks = _batch(tmp_path, "[tracks]\na = 'chiptune'\nb = { prompt = 'harp', strength = 0.5 }\n")
+    assert refused(capsys, "batch", str(tracks)).startswith("restyle: Track b: strength = 0.5 is not")
+
+
+@pytest.mark.parametrize(
+    ("track_b", "expected"),
+    [
+        ("b = { prompt = 'harp', duration = 400 }", "Track b: the duration must be between 1 s and 5:00"),
+        ("b = '\u200b\u200d '", "Track b: the style prompt is empty"),
+        ("b = { prompt = 'harp', loop = true, bpm = 120 }", "Track b: "),  # wav + no beat: a loop's refusal
+    ],
+)
+def test_refusals_in_a_file_of_several_tracks_name_the_track(
+    capsys, tmp_path, seed_wav, no_model, track_b, expected
+):
+    tracks = _batch(tmp_path, f"[tracks]\na = 'chiptune'\n{track_b}\n")
+    line = refused(capsys, "batch", str(tracks))
+    assert expected in line, line
+
+
+@pytest.mark.parametrize("prompt", ["\u200b", "\u200b\u200c\u200d\u2060\ufeff", "\u3164", " \u034f "])
+def test_a_prompt_of_invisible_characters_is_empty(capsys, tmp_path, seed_wav, no_model, prompt):
+    line = refused(capsys, "generate", str(seed_wav), prompt, "--model", "debug", "-o", str(tmp_path))
+    assert "prompt is empty" in line
+
+
+@pytest.mark.parametrize(
+    ("model", "command"), [("debug-ace", "generate"), ("debug", "generate"), ("debug-ace", "download")]
+)
+def test_a_revision_for_a_model_built_in_process_is_refused(
+    capsys, tmp_path, seed_wav, no_model, model, command
+):
+    argv = (
+        [str(seed_wav), "lofi", "-o", str(tmp_path), "--model", model] if command == "generate" else [model]
+    )
+    line = refused(capsys, command, *argv, "--revision", "abc")
+    assert "built in-process" in line and "200ba991" not in line
+
+
+def test_debug_ace_says_the_shortest_piece_it_makes(capsys, tmp_path, seed_wav, no_model):
+    """It claimed 0.5 s while every front refused under 1 s."""
+    from generation.acestep.family import ACESTEP
+    from generation.pipeline import check_length
+
+    with pytest.raises(Exception, match=r"makes 1\.0 s to"):
+        check_length(ACESTEP.lengths("debug-ace"), 0.7)
+
+
+def test_a_model_switch_says_the_model_differs(capsys, tmp_path, seed_wav):
+    tracks = _batch(tmp_path, "duration = 1\n[tracks]\na = 'chiptune'\n")
+    assert main(["batch", str(tracks)]) == 0
+    capsys.readouterr()
+    line = refused(capsys, "batch", str(tracks), "--model", "debug-ace")
+    assert "a.wav already exists, made by another model (debug, not debug-ace)" in line
+
+
+def test_resume_compares_a_loops_asked_duration(capsys, tmp_path):
+    from tests.generation.audio.loop_audio import click_track
+    from tests.generation.cli.test_cli_loops import _wav
+
+    _wav(tmp_path / "groove.wav", click_track(12.0, 32_000))
+    tracks = _batch(
+        tmp_path, "loop = true\nbpm = 120\nduration = 4\n[tracks]\na = 'chiptune'\n", "groove.wav"
+    )
+    assert main(["batch", str(tracks)]) == 0
+    capsys.readouterr()
+    tracks.write_text(tracks.read_text().replace("duration = 4", "duration = 16"))
+    line = refused(capsys, "batch", str(tracks))
+    assert "a.wav already exists, made with another duration (4, not 16)" in line
+    tracks.write_text(tracks.read_text().replace("duration = 16", "duration = 4"))
+    assert main(["batch", str(tracks)]) == 0  # as it was made: kept
+    assert "a: already written, skipped" in capsys.readouterr().err
