@@ -93,6 +93,11 @@ def candidate_seeds(options: RestyleOptions) -> tuple[int, ...]:
     base = (
         secrets.randbelow(MAX_SEED - MAX_CANDIDATES) if options.seed is None else validate_seed(options.seed)
     )
+    if base + options.candidates - 1 > MAX_SEED:  # candidate i takes seed + i - 1
+        raise InvalidRequestError(
+            f"With {options.candidates} candidates the random seed is at most "
+            f"{MAX_SEED - options.candidates + 1}: candidate i takes the seed + i - 1."
+        )
     return tuple(validate_seed(base + index) for index in range(options.candidates))
 
 

@@ -236,6 +236,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("restyle: cancelled.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except MemoryError:  # past the plan's estimate (`generation.pipeline.check_memory`)
+        print(
+            "restyle: out of memory: ask for fewer candidates (-n) or a shorter --duration.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
     except Exception as exc:
         if args.verbose:
             raise

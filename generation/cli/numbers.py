@@ -33,8 +33,9 @@ class Rule:
     unit: str = ""  # said after the range: " s", " BPM", " LUFS"
 
     def describe(self) -> str:
-        kind = "a whole number" if self.whole else "a number"
-        return f"{kind} from {self.low:g} to {self.high:g}{self.unit}"
+        if self.whole:
+            return f"a whole number from {int(self.low)} to {int(self.high)}{self.unit}"
+        return f"a number from {self.low:g} to {self.high:g}{self.unit}"
 
     def check(self, value: object) -> int | float | None:
         """`value` as this rule's number, or None if it is not one (a bool is not a number)."""

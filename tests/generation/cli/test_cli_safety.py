@@ -12,7 +12,7 @@ import pytest
 
 from generation.cli import main
 from tests.audio_factory import encode_format, melody
-from tests.generation.cli.running import refused
+from tests.generation.cli.running import refused, run
 
 
 @pytest.fixture
@@ -244,3 +244,19 @@ def test_resume_compares_a_loops_asked_duration(capsys, tmp_path):
     tracks.write_text(tracks.read_text().replace("duration = 16", "duration = 4"))
     assert main(["batch", str(tracks)]) == 0  # as it was made: kept
     assert "a: already written, skipped" in capsys.readouterr().err
+
+
+def test_running_out_of_memory_anyway_is_one_line(capsys, tmp_path, seed_wav, monkeypatch):
+    def exhausted(args):
+        raise MemoryError
+
+    monkeypatch.setattr("generation.cli.commands.generate", exhausted)
+    code, _, err = run(capsys, *_generate(seed_wav, tmp_path))
+    assert code == 1
+    assert err.strip() == "restyle: out of memory: ask for fewer candidates (-n) or a shorter --duration."
+
+
+def test_a_seed_that_leaves_no_room_for_the_candidates_says_so(capsys, tmp_path, seed_wav, no_model):
+    tracks = _batch(tmp_path, "random_seed = 2147483647\n[tracks]\na = { prompt = 'x', candidates = 2 }\n")
+    line = refused(capsys, "batch", str(tracks))
+    assert "Track a: with 2 candidates the random seed is at most 2147483646" in line
