@@ -102,7 +102,7 @@ def test_strength_changes_the_output_and_zero_ignores_the_seed_track(capsys, tmp
         (["--model", "debug", "--strength", "0.5"], "--strength"),
         (["--model", "debug-ace", "--top-k", "10"], "--top-k"),
         (["--model", "debug-ace", "--guidance", "2"], "--guidance"),
-        (["--model", "debug-ace", "--revision", "main"], "no other revision"),
+        (["--model", "debug-ace", "--revision", "main"], "built in-process"),
         (["--model", "debug-ace", "--dtype", "int8"], "Unknown dtype 'int8'"),
         (["--model", "debug", "--dtype", "float8"], "Unknown dtype 'float8'"),
         (
