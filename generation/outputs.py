@@ -177,7 +177,10 @@ def _unrecorded(recorded: dict, made_as: Mapping[str, Mapping[str, Any]]) -> str
 
 def same_file(one: Path, other: Path) -> bool:
     """Whether two paths are one file: the same path once links and `..` are resolved, or the same
-    file on disk (a hard link; a name differing only in case on a case-insensitive file system)."""
+    file on disk (a hard link; a name differing only in case on a case-insensitive file system).
+    `other` is an input: one that is not there is no file to lose (reading it is refused later)."""
+    if not other.exists():
+        return False
     with contextlib.suppress(OSError, RuntimeError):
         if one.resolve() == other.resolve():
             return True

@@ -9,9 +9,8 @@ from __future__ import annotations
 import argparse
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -23,21 +22,15 @@ from generation.audio.mastering import MasteringOptions
 from generation.catalog import DEFAULT_MODEL
 from generation.cli.batch_file import BatchFile, Track, load_batch_file
 from generation.cli.console import Console
+from generation.cli.guards import check_names, check_output, refuse_revision, track_named
 from generation.cli.loop_requests import loop_options, planned, refuse_stray_tempo, seamless
-from generation.errors import InvalidRequestError, ModelNotCachedError, RestyleError
+from generation.errors import InvalidRequestError, ModelNotCachedError
 from generation.families import offered_family
 from generation.finishing import FinishingThread
 from generation.humanize import format_duration
 from generation.interface import Engine, Family, LoadOptions, Params
 from generation.loops import LoopInfo, LoopOptions, LoopPlan, plan_loop, restyle_loop
-from generation.outputs import (
-    TrackFiles,
-    probe_folder,
-    refuse_collisions,
-    refuse_inputs,
-    refuse_to_clobber,
-    write_pairs,
-)
+from generation.outputs import TrackFiles, probe_folder, refuse_to_clobber, write_pairs
 from generation.pipeline import (
     Separate,
     candidate_seeds,
@@ -128,7 +121,7 @@ def generate(args: argparse.Namespace) -> int:
     loop = loop_options(args.loop, args.bpm, args.beats_per_bar, family=family, format_name=args.format)
     files = TrackFiles(args.output, name, options.candidates, fmt.extension)
     plan = [Planned(name, prompt, options, files, loop)]
-    refuse_inputs([("this run", files)], [("the seed", args.seed_track)], "choose another --name or -o")
+    check_output(files, args.seed_track)
     _check_outputs(args.output, plan, args.force)
     console = Console(name)
     loader = _preflight(args, family, args.model, options.stems)
@@ -159,7 +152,7 @@ def batch(args: argparse.Namespace) -> int:
             loop = _track_loop(args, family, format_name, spec, track)
             plans.append(Planned(track.name, check_prompt(track.prompt), options, files, loop))
     refuse_stray_tempo(args.bpm, args.beats_per_bar, looping=any(plan.loop for plan in plans))
-    _check_names(plans, spec.seed, args.tracks_file)
+    check_names([(plan.name, plan.files) for plan in plans], spec.seed, args.tracks_file)
     unlike = {plan.name: _unlike(plan, model) for plan in plans}
     todo = [plan for plan in plans if args.force or unlike[plan.name] is not None]
     for plan in plans:
@@ -334,27 +327,6 @@ def _plan_all(
     return done
 
 
-@contextmanager
-def track_named(name: str | None) -> Iterator[None]:
-    """A refusal about one track of a batch says which: "Track boss: the duration must be..."."""
-    try:
-        yield
-    except RestyleError as exc:
-        if name is None or str(exc).startswith("Track "):
-            raise
-        text = str(exc)
-        text = text[0].lower() + text[1:] if text[:2].istitle() else text
-        raise type(exc)(f"Track {name}: {text}") from exc
-
-
-def _check_names(plans: list[Planned], seed: Path, tracks_file: Path) -> None:
-    """Every output name of a batch, known before any work: none is an input, none is two tracks'."""
-    writers = [(f"track {plan.name}", plan.files) for plan in plans]
-    inputs = [("the seed", seed), ("the batch file", tracks_file)]
-    refuse_inputs(writers, inputs, "rename the track, or choose another output folder (-o or output =)")
-    refuse_collisions([(plan.name, plan.files) for plan in plans])
-
-
 def _check_outputs(
     out_dir: Path, plans: list[Planned], force: bool, unlike: list[str | None] | None = None
 ) -> None:
@@ -393,15 +365,6 @@ def _preflight(
 
         check_stems(random=family.is_random(model), offline=args.offline, cache_dir=args.cache_dir)
     return partial(_load, family, model, options, stems)
-
-
-def refuse_revision(family: Family, model: str, revision: str | None) -> None:
-    """A model built in-process has no commits: a --revision for it would be ignored and then
-    claimed (the sidecar, or a pinned family's refusal naming a hub commit)."""
-    if revision is not None and family.is_random(model):
-        raise InvalidRequestError(
-            f"{model} is built in-process with random weights: it has no revisions, drop --revision."
-        )
 
 
 def _load(family: Family, model: str, options: LoadOptions, stems: bool) -> tuple[Engine, Separate | None]:
