@@ -18,20 +18,17 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from generation.audio.mastering import SILENT_LUFS, measure
-from generation.errors import InvalidRequestError
 from generation.loops import Looped
+from generation.outputs import LAYER_NAMES
 
 log = logging.getLogger(__name__)
 
-LAYER_NAMES = ("drums", "bass", "other", "vocals")  # htdemucs' sources, in its order
 REMAINDER_LAYER = "other"  # what the separator leaves over goes here
 CONTEXT_S = 3.0  # the music heard on each side of the wrap while separating
 SILENT_PEAK_DB = -60.0  # a layer whose true peak stays under this (or unmeasurably quiet) is silent
@@ -148,12 +145,6 @@ def layers_sidecar(entries: list[dict[str, Any]], *, trimmed: int, lossless: boo
     }
 
 
-def layer_filename(candidate_filename: str, layer: str) -> str:
-    """`theme-1.wav` -> `theme-1-drums.wav`."""
-    stem, dot, extension = candidate_filename.rpartition(".")
-    return f"{stem}-{layer}{dot}{extension}" if dot else f"{candidate_filename}-{layer}"
-
-
 def with_layers(looped: Looped, separator: Any) -> Looped:
     """`looped` with each candidate's stems (`LoopInfo.stems`), for `render_candidates` to write as
     layers. Runs the separator, so call it where the model runs (it is on the model's device)."""
@@ -162,22 +153,6 @@ def with_layers(looped: Looped, separator: Any) -> Looped:
         separate_layers(separator, candidate.audio, rate, start) for candidate in looped.result.candidates
     )
     return replace(looped, info=replace(looped.info, stems=stems))
-
-
-def layer_paths(audio: Path) -> list[Path]:
-    """A candidate's layer files and their sidecars."""
-    names = [audio.with_name(layer_filename(audio.name, layer)) for layer in LAYER_NAMES]
-    return [path for name in names for path in (name, name.with_name(name.name + ".json"))]
-
-
-def refuse_to_clobber_layers(tracks: Sequence[Any]) -> None:
-    """Like `generation.outputs.refuse_to_clobber`, for the layers of `TrackFiles` that ask for them."""
-    for track in tracks:
-        existing = [path for audio in track.audio() for path in layer_paths(audio) if path.exists()]
-        if existing:
-            raise InvalidRequestError(
-                f"{existing[0]} already exists: use --force to overwrite, or -o another folder."
-            )
 
 
 def layers_line(rendered: Any) -> str:

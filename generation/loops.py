@@ -121,6 +121,7 @@ class LoopInfo:
     prompt: str = ""  # the style as asked, before the tempo joined it (what a batch resumes by)
     intro_seams: tuple[SeamFigures, ...] = ()  # the intro -> loop boundary, per candidate (intros only)
     stems: tuple[np.ndarray, ...] = ()  # per candidate, when layers are asked (`generation.layers`)
+    asked_duration_s: float | None = None  # the length asked (None: the seed's bars), resumed by too
 
     @property
     def loop_start(self) -> int:
@@ -136,6 +137,7 @@ class LoopInfo:
         plan, rate = self.plan, self.plan.sample_rate
         return {
             "prompt": self.prompt,
+            "asked_duration_s": self.asked_duration_s,
             "bpm": plan.tempo.bpm,
             "beats_per_bar": plan.tempo.beats_per_bar,
             "bars": plan.bars,
@@ -407,7 +409,9 @@ def _folded(generated: Restyled, plan: LoopPlan, one_loop: np.ndarray, prompt: s
     timings = {**generated.timings, "loop_s": time.perf_counter() - clock}
     duration = plan.total_samples / plan.sample_rate
     result = replace(generated, duration_s=duration, candidates=candidates, timings=timings)
-    return Looped(result, LoopInfo(plan, tuple(seams), prompt, tuple(intro_seams)))
+    asked = generated.options.duration_s
+    info = LoopInfo(plan, tuple(seams), prompt, tuple(intro_seams), asked_duration_s=asked)
+    return Looped(result, info)
 
 
 def _divisions(bars: int, plan: LoopPlan) -> int:

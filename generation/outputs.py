@@ -32,6 +32,21 @@ def sidecar_path(audio: Path) -> Path:
     return audio.with_name(audio.name + SIDECAR_SUFFIX)
 
 
+LAYER_NAMES = ("drums", "bass", "other", "vocals")  # htdemucs' sources, in its order
+
+
+def layer_filename(candidate_filename: str, layer: str) -> str:
+    """`theme-1.wav` -> `theme-1-drums.wav`."""
+    stem, dot, extension = candidate_filename.rpartition(".")
+    return f"{stem}-{layer}{dot}{extension}" if dot else f"{candidate_filename}-{layer}"
+
+
+def layer_paths(audio: Path) -> list[Path]:
+    """A candidate's layer files and their sidecars."""
+    names = [audio.with_name(layer_filename(audio.name, layer)) for layer in LAYER_NAMES]
+    return [path for name in names for path in (name, sidecar_path(name))]
+
+
 def write_probe(folder: Path) -> None:
     """Create `folder` if needed and write (then remove) a file in it; OSError if either fails."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -71,6 +86,7 @@ class TrackFiles:
     name: str
     count: int
     extension: str
+    layers: bool = False  # each candidate's layers too (`generation.layers`): outputs like the rest
 
     def audio(self) -> list[Path]:
         return [
@@ -79,7 +95,10 @@ class TrackFiles:
         ]
 
     def all(self) -> list[Path]:
-        return [path for audio in self.audio() for path in (audio, sidecar_path(audio))]
+        """Every file written: each candidate, its sidecar and (asked) its layers with theirs, so
+        that the guards against clobbering an input or another track see the layers too."""
+        own = [path for audio in self.audio() for path in (audio, sidecar_path(audio))]
+        return own + ([path for audio in self.audio() for path in layer_paths(audio)] if self.layers else [])
 
     def existing(self) -> list[Path]:
         return [path for path in self.all() if path.exists()]
@@ -98,20 +117,32 @@ class TrackFiles:
         value: a changed strength or length makes the track again). A loop's sidecar keeps the
         prompt as asked in its `loop` entry: its own `prompt` is what the model was given, the
         tempo appended."""
+        return self.unlike(prompt, loop=loop, model=model, made_as=made_as) is None
+
+    def unlike(
+        self,
+        prompt: str,
+        *,
+        loop: bool = False,
+        model: str | None = None,
+        made_as: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> str | None:
+        """None if `finished`; otherwise why not, as said after "already exists, ..." ("" when
+        there is nothing to say: no files, or only some)."""
         if len(self.existing()) != len(self.all()):
-            return False
-        asked = {"prompt": prompt, "loop": loop, "model": model, "made_as": made_as or {}}
+            return ""
         for audio in self.audio():
             try:
                 recorded = json.loads(sidecar_path(audio).read_text())
             except (OSError, ValueError):
-                return False
-            if not _made_like(recorded, audio.name, **asked):
-                return False
-        return True
+                return "its sidecar cannot be read"
+            why = _unlike(recorded, audio.name, prompt=prompt, loop=loop, model=model, made_as=made_as or {})
+            if why is not None:
+                return why
+        return None
 
 
-def _made_like(
+def _unlike(
     recorded: dict,
     filename: str,
     *,
@@ -119,40 +150,105 @@ def _made_like(
     loop: bool,
     model: str | None,
     made_as: Mapping[str, Mapping[str, Any]],
-) -> bool:
+) -> str | None:
+    """Why a sidecar does not record what is asked now, or None if it does."""
+    if not isinstance(recorded, dict):
+        return "its sidecar cannot be read"
     looped = recorded.get("loop")
     asked = looped.get("prompt") if isinstance(looped, dict) else recorded.get("prompt")
-    return (
-        (looped is not None) == loop
-        and asked == prompt
-        and (model is None or same_model(recorded.get("model", {}).get("name"), model))
-        and recorded.get("output", {}).get("file") == filename
-        and _records(recorded, made_as)
-    )
+    made_by = recorded.get("model", {}).get("name") if isinstance(recorded.get("model"), dict) else None
+    if (looped is not None) != loop:
+        return "made as a loop" if looped is not None else "made as no loop"
+    if asked != prompt:
+        return "made from another prompt"
+    if model is not None and not same_model(made_by, model):
+        return f"made by another model ({made_by}, not {model})"
+    if recorded.get("output", {}).get("file") != filename:
+        return "its sidecar is another file's"
+    setting = _unrecorded(recorded, made_as)
+    return None if setting is None else f"made with another {setting}"
 
 
-def _records(recorded: dict, made_as: Mapping[str, Mapping[str, Any]]) -> bool:
-    """Whether a sidecar records each of these settings (numbers as equal as JSON keeps them)."""
+# How a sidecar's key is said in a refusal.
+SAID = {"asked_duration_s": "duration", "duration_s": "duration", "guidance_scale": "guidance"}
+
+
+def _said(value: object) -> str:
+    return "none asked" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _unrecorded(recorded: dict, made_as: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The first setting a sidecar does not record as asked (numbers as equal as JSON keeps
+    them), said as "strength (0.5, not 0.4)"; None if it records them all."""
     for section, settings in made_as.items():
         written = recorded.get(section)
         if settings and not isinstance(written, dict):
-            return False
+            return section
         for key, value in settings.items():
             kept = written.get(key)
             if isinstance(value, float) and isinstance(kept, int | float) and not isinstance(kept, bool):
                 if not math.isclose(kept, value, rel_tol=1e-9, abs_tol=1e-9):
-                    return False
+                    return f"{SAID.get(key, key)} ({kept:g}, not {value:g})"
             elif kept != value:
-                return False
-    return True
+                return f"{SAID.get(key, key)} ({_said(kept)}, not {_said(value)})"
+    return None
 
 
-def refuse_to_clobber(tracks: Sequence[TrackFiles]) -> None:
-    for track in tracks:
+def same_file(one: Path, other: Path) -> bool:
+    """Whether two paths are one file: the same path once links and `..` are resolved, or the same
+    file on disk (a hard link; a name differing only in case on a case-insensitive file system).
+    `other` is an input: one that is not there is no file to lose (reading it is refused later)."""
+    if not other.exists():
+        return False
+    with contextlib.suppress(OSError, RuntimeError):
+        if one.resolve() == other.resolve():
+            return True
+    try:
+        return os.path.samefile(one, other)
+    except OSError:  # either is missing: a file that is not there is not an input
+        return False
+
+
+def refuse_inputs(
+    tracks: Sequence[tuple[str, TrackFiles]], inputs: Sequence[tuple[str, Path]], instead: str
+) -> None:
+    """No output may be an input (the seed, a batch file), whatever --force or a name says: that
+    would destroy it. `tracks` are (who writes, files), `inputs` (what it is, path); `instead` says
+    what to change (never --force)."""
+    for writer, files in tracks:
+        for output in files.all():
+            for what, path in inputs:
+                if same_file(output, path):
+                    where = "" if output == path else f" ({path})"
+                    raise InvalidRequestError(
+                        f"{output} is {what}{where}: {writer} must not write over it; {instead}."
+                    )
+
+
+def refuse_collisions(tracks: Sequence[tuple[str, TrackFiles]]) -> None:
+    """No two tracks may write one file. Names are compared ignoring case: on macOS' and Windows'
+    file systems `Boss.wav` and `boss.wav` are one file, and a batch file means the same anywhere."""
+    owners: dict[tuple[Path, str], tuple[str, str]] = {}
+    for writer, files in tracks:
+        for output in files.all():
+            key = (output.parent, output.name.casefold())
+            first = owners.setdefault(key, (writer, output.name))
+            if first[0] != writer:
+                same = "both write" if first[1] == output.name else "write files that differ only in case:"
+                names = output.name if first[1] == output.name else f"{first[1]} and {output.name}"
+                raise InvalidRequestError(
+                    f"Tracks {first[0]} and {writer} would {same} {names}: rename one of them."
+                )
+
+
+def refuse_to_clobber(tracks: Sequence[TrackFiles], unlike: Sequence[str | None] | None = None) -> None:
+    """Refuse earlier results; `unlike` says, per track, why a batch does not keep them."""
+    for track, why in zip(tracks, unlike or [None] * len(tracks), strict=True):
         existing = track.existing()
         if existing:
+            said = f", {why}" if why else ""
             raise InvalidRequestError(
-                f"{existing[0]} already exists: use --force to overwrite, or -o another folder."
+                f"{existing[0]} already exists{said}: use --force to overwrite, or -o another folder."
             )
 
 

@@ -11,8 +11,10 @@ the whole seed; melody adherence is measured the same way for every family, on m
 from __future__ import annotations
 
 import math
+import os
 import secrets
 import time
+import unicodedata
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -22,14 +24,21 @@ from typing import Protocol
 import numpy as np
 
 from generation.audio.chroma import melody_adherence, to_chroma_rate
-from generation.audio.decode import AudioLimits, SeedAudio, decode_audio
+from generation.audio.decode import AudioLimits, SeedAudio, decode_audio, mono_of
 from generation.catalog import MAX_PROMPT_CHARS
 from generation.errors import InvalidRequestError
-from generation.humanize import format_duration
+from generation.humanize import count_of, format_duration
 from generation.interface import MAX_SEED, CancelToken, Engine, Job, ProgressFn, only_outcome, validate_seed
 from generation.results import Candidate, Restyled, RestyleOptions
 
 MAX_CANDIDATES = 8
+# The shortest output any front makes (a model may make shorter: `Family.lengths` is floored here).
+MIN_OUTPUT_S = 1.0
+# Memory a job needs per second of output, per candidate: the audio as generated, folded, mastered,
+# measured and encoded, in float32 and float64 copies. The debug model's RSS grew by 76 bytes per
+# mono output sample (60 s more, two candidates, one run); counted here as two channels (the most
+# any family makes) of 48 bytes, so a stereo model is not under-counted.
+BYTES_PER_SAMPLE = 2 * 48
 # A seed is read this far past what a job uses, so the part it uses comes out the same as from the
 # whole seed: htdemucs separates in 7.8 s segments, the chroma's STFT sees 0.26 s either side.
 REACH_MARGIN_S = 10.0
@@ -45,11 +54,21 @@ class Reads(Protocol):
 
 def check_prompt(prompt: str, max_chars: int = MAX_PROMPT_CHARS) -> str:
     prompt = " ".join(prompt.split())
-    if not prompt:
+    if not any(map(_visible, prompt)):  # zero-width spaces, joiners, marks: nothing to read
         raise InvalidRequestError("The style prompt is empty: describe the style you want.")
     if len(prompt) > max_chars:
         raise InvalidRequestError(f"The style prompt is {len(prompt)} characters; the limit is {max_chars}.")
     return prompt
+
+
+# Letters by Unicode's category that show nothing: Hangul fillers and the blank Braille pattern.
+BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _visible(char: str) -> bool:
+    """A letter, digit, punctuation or symbol that shows: not a space, a control, a format
+    character (zero-width space, joiner, direction mark) or a combining mark on nothing."""
+    return unicodedata.category(char)[0] in "LNPS" and char not in BLANK_LETTERS
 
 
 def output_duration(seed: SeedAudio, options: RestyleOptions) -> float:
@@ -61,9 +80,9 @@ def output_duration(seed: SeedAudio, options: RestyleOptions) -> float:
 
 def check_duration(options: RestyleOptions) -> float | None:
     """An explicit length must fit the maximum (checked before the seed is even read)."""
-    if options.duration_s is not None and not 1.0 <= options.duration_s <= options.max_duration_s:
+    if options.duration_s is not None and not MIN_OUTPUT_S <= options.duration_s <= options.max_duration_s:
         raise InvalidRequestError(
-            f"The duration must be between 1 s and {format_duration(options.max_duration_s)}."
+            f"The duration must be between {MIN_OUTPUT_S:g} s and {format_duration(options.max_duration_s)}."
         )
     return options.duration_s
 
@@ -74,6 +93,11 @@ def candidate_seeds(options: RestyleOptions) -> tuple[int, ...]:
     base = (
         secrets.randbelow(MAX_SEED - MAX_CANDIDATES) if options.seed is None else validate_seed(options.seed)
     )
+    if base + options.candidates - 1 > MAX_SEED:  # candidate i takes seed + i - 1
+        raise InvalidRequestError(
+            f"With {options.candidates} candidates the random seed is at most "
+            f"{MAX_SEED - options.candidates + 1}: candidate i takes the seed + i - 1."
+        )
     return tuple(validate_seed(base + index) for index in range(options.candidates))
 
 
@@ -136,7 +160,7 @@ def melody_source(
     clock = time.perf_counter()
     reach = (reach or seed_reach(engine, seed, output_duration(seed, options))) + _margin(seed)
     samples = seed.samples[..., :reach]
-    melody = samples if samples.ndim == 1 else samples.mean(axis=0)
+    melody = samples if samples.ndim == 1 else mono_of(samples)
     if options.stems and engine.reads_melody:
         if separate is None:
             raise InvalidRequestError("Stem separation was asked for but no separator is loaded.")
@@ -183,12 +207,40 @@ def prepare(
 
 def check_length(lengths: tuple[float, float], duration_s: float) -> None:
     """`duration_s` within a model's `(shortest, longest)` (`Family.lengths`, before loading it)."""
-    shortest, longest = lengths
+    shortest, longest = max(lengths[0], MIN_OUTPUT_S), lengths[1]
     if not shortest <= duration_s <= longest:
         longest_text = "any length" if longest == math.inf else format_duration(longest)
         raise InvalidRequestError(
             f"This model makes {format_duration(shortest)} to {longest_text} of audio, "
             f"not {format_duration(duration_s)}: choose a duration in that range."
+        )
+
+
+def available_memory() -> int | None:
+    """Bytes the system can still give (Linux' MemAvailable, else free pages), None if unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def check_memory(duration_s: float, candidates: int, sample_rate: int, available: int | None = None) -> None:
+    """Refuse, before the model loads, a plan whose audio cannot fit in memory (see
+    `BYTES_PER_SAMPLE`): a MemoryError an hour into a run helps nobody."""
+    needed = math.ceil(duration_s * sample_rate) * candidates * BYTES_PER_SAMPLE
+    available = available_memory() if available is None else available
+    if available is not None and needed > available:
+        raise InvalidRequestError(
+            f"{count_of(candidates, 'candidate')} of {format_duration(duration_s)} need about "
+            f"{needed / 1024**3:.1f} GiB of memory; {available / 1024**3:.1f} GiB is free: "
+            "ask for fewer candidates or a shorter duration."
         )
 
 

@@ -16,8 +16,9 @@ from generation.audio.encode import FIT_BITRATES, encode_audio, encode_to_fit, g
 from generation.audio.loop_points import LOOP_FORMATS, encode_loop, file_tags, with_chunk
 from generation.audio.mastering import MasteringOptions, master, measure
 from generation.interface import Engine
-from generation.layers import LAYER_NAMES, LayerMix, layer_entry, layer_filename, layers_sidecar, mix_layers
+from generation.layers import LayerMix, layer_entry, layers_sidecar, mix_layers
 from generation.loops import LoopInfo, loop_mastering
+from generation.outputs import LAYER_NAMES, layer_filename
 from generation.results import Candidate, Restyled, candidate_filename
 from generation.sidecar import sidecar
 

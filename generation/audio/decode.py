@@ -93,7 +93,23 @@ class SeedAudio:
 
     @property
     def mono(self) -> np.ndarray:
-        return self.samples if self.samples.ndim == 1 else self.samples.mean(axis=0)
+        return self.samples if self.samples.ndim == 1 else mono_of(self.samples)
+
+
+def is_silent(samples: np.ndarray) -> bool:
+    """Whether there is nothing to hear in any channel (`(samples,)` or `(channels, samples)`).
+    Judged per channel, never on a mono mix: stereo whose channels are opposite in phase cancels in
+    the sum, yet each channel holds the music."""
+    return samples.size == 0 or float(np.abs(samples).max()) < SILENCE_PEAK
+
+
+def mono_of(planar: np.ndarray) -> np.ndarray:
+    """One channel from `(channels, samples)`: their mean, or the loudest channel where the mean
+    is silent but a channel is not (opposite-phase stereo cancels in the mean)."""
+    mean = planar.mean(axis=0)
+    if len(planar) == 1 or not is_silent(mean) or is_silent(planar):
+        return mean
+    return planar[int(np.abs(planar).max(axis=1).argmax())]
 
 
 def decode_audio(
@@ -113,6 +129,12 @@ def decode_audio(
     data = _read_bounded(source, limits.max_bytes)
     samples, description, errors_seen = _decode(data, limits, _Output(sample_rate, channels))
     _check_content(samples, sample_rate, limits, errors_seen)
+    if is_silent(samples) and channels == 1:
+        # FFmpeg's mono mix of opposite-phase channels is silence: take the channels themselves.
+        stereo, _, _ = _decode(data, limits, _Output(sample_rate, 2))
+        samples = mono_of(stereo)[None]
+    if is_silent(samples):
+        raise AudioInputError("The audio is silent, so there is no melody to follow.")
     if channels == 1:
         samples = samples[0]
     return SeedAudio(samples, sample_rate, hashlib.sha256(data).hexdigest(), description)
@@ -279,5 +301,3 @@ def _check_content(samples: np.ndarray, sample_rate: int, limits: AudioLimits, e
             f"The track is {format_duration(duration)} long; it needs at least "
             f"{format_duration(limits.min_seconds)} to carry a melody."
         )
-    if float(np.abs(samples).max()) < SILENCE_PEAK:
-        raise AudioInputError("The audio is silent, so there is no melody to follow.")

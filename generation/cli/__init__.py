@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from generation import catalog
+from generation.cli.numbers import option
 from generation.errors import RestyleError
 
 EXIT_USAGE = 2
@@ -39,38 +40,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _loudness(text: str) -> float:
-    value = float(text)
-    if not catalog.MIN_LUFS <= value <= catalog.MAX_LUFS:
-        raise argparse.ArgumentTypeError(
-            f"{value:g} LUFS is out of range: use {catalog.MIN_LUFS:g} (very quiet) to {catalog.MAX_LUFS:g}"
-        )
-    return value
-
-
-def _positive(kind: type):
-    def parse(text: str):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
-
-
-def _strength(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 <= value <= 1.0:  # NaN too
-        raise argparse.ArgumentTypeError(
-            f"the cover strength is a number from 0 to 1 (0 ignores the seed, 1 follows it), not {text}"
-        )
-    return value
 
 
 def _device(text: str) -> str:
@@ -118,10 +87,18 @@ def _add_generate(commands) -> argparse.ArgumentParser:
         "prompt", metavar="PROMPT", help='the style, e.g. "serene ambient piano, gentle chimes"'
     )
     command.add_argument(
-        "-n", "--candidates", type=int, default=1, help="how many candidates (default 1, up to 8)"
+        "-n",
+        "--candidates",
+        type=option("candidates"),
+        default=1,
+        help="how many candidates (default 1, up to 8)",
     )
-    command.add_argument("--duration", type=float, help="length in seconds (default: the seed's length)")
-    command.add_argument("--seed", type=int, help="random seed; candidate i uses SEED+i-1 (default: random)")
+    command.add_argument(
+        "--duration", type=option("duration"), help="length in seconds (default: the seed's length)"
+    )
+    command.add_argument(
+        "--seed", type=option("seed"), help="random seed; candidate i uses SEED+i-1 (default: random)"
+    )
     command.add_argument(
         "--name",
         type=_name,
@@ -184,7 +161,7 @@ def _add_shared(command, *, in_batch: bool = False) -> None:
     model.add_argument("--backend", default="auto", choices=("auto", "fast", "reference"), help="decode loop")
     model.add_argument(
         "--threads",
-        type=_positive(int),
+        type=option("threads"),
         help="CPU threads for the model (default: the cores less one, which mastering and encoding use)",
     )
     model.add_argument("--offline", action="store_true", help="use only the Hugging Face cache")
@@ -201,26 +178,33 @@ def _add_shared(command, *, in_batch: bool = False) -> None:
         "--format", choices=FORMAT_NAMES, default=None if in_batch else "wav", help="default wav"
     )
     out.add_argument("--no-normalize", action="store_true", help="keep the model's level (no -14 LUFS)")
-    out.add_argument("--lufs", type=_loudness, default=-14.0, help="loudness target, -70 to 0 (default -14)")
     out.add_argument(
-        "--max-duration", type=_positive(float), default=300.0, help="cap on the length (default 300 s)"
+        "--lufs", type=option("lufs"), default=-14.0, help="loudness target, -70 to 0 (default -14)"
+    )
+    out.add_argument(
+        "--max-duration",
+        type=option("max_duration"),
+        default=300.0,
+        help="cap on the length, 1 to 3600 s (default 300 s)",
     )
     out.add_argument("--force", action="store_true", help="overwrite existing output files")
     _add_loop(command, in_batch=in_batch)
     cover = command.add_argument_group("ACE-Step cover (ace-step, debug-ace)")
     cover.add_argument(
         "--strength",
-        type=_strength,
+        type=option("strength"),
         help="how closely the cover follows the seed, 0 to 1: the share of the denoising steps that "
         f"hear it (default {DEFAULT_STRENGTH:g}: 6 of 8 steps set melody, rhythm and structure, the "
         "last 2 leave the detail to the prompt; 1 can come back too close to the seed, 0 ignores it)",
     )
     # None: not given. A family that has no such setting refuses it (MusicGen has no --strength).
     sampling = command.add_argument_group("MusicGen sampling (audiocraft's defaults)")
-    sampling.add_argument("--top-k", type=int, help=f"default {catalog.TOP_K}")
-    sampling.add_argument("--top-p", type=float, help="default 0 (off)")
-    sampling.add_argument("--temperature", type=float, help=f"0 is greedy (default {catalog.TEMPERATURE:g})")
-    sampling.add_argument("--guidance", type=float, help=f"default {catalog.GUIDANCE:g}")
+    sampling.add_argument("--top-k", type=option("top_k"), help=f"default {catalog.TOP_K}")
+    sampling.add_argument("--top-p", type=option("top_p"), help="default 0 (off)")
+    sampling.add_argument(
+        "--temperature", type=option("temperature"), help=f"0 is greedy (default {catalog.TEMPERATURE:g})"
+    )
+    sampling.add_argument("--guidance", type=option("guidance"), help=f"default {catalog.GUIDANCE:g}")
 
 
 def _add_loop(command, *, in_batch: bool) -> None:
@@ -232,11 +216,13 @@ def _add_loop(command, *, in_batch: bool) -> None:
         + ": whole bars, nearest the duration (default: the seed's whole bars), loop points in the "
         "file (wav smpl chunk; ogg and flac LOOPSTART/LOOPLENGTH) and the sidecar; wav, flac or ogg only",
     )
-    loop.add_argument("--bpm", type=float, help="the seed's tempo, for loops (default: detected)")
-    loop.add_argument("--beats-per-bar", type=int, help="beats in a bar, for loops (default 4)")
+    loop.add_argument("--bpm", type=option("bpm"), help="the seed's tempo, for loops (default: detected)")
+    loop.add_argument(
+        "--beats-per-bar", type=option("beats_per_bar"), help="beats in a bar, for loops (default 4)"
+    )
     loop.add_argument(
         "--intro",
-        type=int,
+        type=option("intro"),
         metavar="BARS",
         help="for loops: BARS bars played once before the loop, in the same file (its loop points start"
         " after the intro)",
@@ -263,6 +249,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("restyle: cancelled.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except MemoryError:  # past the plan's estimate (`generation.pipeline.check_memory`)
+        print(
+            "restyle: out of memory: ask for fewer candidates (-n) or a shorter --duration.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
     except Exception as exc:
         if args.verbose:
             raise

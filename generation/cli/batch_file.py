@@ -28,7 +28,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from generation.audio.tempo import check_beats_per_bar, check_bpm
+from generation.audio.tempo import check_bpm
+from generation.cli.numbers import in_file
 from generation.errors import InvalidRequestError
 from generation.tomlfile import read_toml
 
@@ -98,20 +99,20 @@ def load_batch_file(path: Path) -> BatchFile:
     tracks = data.get("tracks")
     if not isinstance(tracks, dict) or not tracks:
         raise InvalidRequestError(f'{path} needs a [tracks] table with at least one name = "prompt".')
-    base = path.parent
+    base, where = path.parent, path.name
     spec = BatchFile(
         seed=base / data["seed"],
         tracks=[_track(name, value) for name, value in tracks.items()],
         model=_typed(data, "model", str),
         format=_typed(data, "format", str),
         output=base / data["output"] if isinstance(data.get("output"), str) else None,
-        candidates=_typed(data, "candidates", int),
-        duration=_number(data, "duration"),
-        random_seed=_typed(data, "random_seed", int),
-        strength=_number(data, "strength", "a number from 0 to 1"),
+        candidates=in_file(data, "candidates", where),
+        duration=in_file(data, "duration", where),
+        random_seed=in_file(data, "random_seed", where, "seed"),
+        strength=in_file(data, "strength", where),
         stems=_typed(data, "stems", bool) is not False,
         set=_typed(data, "set", bool) is True,
-        **_loop_settings(data, unset=False),
+        **_loop_settings(data, where, unset=False),
     )
     if spec.set:
         _check_set(spec, tracks)
@@ -142,27 +143,26 @@ def _track(name: str, value: Any) -> Track:
     if not isinstance(value, dict) or not isinstance(value.get("prompt"), str):
         raise InvalidRequestError(f'Track {name} needs a prompt: {name} = "style words".')
     _no_unknown(value, TRACK_KEYS, f"track {name}")
+    where = f"Track {name}"
     return Track(
         name,
         value["prompt"],
-        _typed(value, "candidates", int),
-        _number(value, "duration"),
-        _typed(value, "random_seed", int),
-        strength=_number(value, "strength", "a number from 0 to 1"),
-        **_loop_settings(value),
+        in_file(value, "candidates", where),
+        in_file(value, "duration", where),
+        in_file(value, "random_seed", where, "seed"),
+        strength=in_file(value, "strength", where),
+        **_loop_settings(value, where),
     )
 
 
-def _loop_settings(table: dict, unset: bool | None = None) -> dict[str, Any]:
+def _loop_settings(table: dict, where: str, unset: bool | None = None) -> dict[str, Any]:
     """`loop`, `bpm` and `beats_per_bar`, checked; `loop` is `unset` where the table has none."""
-    bpm, beats = table.get("bpm"), _typed(table, "beats_per_bar", int)
-    if bpm is not None and (isinstance(bpm, bool) or not isinstance(bpm, int | float)):
-        raise InvalidRequestError(f"bpm must be a number of beats a minute, not {bpm!r}.")
+    bpm = in_file(table, "bpm", where)
     return {
         "loop": unset if table.get("loop") is None else _typed(table, "loop", bool),
-        "bpm": None if bpm is None else check_bpm(bpm),
-        "beats_per_bar": None if beats is None else check_beats_per_bar(beats),
-        "intro": _typed(table, "intro", int),
+        "bpm": None if bpm is None else check_bpm(bpm),  # rounded as every tempo is
+        "beats_per_bar": in_file(table, "beats_per_bar", where),
+        "intro": in_file(table, "intro", where),
         "layers": _typed(table, "layers", bool),
     }
 
@@ -199,12 +199,3 @@ def _typed(table: dict, key: str, kind: type) -> Any:
     if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
         raise InvalidRequestError(f"{key} must be {KINDS.get(kind, kind.__name__)}, not {value!r}.")
     return value
-
-
-def _number(table: dict, key: str, what: str = "a number of seconds") -> float | None:
-    value = table.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidRequestError(f"{key} must be {what}, not {value!r}.")
-    return float(value)

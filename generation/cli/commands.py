@@ -22,6 +22,7 @@ from generation.audio.mastering import MasteringOptions
 from generation.catalog import DEFAULT_MODEL
 from generation.cli.batch_file import BatchFile, Track, load_batch_file
 from generation.cli.console import Console
+from generation.cli.guards import check_names, check_output, refuse_revision, track_named
 from generation.cli.loop_requests import (
     loop_options,
     planned,
@@ -34,7 +35,7 @@ from generation.families import offered_family
 from generation.finishing import FinishingThread
 from generation.humanize import format_duration
 from generation.interface import Engine, Family, LoadOptions, Params
-from generation.layers import layers_line, refuse_to_clobber_layers
+from generation.layers import layers_line
 from generation.loops import LoopInfo, LoopOptions, LoopPlan, plan_loop, restyle_loop
 from generation.outputs import TrackFiles, probe_folder, refuse_to_clobber, write_pairs
 from generation.pipeline import (
@@ -42,6 +43,7 @@ from generation.pipeline import (
     candidate_seeds,
     check_duration,
     check_length,
+    check_memory,
     check_prompt,
     decode_seed,
     output_duration,
@@ -134,15 +136,17 @@ def generate(args: argparse.Namespace) -> int:
     loop = loop_options(
         args.loop, args.bpm, args.beats_per_bar, family=family, format_name=args.format, intro=args.intro
     )
-    files = TrackFiles(args.output, name, options.candidates, fmt.extension)
-    plan = [Planned(name, prompt, options, files, loop, layers=args.layers)]
+    layers = bool(loop) and args.layers
+    files = TrackFiles(args.output, name, options.candidates, fmt.extension, layers=layers)
+    plan = [Planned(name, prompt, options, files, loop, layers=layers)]
+    check_output(files, args.seed_track)
     _check_outputs(args.output, plan, args.force)
     console = Console(name)
     loader = _preflight(args, family, args.model, options.stems, layers=args.layers)
     with console.phase("decoding the seed"):
         seed = decode_seed(args.seed_track, CLI_SEED_LIMITS, family)
-        plan = _plan_loops(seed, family, plan)
-    _say_cap(console, seed, plan[0], family.lengths(args.model))
+        plan = _plan_all(seed, family, args.model, plan)
+    _say_cap(console, seed, plan[0])
     with console.phase("loading the model"):
         engine, separate, layer_separator = loader()
     session = Session(args, engine, seed, separate, args.format, layer_separator)
@@ -160,20 +164,24 @@ def batch(args: argparse.Namespace) -> int:
     family = offered_family(model)
     plans = []
     for track in spec.tracks:
-        options = _track_options(args, family, model, spec, track)
-        files = TrackFiles(out_dir, track.name, options.candidates, extension)
-        loop = _track_loop(args, family, format_name, spec, track)
-        layers = bool(loop) and (args.layers or spec.wants_layers(track))
-        plans.append(Planned(track.name, check_prompt(track.prompt), options, files, loop, layers=layers))
+        with track_named(track.name):
+            options = _track_options(args, family, model, spec, track)
+            loop = _track_loop(args, family, format_name, spec, track)
+            layers = bool(loop) and (args.layers or spec.wants_layers(track))
+            files = TrackFiles(out_dir, track.name, options.candidates, extension, layers=layers)
+            prompt = check_prompt(track.prompt)
+            plans.append(Planned(track.name, prompt, options, files, loop, layers=layers))
     refuse_stray_tempo(args.bpm, args.beats_per_bar, looping=any(plan.loop for plan in plans))
     refuse_stray_game_options(args.intro, args.layers, looping=any(plan.loop for plan in plans))
     if spec.set and args.no_normalize:
         raise InvalidRequestError("A set's tracks are loudness-matched to one another: drop --no-normalize.")
-    todo = [plan for plan in plans if args.force or not _finished(plan, model)]
+    check_names([(plan.name, plan.files) for plan in plans], spec.seed, args.tracks_file)
+    unlike = {plan.name: _unlike(plan, model) for plan in plans}
+    todo = [plan for plan in plans if args.force or unlike[plan.name] is not None]
     for plan in plans:
         if plan not in todo:
             Console(plan.name).say("already written, skipped (--force makes it again)")
-    _check_outputs(out_dir, todo, args.force)
+    _check_outputs(out_dir, todo, args.force, [unlike[plan.name] for plan in todo])
     if not todo:
         _write_set(spec, out_dir, plans)
         return 0
@@ -182,11 +190,11 @@ def batch(args: argparse.Namespace) -> int:
     console = Console(args.tracks_file.name)
     with console.phase("decoding the seed"):
         seed = decode_seed(spec.seed, CLI_SEED_LIMITS, family)
-        todo = _plan_loops(seed, family, todo)
+        todo = _plan_all(seed, family, model, todo, in_batch=True)
     if spec.set and any(plan.loop_plan != todo[0].loop_plan for plan in todo):
         raise InvalidRequestError("The tracks of a set must share one tempo, metre and length.")
     for plan in todo:
-        _say_cap(Console(plan.name), seed, plan, family.lengths(model))
+        _say_cap(Console(plan.name), seed, plan)
     with console.phase("loading the model"):
         engine, separate, layer_separator = loader()
     session = Session(args, engine, seed, separate, format_name, layer_separator)
@@ -233,6 +241,7 @@ def _write_set(spec: BatchFile, folder: Path, plans: list[Planned]) -> None:
 
 def download(args: argparse.Namespace) -> int:
     family = offered_family(args.model)
+    refuse_revision(family, args.model, args.revision)
     path = family.download(args.model, cache_dir=args.cache_dir, revision=args.revision)
     print(f"{args.model}: cached at {path}")
     if family.reads_melody and not args.no_stems:
@@ -248,13 +257,21 @@ def default_name(seed_path: Path, prompt: str) -> str:
     return f"{seed_path.stem}-{slug}"
 
 
-def _params(args: argparse.Namespace, family: Family, model: str, strength: float | None) -> Params:
+def _params(
+    args: argparse.Namespace,
+    family: Family,
+    model: str,
+    strength: float | None,
+    strength_typed: str = "--strength",
+) -> Params:
     """The family's parameters with the settings given in place; one the family lacks is refused,
-    named as it is typed. `strength` is the command line's or, in a batch, the file's."""
+    named as it is typed. `strength` is the command line's or, in a batch, the file's (said as
+    `strength_typed` then: "strength = 0.5 in tracks.toml")."""
     given = {arg: getattr(args, arg) for arg in PARAM_OPTIONS} | {"strength": strength}
     values = {}
     for arg, value in given.items():
         name, typed = PARAM_OPTIONS[arg]
+        typed = strength_typed if arg == "strength" else typed
         if value is None:
             continue
         if not hasattr(family.default_params, name):
@@ -289,8 +306,19 @@ def _track_options(
     duration = track.duration if track.duration is not None else spec.duration
     seed = track.random_seed if track.random_seed is not None else spec.random_seed
     # The command line's --strength wins over the file's, as its other options do.
-    strength = next((s for s in (args.strength, track.strength, spec.strength) if s is not None), None)
-    params = _params(args, family, model, strength)
+    strength, typed = next(
+        (
+            (value, typed)
+            for value, typed in (
+                (args.strength, "--strength"),
+                (track.strength, f"strength = {track.strength}"),
+                (spec.strength, f"strength = {spec.strength} in {args.tracks_file.name}"),
+            )
+            if value is not None
+        ),
+        (None, "--strength"),
+    )
+    params = _params(args, family, model, strength, typed)
     return _options(
         args, family, candidates, duration, seed, params=params, stems=spec.stems and not args.no_stems
     )
@@ -311,8 +339,10 @@ def _track_loop(
     return loop_options(looping, bpm, beats, family=family, format_name=format_name, intro=intro)
 
 
-def _finished(plan: Planned, model: str) -> bool:
-    return plan.files.finished(plan.prompt, loop=plan.loop is not None, model=model, made_as=_made_as(plan))
+def _unlike(plan: Planned, model: str) -> str | None:
+    """None if the plan's files are there as asked now (kept on resume), else why not."""
+    made_as = _made_as(plan)
+    return plan.files.unlike(plan.prompt, loop=plan.loop is not None, model=model, made_as=made_as)
 
 
 def _made_as(plan: Planned) -> dict[str, dict[str, Any]]:
@@ -327,24 +357,38 @@ def _made_as(plan: Planned) -> dict[str, dict[str, Any]]:
         asked["intro_bars"] = plan.loop.intro_bars
     if plan.layers:
         asked["layered"] = True
-    return {
-        "parameters": parameters,
-        "loop": {key: value for key, value in asked.items() if value is not None},
-    }
+    loop = {key: value for key, value in asked.items() if value is not None}
+    if plan.loop is not None:  # None too: a loop of the seed's bars is not one of 16 s
+        loop["asked_duration_s"] = options.duration_s
+    return {"parameters": parameters, "loop": loop}
 
 
-def _plan_loops(seed: SeedAudio, family: Family, plans: list[Planned]) -> list[Planned]:
-    """Every loop planned from the decoded seed: a seed with no beat, or too short, or a loop
-    longer than the cap is refused here, before the model loads."""
-    return [plan.with_loop_planned(seed, family) for plan in plans]
+def _plan_all(
+    seed: SeedAudio, family: Family, model: str, plans: list[Planned], *, in_batch: bool = False
+) -> list[Planned]:
+    """Every plan finished from the decoded seed, before the model loads: its loop planned (a seed
+    with no beat, or too short, or a loop longer than the cap is refused here), its length within
+    the model's and its audio within memory. In a batch, a refusal names its track."""
+    done = []
+    for asked in plans:
+        with track_named(asked.name if in_batch else None):
+            plan = asked.with_loop_planned(seed, family)
+            duration = output_duration(seed, plan.options)
+            check_length(family.lengths(model), duration)
+            generated = duration if plan.loop_plan is None else plan.loop_plan.generated_s
+            check_memory(generated, plan.options.candidates, family.sample_rate)
+        done.append(plan)
+    return done
 
 
-def _check_outputs(out_dir: Path, plans: list[Planned], force: bool) -> None:
-    """Refuse, before any work, a folder that cannot be written and (unless told) earlier results."""
+def _check_outputs(
+    out_dir: Path, plans: list[Planned], force: bool, unlike: list[str | None] | None = None
+) -> None:
+    """Refuse, before any work, a folder that cannot be written and (unless told) earlier results
+    (`unlike`: why a batch makes each again)."""
     probe_folder(out_dir)
     if not force:
-        refuse_to_clobber([plan.files for plan in plans])
-        refuse_to_clobber_layers([plan.files for plan in plans if plan.layers])
+        refuse_to_clobber([plan.files for plan in plans], unlike)
 
 
 def _preflight(
@@ -354,6 +398,7 @@ def _preflight(
     from generation.devices import pick_device
     from generation.threads import apply_threads, plan_threads
 
+    refuse_revision(family, model, args.revision)
     apply_threads(plan_threads(args.threads, finishing=True))
     device = pick_device(args.device)
     family.dtype_name(model, args.dtype, device)  # a precision the family does not run in is refused now
@@ -393,10 +438,9 @@ def _load(
     return engine, separate, separator if layers else None
 
 
-def _say_cap(console: Console, seed: SeedAudio, plan: Planned, lengths: tuple[float, float]) -> None:
-    """The output's length fits the cap and the model (before it loads); a cut seed is said."""
+def _say_cap(console: Console, seed: SeedAudio, plan: Planned) -> None:
+    """A cut seed is said, and a loop's plan."""
     options = plan.options
-    check_length(lengths, output_duration(seed, options))
     if options.duration_s is None and seed.duration_s > options.max_duration_s:
         console.say(
             f"the seed is {format_duration(seed.duration_s)}; the output is capped at "

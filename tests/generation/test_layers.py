@@ -11,14 +11,13 @@ import pytest
 from generation.audio.stems import build_random_separator
 from generation.layers import (
     FULL_SCALE,
-    LAYER_NAMES,
     REMAINDER_LAYER,
     layer_entry,
-    layer_filename,
     layers_sidecar,
     mix_layers,
     separate_layers,
 )
+from generation.outputs import LAYER_NAMES, layer_filename
 from tests.generation.audio.loop_audio import smpl_loops, tags_and_length
 
 RATE = 32_000

@@ -101,12 +101,12 @@ def test_duration_and_no_normalize(capsys, tmp_path, seed_mp3):
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        (["-n", "0"], "1 to 8 candidates"),
-        (["--seed", "-3"], "seed is a whole number"),
+        (["-n", "0"], "from 1 to 8"),
+        (["--seed", "-3"], "--seed: must be a whole number from 0"),
         (["--duration", "900"], "duration must be between"),
-        (["--top-k", "5000"], "top_k"),
+        (["--top-k", "5000"], "--top-k: must be a whole number from 0 to 2048"),
         (["--format", "aiff"], "invalid choice"),
-        (["--candidates", "two"], "invalid int value"),
+        (["--candidates", "two"], "must be a whole number from 1 to 8, not two"),
         (
             ["--model", "facebook/musicgen-melody", "--offline", "--cache-dir", "/nonexistent-cache"],
             "restyle download",
@@ -166,7 +166,7 @@ def test_batch_makes_one_track_per_name(capsys, tmp_path, seed_mp3):
         ('seed = "x.mp3"\ncolour = "red"\n[tracks]\na = "b"\n', "Unknown setting 'colour'"),
         ('seed = "x.mp3"\n[tracks]\n"bad name!" = "b"\n', "Track name"),
         ('seed = "x.mp3"\n[tracks]\na = { candidates = 2 }\n', "needs a prompt"),
-        ('seed = "x.mp3"\ncandidates = "2"\n[tracks]\na = "b"\n', "candidates must be a whole number"),
+        ('seed = "x.mp3"\ncandidates = "2"\n[tracks]\na = "b"\n', 'candidates = "2": it must'),
         ("seed = \n", "not valid TOML"),
     ],
 )

@@ -102,7 +102,7 @@ def test_strength_changes_the_output_and_zero_ignores_the_seed_track(capsys, tmp
         (["--model", "debug", "--strength", "0.5"], "--strength"),
         (["--model", "debug-ace", "--top-k", "10"], "--top-k"),
         (["--model", "debug-ace", "--guidance", "2"], "--guidance"),
-        (["--model", "debug-ace", "--revision", "main"], "no other revision"),
+        (["--model", "debug-ace", "--revision", "main"], "built in-process"),
         (["--model", "debug-ace", "--dtype", "int8"], "Unknown dtype 'int8'"),
         (["--model", "debug", "--dtype", "float8"], "Unknown dtype 'float8'"),
         (
@@ -141,8 +141,8 @@ def test_batch_takes_strength_for_all_tracks_and_per_track(capsys, tmp_path, see
     ("settings", "expected"),
     [
         ('model = "debug"\nstrength = 0.5\n', "strength"),
-        ('model = "debug-ace"\nstrength = 2\n', "cover strength is a number from 0"),
-        ('model = "debug-ace"\nstrength = "high"\n', "strength must be a number"),
+        ('model = "debug-ace"\nstrength = 2\n', "strength = 2: it must be a number from 0 to 1"),
+        ('model = "debug-ace"\nstrength = "high"\n', 'strength = "high": it must be a number'),
     ],
 )
 def test_bad_strengths_in_a_batch_file_are_refused_first(capsys, tmp_path, seeds, settings, expected):
@@ -198,13 +198,13 @@ def saved_ace(tmp_path_factory, debug_ace) -> Path:
 
 
 def _refused_after_decoding(capsys, *argv: str) -> str:
-    """A refusal that needs the seed's length: one line after the decoding phase's, no loading."""
+    """A refusal that needs the seed's length: one line, made while the seed is decoded, no loading."""
     code, _, err = _run(capsys, *argv)
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2, err
-    assert len(lines) == 2 and "decoding the seed" in lines[0], err
+    assert len(lines) == 1 and "decoding the seed" not in lines[0], err
     assert "Traceback" not in err
-    return lines[1]
+    return lines[0]
 
 
 def test_a_seed_too_short_for_the_model_is_refused_before_it_loads(capsys, tmp_path, seeds, saved_ace):

@@ -123,8 +123,8 @@ def test_a_seed_with_no_clear_beat_loops_once_its_tempo_is_given(capsys, tmp_pat
     ("extra", "expected"),
     [
         (["--format", "mp3"], "mp3 cannot carry loop points"),
-        (["--bpm", "500"], "between 30 and 300 BPM"),
-        (["--beats-per-bar", "0"], "Beats per bar"),
+        (["--bpm", "500"], "--bpm: must be a number from 30 to 300 BPM"),
+        (["--beats-per-bar", "0"], "--beats-per-bar: must be a whole number from 1 to 16"),
         (["--max-duration", "1.5"], "longer than the maximum"),
     ],
 )
@@ -187,9 +187,9 @@ def test_a_batch_that_turns_a_written_track_into_a_loop_makes_it_again(capsys, t
     [
         ('format = "mp3"\nloop = true\n[tracks]\na = "x"\n', "mp3 cannot carry loop points"),
         ('[tracks]\na = { prompt = "x", loop = "yes" }\n', "loop must be true or false"),
-        ('loop = true\n[tracks]\na = { prompt = "x", bpm = 1000 }\n', "between 30 and 300 BPM"),
+        ('loop = true\n[tracks]\na = { prompt = "x", bpm = 1000 }\n', "Track a: bpm = 1000: it must be"),
         ('[tracks]\na = { prompt = "x", bpm = 120 }\n', "loop = true"),
-        ('loop = true\n[tracks]\na = "x"\nb = { prompt = "y", beats_per_bar = 40 }\n', "Beats per bar"),
+        ('loop = true\n[tracks]\na = "x"\nb = { prompt = "y", beats_per_bar = 40 }\n', "b: beats_per_bar"),
     ],
 )
 def test_bad_loop_settings_in_a_batch_file_are_refused_up_front(

@@ -141,7 +141,10 @@ def test_set_json_refuses_tracks_that_do_not_share_the_grid(tmp_path):
     [
         ('intro = 1\n[tracks]\na = "x"\n', "intro or layers but no track loops"),
         ('[tracks]\na = { prompt = "x", layers = true }\n', "asks for an intro or layers but does not loop"),
-        ('loop = true\nintro = "one"\n[tracks]\na = "x"\n', "intro must be a whole number"),
+        (
+            'loop = true\nintro = "one"\n[tracks]\na = "x"\n',
+            'intro = "one": it must be a whole number from 0 to 1024 bars',
+        ),
     ],
 )
 def test_batch_intro_and_layers_keys_are_checked_before_any_work(tmp_path, capsys, text, expected):
