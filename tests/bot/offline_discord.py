@@ -58,6 +58,13 @@ def _json(data: Any, status: int = 200) -> web.Response:
     )
 
 
+def _answer(data: Any):
+    async def handler(_: web.Request) -> web.Response:
+        return _json(data)
+
+    return handler
+
+
 class OfflineDiscord:
     """One bot's Discord: start() serves it, `url` is what the launcher needs."""
 
@@ -102,9 +109,9 @@ class OfflineDiscord:
     async def _serve(self) -> None:
         app = web.Application(client_max_size=64 * 1024**2)
         app.router.add_get("/gateway", self._gateway)
-        app.router.add_get("/api/v10/users/@me", lambda _: _json(BOT_USER))
-        app.router.add_get("/api/v10/oauth2/applications/@me", lambda _: _json(self._application()))
-        app.router.add_put("/api/v10/applications/{app}/commands", lambda _: _json([]))
+        app.router.add_get("/api/v10/users/@me", _answer(BOT_USER))
+        app.router.add_get("/api/v10/oauth2/applications/@me", _answer(self._application()))
+        app.router.add_put("/api/v10/applications/{app}/commands", _answer([]))
         app.router.add_get("/files/{name}", self._file)
         app.router.add_post("/api/v10/interactions/{id}/{token}/callback", self._callback)
         app.router.add_post("/api/v10/channels/{channel}/messages", self._send)
@@ -112,7 +119,7 @@ class OfflineDiscord:
         app.router.add_patch("/api/v10/channels/{channel}/messages/{message}", self._edit)
         app.router.add_patch("/api/v10/webhooks/{app}/{token}/messages/{message}", self._edit)
         app.router.add_get("/api/v10/webhooks/{app}/{token}/messages/{message}", self._edit)
-        app.router.add_get("/api/v10/channels/{channel}", lambda _: _json(CHANNEL_DATA))
+        app.router.add_get("/api/v10/channels/{channel}", _answer(CHANNEL_DATA))
         app.router.add_route("*", "/{path:.*}", self._other)
         self._runner = web.AppRunner(app)
         await self._runner.setup()

@@ -215,6 +215,7 @@ def test_ray_started_by_the_bot_lives_as_long_as_the_bot(bots):
         pid: name for pid, name in children(local.process.pid).items() if name in ("gcs_server", "raylet")
     }
     assert sorted(own_ray.values()) == ["gcs_server", "raylet"], own_ray
+    assert all(alive(pid) for pid in own_ray), f"the bot's Ray died as it became ready\n{local.tail()}"
     until = max(local.started + ALIVE_S, auto.started + ALIVE_S, ready + AFTER_READY_S)
     wait_for(lambda: time.monotonic() >= until, until - time.monotonic() + 1, "time to pass", local, auto)
     for bot in (local, auto):
