@@ -15,6 +15,7 @@ and every process this module stops is one it started, by its id.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -49,6 +50,7 @@ class BotProcess:
     discord: OfflineDiscord
     process: subprocess.Popen
     log: Path
+    ray_tmp: Path
     started: float
 
     def output(self) -> str:
@@ -118,7 +120,7 @@ def start_bot(name: str, address: str, ray_tmp: Path, **env: str) -> BotProcess:
             stderr=subprocess.STDOUT,
             cwd=folder,
         )
-    return BotProcess(name, discord, process, log, time.monotonic())
+    return BotProcess(name, discord, process, log, ray_tmp, time.monotonic())
 
 
 def children(pid: int) -> dict[int, str]:
@@ -184,6 +186,27 @@ def cluster():
     except subprocess.TimeoutExpired:
         head.kill()
         head.wait(10)
+    end_ray_started_in(ray_tmp)
+
+
+def started_in(ray_tmp: Path) -> list[int]:
+    """The running processes given RAY_TMPDIR=`ray_tmp`: a Ray this module started, and its bots."""
+    mark = f"RAY_TMPDIR={ray_tmp}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and mark in (entry / "environ").read_bytes().split(b"\0"):
+                found += [int(entry.name)] if alive(int(entry.name)) else []
+        except OSError:
+            continue
+    return found
+
+
+def end_ray_started_in(ray_tmp: Path) -> None:
+    """Ray's agents can outlive a head whose GCS was killed: end them, one process id at a time."""
+    for pid in started_in(ray_tmp):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +220,7 @@ def bots(cluster):
     yield {bot.name: bot for bot in started}
     for bot in started:
         bot.stop()
+    end_ray_started_in(started[0].ray_tmp)
 
 
 def test_ray_started_by_the_bot_lives_as_long_as_the_bot(bots):
@@ -230,7 +254,7 @@ def test_ray_started_by_the_bot_lives_as_long_as_the_bot(bots):
 
     local.process.send_signal(signal.SIGINT)
     assert local.process.wait(60) == 0, local.tail()
-    wait_for(lambda: not any(alive(pid) for pid in own_ray), 30, "the bot's Ray to stop")
+    wait_for(lambda: not started_in(local.ray_tmp), 30, "every process of the bot's Ray to end")
 
 
 def test_a_lost_gcs_ends_the_bot_with_one_line_naming_ray(cluster, bots):
