@@ -190,16 +190,27 @@ def cluster():
 
 
 def started_in(ray_tmp: Path) -> list[int]:
-    """The running processes given RAY_TMPDIR=`ray_tmp`: a Ray this module started, and its bots."""
+    """The running processes of a Ray this module started (and its bots): given RAY_TMPDIR=`ray_tmp`,
+    or writing their logs under it (Ray's agents, which Ray starts with an environment of its own)."""
     mark = f"RAY_TMPDIR={ray_tmp}".encode()
     found = []
     for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and mark in (entry / "environ").read_bytes().split(b"\0"):
-                found += [int(entry.name)] if alive(int(entry.name)) else []
-        except OSError:
+        if not entry.name.isdigit() or int(entry.name) == os.getpid() or not alive(int(entry.name)):
             continue
+        with contextlib.suppress(OSError):
+            if mark in (entry / "environ").read_bytes().split(b"\0") or any(
+                file.startswith(f"{ray_tmp}/") for file in open_files(entry)
+            ):
+                found.append(int(entry.name))
     return found
+
+
+def open_files(process: Path) -> list[str]:
+    files = []
+    for fd in process.joinpath("fd").iterdir():
+        with contextlib.suppress(OSError):  # closed meanwhile
+            files.append(os.readlink(fd))
+    return files
 
 
 def end_ray_started_in(ray_tmp: Path) -> None:
