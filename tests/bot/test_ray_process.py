@@ -28,12 +28,15 @@ from pathlib import Path
 
 import pytest
 
+from bot.config import WorkersSection
+from bot.fair_queue import FairQueue
+from bot.workers import ray_pool
+from bot.workers.ray_pool import RECONNECT_SETTING, RayPool
 from tests.bot.conftest import seed_mp3
 from tests.bot.offline_discord import OfflineDiscord
+from tests.fake_hub import closed_port
 
 pytest.importorskip("ray", reason="the Ray workers need the ray extra: pip install -e '.[ray]'")
-
-pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 ALIVE_S = 95.0  # from the bot's start: past the 60 s after which a driver without its GCS exits
@@ -234,9 +237,10 @@ def bots(cluster):
     end_ray_started_in(started[0].ray_tmp)
 
 
+@pytest.mark.slow
 def test_ray_started_by_the_bot_lives_as_long_as_the_bot(bots):
     """Both bots are still up after 95 s and post two jobs asked for then; the "" bot's Ray stops
-    with it (the GCS and raylet it started are gone once it exits)."""
+    with it (every process of it has ended once the bot has)."""
     local, auto = bots["local"], bots["auto"]
     wait_for(
         lambda: local.discord.identified.is_set() and auto.discord.identified.is_set(),
@@ -268,6 +272,7 @@ def test_ray_started_by_the_bot_lives_as_long_as_the_bot(bots):
     wait_for(lambda: not started_in(local.ray_tmp), 30, "every process of the bot's Ray to end")
 
 
+@pytest.mark.slow
 def test_a_lost_gcs_ends_the_bot_with_one_line_naming_ray(cluster, bots):
     head, _ = cluster
     auto = bots["auto"]
@@ -284,3 +289,34 @@ def test_a_lost_gcs_ends_the_bot_with_one_line_naming_ray(cluster, bots):
     assert code == 1, auto.tail()
     assert len(said) == 1, auto.tail()
     assert "lost the Ray cluster: its GCS at" in said[0], said
+
+
+def test_the_gcs_watch_waits_half_of_rays_reconnect_timeout_then_exits_with_one_line(monkeypatch, capsys):
+    """The watch itself, quickly: a GCS away for less than the grace is waited for, one that
+    answers again resets it, and one away past it ends the process with code 1 and one line."""
+    monkeypatch.setenv(RECONNECT_SETTING, "8")  # a grace of 4 s
+    exits: list[int] = []
+    monkeypatch.setattr(ray_pool.os, "_exit", exits.append)
+    pool = RayPool(WorkersSection(backend="ray", count=1, gpus_per_worker=0), FairQueue(10), None, None, None)
+    away = f"127.0.0.1:{closed_port()}"
+    pool._gcs = away
+    pool._check_gcs()
+    assert pool._gcs_away_since is not None
+    with socket.socket() as gcs:  # back again
+        gcs.bind(("127.0.0.1", 0))
+        gcs.listen()
+        pool._gcs = f"127.0.0.1:{gcs.getsockname()[1]}"
+        pool._check_gcs()
+        assert pool._gcs_away_since is None
+    pool._gcs = away
+    pool._check_gcs()
+    pool._gcs_away_since -= 3.5  # away for 3.5 s: still within the grace
+    pool._check_gcs()
+    assert exits == [] and capsys.readouterr().err == ""
+    pool._gcs_away_since -= 1.0
+    pool._check_gcs()
+    assert exits == [1]
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "restyle-bot: lost the Ray cluster: its GCS at 127.0.0.1:"
+    ), lines
