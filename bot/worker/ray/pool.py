@@ -19,7 +19,9 @@ the blame for another job. With `count = 0` the pool looks at the cluster's GPUs
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -45,6 +47,9 @@ MAX_DEATHS = 2
 KILLED_TWO = "This job stopped two workers (a crash, or out of memory), so it was not run again."
 RESOURCE_POLL_S = 30.0
 PROBE_S = 5.0  # to connect to the cluster's address before Ray is asked to
+GCS_CHECK_S = 2.0  # how often the GCS of the Ray the bot connected to is looked for
+RECONNECT_SETTING = "RAY_gcs_rpc_server_reconnect_timeout_s"  # Ray's own variable, its spelling
+EXIT_LOST = 1  # the bot's runtime failure code (bot.__main__.EXIT_RUNTIME)
 ENDINGS = frozenset({"finished", "failed", "cancelled"})
 
 
@@ -91,35 +96,39 @@ class RayPool:
         self._early_cancels: set[int] = set()  # cancelled before the pool held them
         self._deaths: Counter[int] = Counter()
         self._lock = threading.Lock()
-        self._starter: threading.Thread | None = None
+        self._owner: threading.Thread | None = None
+        self._started = threading.Event()  # start-up is over, well or not
+        self._done = threading.Event()  # stop() no longer needs Ray
         self._started_ray = False
+        self._gcs: str | None = None  # host:port of the GCS to watch, once this pool started Ray
+        self._gcs_away_since: float | None = None
 
     # -- the pool interface (bot.worker.pool.WorkerPool) -------------------------------------------
 
     def start(self, preload: list[str] = ()) -> Future:
-        if self._starter is None:
+        if self._owner is None:
             self.preload = list(preload)
-            self._starter = threading.Thread(target=self._start, name="restyle-ray-start", daemon=True)
-            self._starter.start()
+            self._owner = threading.Thread(target=self._own_ray, name="restyle-ray", daemon=True)
+            self._owner.start()
         return self.ready
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Interrupt the workers, read what they still finish, then end them."""
-        import ray
-
+        """Interrupt the workers, read what they still finish, then end them (and Ray, if the
+        pool started it)."""
         self.stopping.set()
         self.queue.wake()
         deadline = time.monotonic() + timeout
-        if self._starter is not None:
-            self._starter.join(timeout)
+        if self._owner is not None:
+            self._started.wait(timeout)
         for slot in self.slots:
             slot.interrupt()
         for slot in self.slots:
             slot.join(max(0.0, deadline - time.monotonic()))
         for slot in self.slots:
             slot.kill()
-        if self._started_ray:
-            ray.shutdown()
+        self._done.set()  # the owner shuts Ray down (if it started it) and ends
+        if self._owner is not None:
+            self._owner.join(max(1.0, deadline - time.monotonic()))
 
     def cancel(self, job_id: int) -> bool:
         with self._lock:
@@ -156,7 +165,20 @@ class RayPool:
 
     # -- start-up and growth --------------------------------------------------------------------
 
-    def _start(self) -> None:
+    def _own_ray(self) -> None:
+        """The `restyle-ray` thread: start, then watch, until stop() is done with Ray."""
+        import ray
+
+        started = self._start()
+        self._started.set()
+        if started:
+            self._watch()
+        else:
+            self._done.wait()
+        if self._started_ray:
+            ray.shutdown()
+
+    def _start(self) -> bool:
         try:
             resources = self._connect()
             slots = self._grow(resources)
@@ -166,10 +188,9 @@ class RayPool:
                 self._first_ready(slots)
         except Exception as exc:
             self.ready.set_exception(exc)
-            return
+            return False
         self.ready.set_result(None)
-        if self.workers.count == 0:
-            self._watch()
+        return True
 
     def _connect(self) -> dict[str, float]:
         import ray
@@ -183,6 +204,7 @@ class RayPool:
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise WorkerError(f"Cannot reach the Ray cluster at {address}: {exc}") from exc
             self._started_ray = True
+            self._gcs = ray.get_runtime_context().gcs_address
         return ray.cluster_resources()
 
     def _grow(self, resources: dict[str, float]) -> list[Any]:
@@ -211,13 +233,39 @@ class RayPool:
                 raise WorkerError(f"No Ray worker could load the models: {ray_cause(slots[0].load_error)}")
 
     def _watch(self) -> None:
+        """Until stop() is done: the GCS's health, and with `count = 0`, new GPUs."""
         import ray
 
-        while not self.stopping.wait(self.poll_s):
-            try:
-                self._grow(ray.cluster_resources())
-            except Exception:  # the cluster is away for a moment: ask again next time
-                log.warning("could not read the Ray cluster's resources", exc_info=True)
+        grow_at = time.monotonic() + self.poll_s
+        while not self._done.wait(min(GCS_CHECK_S, self.poll_s)):
+            if self.stopping.is_set():  # stop() is using Ray: no new workers, no verdicts
+                continue
+            self._check_gcs()
+            if self.workers.count == 0 and time.monotonic() >= grow_at:
+                grow_at = time.monotonic() + self.poll_s
+                try:
+                    self._grow(ray.cluster_resources())
+                except Exception:  # the cluster is away for a moment: ask again next time
+                    log.warning("could not read the Ray cluster's resources", exc_info=True)
+
+    def _check_gcs(self) -> None:
+        """End the process if the GCS has been unreachable for too long: Ray cannot work without
+        it, and a graceful stop would wait on Ray calls that never return. Nothing is lost: the
+        database requeues running jobs and posts finished ones at the next start."""
+        if self._gcs is None or _reachable(self._gcs):
+            self._gcs_away_since = None
+            return
+        now = time.monotonic()
+        self._gcs_away_since = self._gcs_away_since or now
+        if now - self._gcs_away_since < gcs_grace_s():
+            return
+        print(
+            f"restyle-bot: lost the Ray cluster: its GCS at {self._gcs} has not answered for "
+            f"{now - self._gcs_away_since:.0f} s; exiting so that systemd or Docker can start the bot again.",
+            file=sys.stderr,
+            flush=True,
+        )
+        os._exit(EXIT_LOST)
 
     # -- for the slots ------------------------------------------------------------------------------
 
@@ -307,6 +355,26 @@ class RayPool:
                 self.end("failed", job_id, job_id, KILLED_TWO)
             else:
                 self.queue.push(hold.job, first=True, recovered=True)
+
+
+def gcs_grace_s() -> float:
+    """Half of Ray's own GCS reconnect timeout (60 s unless set in its documented variable): a
+    GCS that restarts (fault-tolerant clusters) is waited for, and the bot speaks before Ray ends
+    the process with lines of its own."""
+    try:
+        timeout = float(os.environ.get(RECONNECT_SETTING, "60"))
+    except ValueError:
+        timeout = 60.0
+    return max(1.0, timeout / 2)
+
+
+def _reachable(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=GCS_CHECK_S).close()
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _probe(address: str) -> None:
