@@ -30,8 +30,8 @@ import pytest
 
 from bot.config import WorkersSection
 from bot.fair_queue import FairQueue
-from bot.workers import ray_pool
-from bot.workers.ray_pool import RECONNECT_SETTING, RayPool
+from bot.worker.ray import pool as ray_pool
+from bot.worker.ray.pool import RECONNECT_SETTING, RayPool
 from tests.bot.conftest import seed_mp3
 from tests.bot.offline_discord import OfflineDiscord
 from tests.fake_hub import closed_port
