@@ -14,7 +14,7 @@ from bot.replies import UPLOAD_MARGIN
 from bot.schema import MIGRATIONS
 from bot.store import Store
 from tests.bot.conftest import make_config, until
-from tests.bot.test_loops import BAR_120, RATE, _loop_job, assert_seams_said, seam_verdicts
+from tests.bot.test_loops import BAR_120, _loop_job, assert_seams_said, seam_verdicts
 from tests.generation.audio.loop_audio import riff_chunks, smpl_loops
 
 LAYERS = ("drums", "bass", "other", "vocals")
