@@ -232,7 +232,7 @@ async def send_lossless(poster: Poster, interaction: discord.Interaction, job_id
         return
     game = await poster.files.game_files(job_id, idx) if job.loop else []
     if game:  # (a loop made before WAVs were kept has only its FLAC)
-        await send_game_files(poster, interaction, job, idx, game)
+        await send_game_files(poster, interaction, job, candidate, game)
         return
     data = await poster.files.read(candidate.lossless_path)
     too_big = (
@@ -274,15 +274,17 @@ def plan_files(sizes: list[int], budget: int) -> list[list[int]] | None:
 
 
 async def send_game_files(
-    poster: Poster, interaction: discord.Interaction, job: JobRow, idx: int, paths: list[Path]
+    poster: Poster, interaction: discord.Interaction, job: JobRow, candidate: CandidateRow, paths: list[Path]
 ) -> None:
     """A loop candidate's WAV and layers, privately, split over as many messages as they need."""
+    idx = candidate.idx
     sizes = [await poster.files.size(path) for path in paths]
     groups = plan_files(sizes, upload_budget(interaction.filesize_limit))
     if groups is None:
         await refuse(interaction, texts.game_files_too_big(job, idx, max(sizes), interaction.filesize_limit))
         return
     rate = family_for(job.model).sample_rate
+    seam = (await loop_seams(poster, [candidate])).get(idx)
     for number, group in enumerate(groups, start=1):
         files = [
             discord.File(
@@ -290,7 +292,7 @@ async def send_game_files(
             )
             for i in group
         ]
-        content = texts.game_files(job, idx, rate, number, len(groups))
+        content = texts.game_files(job, idx, rate, number, len(groups), seam)
         try:
             if number == 1:
                 await interaction.response.send_message(content, files=files, ephemeral=True)

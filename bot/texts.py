@@ -197,7 +197,24 @@ def results(
     seams: dict[int, SeamVerdict] | None = None,
 ) -> str:
     """`here`: the candidates of this message, when the files needed more than one; `seams`: a
-    loop's verdict per candidate (one missing: nothing is claimed of it)."""
+    loop's verdict per candidate (one missing: nothing is claimed of it). Seam figures in words
+    too long for one message are said briefly (each Loop button's message gives them in full)."""
+    text = _results(job, candidates, upload_limit, close_at, here, seams, brief=False)
+    if len(text) > MESSAGE_LIMIT:
+        text = _results(job, candidates, upload_limit, close_at, here, seams, brief=True)
+    return text
+
+
+def _results(  # noqa: PLR0917 - the arguments of `results`, and how briefly
+    job: JobRow,
+    candidates: list[CandidateRow],
+    upload_limit: int,
+    close_at: float | None,
+    here: list[CandidateRow] | None,
+    seams: dict[int, SeamVerdict] | None,
+    *,
+    brief: bool,
+) -> str:
     lines = [f"🎶 **Job #{job.id} is ready**, <@{job.user_id}>: *{safe(job.prompt, PROMPT_SHOWN)}*"]
     lines += [
         f"{NUMBERS[c.idx - 1]} seed `{c.seed}` · melody adherence {c.adherence:.2f}" for c in candidates
@@ -206,7 +223,7 @@ def results(
     lines.append(f"model `{job.model}` ({family.title}) · {format_duration(job.duration_s)} each")
     lines.append(f"⚖️ {family.licence.notice(family.title)}")
     if job.loop:
-        lines += loop_lines(job, [c.idx for c in candidates], seams or {})
+        lines += loop_lines(job, [c.idx for c in candidates], seams or {}, brief=brief)
     lowered = sorted({c.bitrate for c in candidates if c.bitrate and c.bitrate < 192_000})
     if lowered:
         rate = ", ".join(f"{b // 1000}" for b in lowered)
@@ -232,7 +249,9 @@ def loop_shape(job: JobRow) -> str:
     return shape
 
 
-def loop_lines(job: JobRow, indices: list[int], seams: dict[int, SeamVerdict]) -> list[str]:
+def loop_lines(
+    job: JobRow, indices: list[int], seams: dict[int, SeamVerdict], *, brief: bool = False
+) -> list[str]:
     """What a loop's results say of it: "loops seamlessly" only where the seam figures say so,
     otherwise the figures in words; and what the Loop buttons send."""
     verdicts = [seams.get(idx) for idx in indices]
@@ -242,7 +261,7 @@ def loop_lines(job: JobRow, indices: list[int], seams: dict[int, SeamVerdict]) -
     else:
         lines = [f"🔁 a loop of {loop_shape(job)}:"]
         for idx, verdict in zip(indices, verdicts, strict=True):
-            said = "seam not measured" if verdict is None else _seam_words(verdict)
+            said = "seam not measured" if verdict is None else seam_words(verdict, brief=brief)
             lines.append(f"{NUMBERS[idx - 1]} {said}")
     sends = "the WAV with its loop points, which game engines read"
     if job.loop_layers:
@@ -251,12 +270,21 @@ def loop_lines(job: JobRow, indices: list[int], seams: dict[int, SeamVerdict]) -
     return lines
 
 
-def _seam_words(verdict: SeamVerdict) -> str:
-    return "loops seamlessly" if verdict.seamless else verdict.words
+def seam_words(verdict: SeamVerdict, *, brief: bool = False) -> str:
+    """A candidate's seam for members; `brief`: where it is not seamless, without the figures."""
+    if verdict.seamless:
+        return "loops seamlessly"
+    if not brief:
+        return verdict.words
+    # The verdict's sentences read "not quite seamless <where>: <figures>", joined by "; ".
+    return "; ".join(clause.split(":")[0] for clause in verdict.words.split("; "))
 
 
-def game_files(job: JobRow, idx: int, sample_rate: int, number: int, messages: int) -> str:
-    """The private message(s) of a Loop button: what the WAV holds, where it loops."""
+def game_files(  # noqa: PLR0917 - a candidate, and which of its messages this is
+    job: JobRow, idx: int, sample_rate: int, number: int, messages: int, seam: SeamVerdict | None = None
+) -> str:
+    """The private message(s) of a Loop button: what the WAV holds, where it loops, how its seam
+    measured."""
     of = f" ({number} of {messages} messages)" if messages > 1 else ""
     if number > 1:
         return f"Loop {NUMBERS[idx - 1]} of job #{job.id}, continued{of}."
@@ -271,6 +299,8 @@ def game_files(job: JobRow, idx: int, sample_rate: int, number: int, messages: i
     )
     if job.loop_layers:
         text += " Its layers are the same length with the same loop points; together they are the loop."
+    if seam is not None:
+        text += f" Its seam: {seam_words(seam)}."
     return text + of
 
 
@@ -350,7 +380,9 @@ def help_text(max_candidates: int, max_output_s: float, max_upload_mb: float, mo
         f"and describe a style. Options: `candidates` (1-{max_candidates}), `duration` (seconds, default "
         f"the seed's length, at most {format_duration(max_output_s)}), `seed` (reproducible runs), `model` "
         f"({', '.join(f'`{name}`' for name in models)}), `loop` (a seamless loop for games, in whole bars; "
-        "`bpm` gives the seed's tempo if it is not found; MusicGen models only).\n"
+        "`bpm` gives the seed's tempo if it is not found; MusicGen models only; with a loop, `intro` adds "
+        "bars that play once before it and `layers` sends it as drums, bass, other and vocals too: each "
+        "Loop button sends the WAV with its loop points).\n"
         f"Seeds up to {max_upload_mb:g} MB. Vote on results with the number reactions; `/results` shows the "
         "tallies, `/leaderboard` the server's favourites, `/queue` what is waiting.\n"
         f"{models_table()}"

@@ -108,6 +108,8 @@ async def test_the_results_say_what_the_seam_figures_say(running, monkeypatch):
     assert "loops seamlessly" not in content
     assert_seams_said(content, verdicts, "2 bars at 120 BPM")
     assert "times as much as at its other bar lines" in content
+    download = await world.bob.click(world.results()[0], label="Loop 2")
+    assert verdicts[2].words in download.response.content  # the figures in full, with its file
 
 
 async def test_intro_and_layers_need_a_loop_and_an_intro_must_fit_the_limit(running, tmp_path):
