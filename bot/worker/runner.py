@@ -73,8 +73,8 @@ class _Prepared:
 class Finished:
     job_id: int
     rendered: list[Rendered]  # what is posted (mp3s), each with its lossless copy
-    # A loop's WAVs, with their loop points (what Godot, Unity and RPG Maker read), and the layers
-    # when asked, one per candidate.
+    # A loop's WAVs, one per candidate, with their loop points (the `smpl` chunk Godot's import
+    # reads) and their layers when asked.
     game: list[Rendered] = field(default_factory=list)
 
 
@@ -238,8 +238,8 @@ class BatchRunner:
     def _layered(self, engine: Engine, item: _Prepared, audio, elapsed: float) -> Looped | None:
         """A loop asked with layers, folded and separated here: the separator runs on the model's
         device, and only this thread may use it. None for every other job (finished elsewhere)."""
-        if not item.order.layers or item.loop is None:
-            return None
+        if not item.order.layers or item.loop is None or self._cancelled_meanwhile(item.order.job_id):
+            return None  # (a job cancelled meanwhile is reported so by the finishing thread)
         if self.layer_separator is None:
             raise InvalidRequestError("This worker has no stem separator, so it cannot make layers.")
         looped = item.loop.looped(finish(engine, item.prepared, audio, {"generation_s": elapsed}))
@@ -280,7 +280,7 @@ class BatchRunner:
     ) -> Finished:
         """Files that share one message's upload budget; if even the lowest bitrate cannot do
         that, files that each fit a message of their own (the bot then posts several). A loop's
-        WAVs (and layers) besides: lossless, sent on request, each file within a message's budget."""
+        WAVs (and layers) besides: lossless whatever their size, sent privately on request."""
         looped = layered
         if looped is None:
             result = finish(engine, item.prepared, audio, {"generation_s": elapsed})

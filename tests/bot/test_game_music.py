@@ -71,8 +71,11 @@ async def test_an_intro_and_layers_reach_the_member_as_a_wav_that_loops_after_th
     assert (remixed.loop_bars, remixed.loop_intro_bars, remixed.loop_layers) == (2, 1, True)
 
 
-async def test_layers_split_over_messages_to_fit_the_limit_or_are_refused_in_a_line(running, discord_limits):
-    world = await running()
+async def test_layers_split_over_messages_to_fit_the_limit_or_are_refused_in_a_line(
+    running, discord_limits, tmp_path, shared_engine_loader
+):
+    config = make_config(tmp_path)
+    world = await running(config)
     await _loop_job(world, candidates=1, layers=True)
     await until(world.env, lambda: world.results(), what="the results")
     posted = world.results()[0]
@@ -93,6 +96,12 @@ async def test_layers_split_over_messages_to_fit_the_limit_or_are_refused_in_a_l
     assert refused.ephemeral and "upload limit" in text and "\n" not in text
     assert not refused.response.attachments and not refused.followups
     assert not discord_limits.refused  # nothing was sent that Discord would refuse
+
+    await world.bot.close()  # the buttons outlive the bot: after a restart, the files still come
+    await world.restart(config, shared_engine_loader, start_worker=False)
+    discord_limits.upload = 25 * 1024 * 1024
+    again = await world.bob.click(posted, label="Loop 1")
+    assert [file.filename for file in await _attachments(again)] == names
 
 
 async def test_the_results_say_what_the_seam_figures_say(running, monkeypatch):
