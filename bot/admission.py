@@ -35,7 +35,7 @@ from bot.config import BotConfig
 from bot.files import DataDir
 from bot.jobs import JobBoard
 from bot.lifecycle import Lifecycle
-from bot.loop_jobs import loop_columns, plan_admitted
+from bot.loop_jobs import file_s, loop_columns, loop_length_s, plan_admitted
 from bot.models import JobRow, NewJob, RequestOptions, Reservation
 from bot.replies import NO_PINGS, now, refuse
 from bot.store import Store
@@ -69,6 +69,8 @@ class Submission:
     parent_id: int | None = None
     loop: bool = False
     bpm: float | None = None  # a loop's tempo; None: detected
+    intro: int = 0  # a loop's intro, in bars
+    layers: bool = False  # a loop's layers too
 
 
 def candidate_number(text: str) -> int | None:
@@ -121,6 +123,8 @@ class Admission:
             upload=audio,
             loop=request.loop,
             bpm=request.bpm,
+            intro=request.intro,
+            layers=request.layers,
         )
         await self._submit(interaction, submission)
 
@@ -140,7 +144,7 @@ class Admission:
         submission = Submission(
             prompt=job.prompt,
             candidates=job.candidates,
-            duration=job.duration_s,
+            duration=loop_length_s(job) if job.loop else job.duration_s,
             seed=None,
             model=job.model,
             seed_name=job.seed_name,
@@ -149,6 +153,8 @@ class Admission:
             parent_id=job.id,
             loop=job.loop,
             bpm=job.loop_bpm,
+            intro=job.loop_intro_bars,
+            layers=job.loop_layers,
         )
         await self._submit(interaction, submission)
 
@@ -177,7 +183,7 @@ class Admission:
         submission = Submission(
             prompt=prompt,
             candidates=job.candidates,
-            duration=job.duration_s,
+            duration=loop_length_s(job) if job.loop else job.duration_s,
             seed=None,
             model=job.model,
             seed_name=f"job {job.id} candidate {idx}",
@@ -186,6 +192,8 @@ class Admission:
             parent_id=job.id,
             loop=job.loop,
             bpm=job.loop_tempo,  # the seed is that loop: its tempo is known
+            intro=job.loop_intro_bars,
+            layers=job.loop_layers,
         )
         await self._submit(interaction, submission)
 
@@ -264,7 +272,7 @@ class Admission:
     def _plan_loop(self, sub: Submission, decoded: SeedAudio) -> LoopPlan:
         """On the decode pool: a loop's bars and length, so a loop that cannot be made is refused now."""
         limit = self.config.limits.max_output_seconds
-        return plan_admitted(decoded, sub.model, sub.duration, sub.bpm, limit)
+        return plan_admitted(decoded, sub.model, sub.duration, sub.bpm, limit, intro_bars=sub.intro)
 
     async def _record(
         self,
@@ -295,14 +303,14 @@ class Admission:
             created_at=reservation.at,
             kind=sub.kind,
             parent_id=sub.parent_id,
-            **loop_columns(plan, sub.bpm),
+            **loop_columns(plan, sub.bpm, layers=sub.layers),
         )
         return await self.store.job(await self.store.add_job(new, reservation))
 
     def _duration(self, sub: Submission, decoded: SeedAudio, plan: LoopPlan | None) -> float:
-        """The output's length: a loop's planned bars, else as asked or the seed's (capped)."""
+        """The output's length: a loop's planned bars (and intro), else as asked or the seed's (capped)."""
         if plan is not None:
-            return plan.loop_s
+            return file_s(plan)
         return sub.duration or min(decoded.duration_s, self.config.limits.max_output_seconds)
 
     async def _announce(self, interaction: discord.Interaction, job: JobRow) -> None:

@@ -60,15 +60,31 @@ def access_refusal(config: BotConfig, interaction: discord.Interaction) -> str |
     return None
 
 
+# The most bars an intro may have (intro and loop together must also fit the output limit).
+MAX_INTRO_BARS = 16
+
+
 def loop_refusal(config: BotConfig, request: RequestOptions) -> str | None:
-    """A loop needs a model that reads the melody; a tempo needs a loop."""
+    """A loop needs a model that reads the melody; a tempo, an intro and layers need a loop."""
     if not request.loop:
-        return None if request.bpm is None else "bpm sets a loop's tempo: add loop:True."
+        return _needs_a_loop(request)
+    if not 0 <= request.intro <= MAX_INTRO_BARS:
+        return f"An intro is 1 to {MAX_INTRO_BARS} bars."
     try:
         check_loopable(family_for(request.model or config.models.default))
     except InvalidRequestError as exc:
         return str(exc)
     return None
+
+
+def _needs_a_loop(request: RequestOptions) -> str | None:
+    """Options that only a loop has, asked without one."""
+    asked = [
+        (request.bpm is not None, "bpm sets a loop's tempo: add loop:True."),
+        (bool(request.intro), "intro adds bars that play once before a loop: add loop:True."),
+        (request.layers, "layers split a loop into drums, bass, other and vocals: add loop:True."),
+    ]
+    return next((message for given, message in asked if given), None)
 
 
 def request_refusal(config: BotConfig, request: RequestOptions) -> str | None:

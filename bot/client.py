@@ -114,6 +114,7 @@ class RestyleBot(commands.Bot):
             settings,
             max_rows=self.config.limits.batch_rows,
             separate=self._separator if self.config.models.stems else None,
+            layer_separator=self._separator.load,  # loaded when a loop first asks for layers
         )
 
     def _load_configured_engine(self, model: str) -> Engine:

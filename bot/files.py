@@ -5,6 +5,8 @@
     data/results/<job>/<n>.mp3       what was posted (sized to the channel's upload limit)
     data/results/<job>/<n>.flac      the lossless copy
     data/results/<job>/<n>.json      the sidecar
+    data/results/<job>/<n>-loop.wav  a loop's WAV with its loop points (`smpl`), what games read,
+    data/results/<job>/<n>-loop-drums.wav ... and its layers, when asked (-bass, -other, -vocals)
 
 Files are written and read with aiofiles so the event loop never waits on the disk.
 """
@@ -14,12 +16,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 import shutil
+from collections.abc import Sequence
 from pathlib import Path, PurePath
 
 import aiofiles
 import aiofiles.os
 
 from bot.models import CandidateRow
+from generation.layers import LAYER_NAMES, layer_filename
 from generation.render import Rendered
 
 
@@ -41,9 +45,16 @@ class DataDir:
             await _write(path, data)
         return path
 
-    async def save_results(self, job_id: int, rendered: list[Rendered]) -> list[CandidateRow]:
+    async def save_results(
+        self, job_id: int, rendered: list[Rendered], game: Sequence[Rendered] = ()
+    ) -> list[CandidateRow]:
         folder = self.results / str(job_id)
         await aiofiles.os.makedirs(folder, exist_ok=True)
+        for item in game:  # first: a job is recorded as rendered only once all of its files are here
+            loop = self.loop_file(job_id, item.candidate.index)
+            await _write(loop, item.data)
+            for layer in item.layers:
+                await _write(loop.with_name(layer_filename(loop.name, layer.name)), layer.data)
         rows = []
         for item in rendered:
             idx = item.candidate.index
@@ -64,6 +75,16 @@ class DataDir:
                 )
             )
         return rows
+
+    def loop_file(self, job_id: int, idx: int) -> Path:
+        """Where candidate `idx`'s WAV loop is kept (whether or not the job made one)."""
+        return self.results / str(job_id) / f"{idx}-loop.wav"
+
+    async def game_files(self, job_id: int, idx: int) -> list[Path]:
+        """A loop candidate's WAV, then its layers in their order: those that are here."""
+        loop = self.loop_file(job_id, idx)
+        paths = [loop, *(loop.with_name(layer_filename(loop.name, name)) for name in LAYER_NAMES)]
+        return [path for path in paths if await aiofiles.os.path.exists(path)]
 
     @staticmethod
     async def read(path: str | Path) -> bytes:

@@ -53,6 +53,7 @@ class JobBoard:
             upload_budget(job.upload_limit),
             self._stems,
             work_loop(job),
+            layers=job.loop_layers,
         )
         with self._orders_lock:
             self._orders[job.id] = order

@@ -149,7 +149,7 @@ class Lifecycle:
             if job is None or job.status not in ACTIVE:  # still 'queued' if marking it running failed
                 return
             try:
-                rows = await self.files.save_results(job_id, outcome.rendered)
+                rows = await self.files.save_results(job_id, outcome.rendered, outcome.game)
             except OSError as exc:  # a full disk, a read-only data dir: this job fails, the bot goes on
                 log.error("job %d: the results could not be saved: %s", job_id, exc)
                 await asyncio.to_thread(self.files.remove_results, job_id)

@@ -13,16 +13,24 @@ from generation.results import RestyleOptions
 
 
 def plan_admitted(
-    seed: SeedAudio, model: str, duration_s: float | None, bpm: float | None, max_output_s: float
+    seed: SeedAudio,
+    model: str,
+    duration_s: float | None,
+    bpm: float | None,
+    max_output_s: float,
+    *,
+    intro_bars: int = 0,
 ) -> LoopPlan:
     """The loop a request asks for, or `AudioInputError`/`InvalidRequestError` in one line (no
-    clear beat, less than a bar, a bar longer than the limit). Blocking, CPU only (up to ~3 s for
-    a 5-minute seed): run it in an executor."""
+    clear beat, less than a bar, a bar longer than the limit, an intro and loop past the limit).
+    `duration_s` is the loop's, without the intro. Blocking, CPU only (up to ~3 s for a 5-minute
+    seed): run it in an executor."""
     options = RestyleOptions(duration_s=duration_s, max_duration_s=max_output_s)
-    return plan_loop(seed, options, LoopOptions(bpm=bpm), frame_rate=family_for(model).frame_rate)
+    loop = LoopOptions(bpm=bpm, intro_bars=intro_bars)
+    return plan_loop(seed, options, loop, frame_rate=family_for(model).frame_rate)
 
 
-def loop_columns(plan: LoopPlan | None, bpm: float | None) -> dict[str, Any]:
+def loop_columns(plan: LoopPlan | None, bpm: float | None, *, layers: bool = False) -> dict[str, Any]:
     """What a job's row records of its loop (nothing for a job that is not one)."""
     if plan is None:
         return {}
@@ -32,9 +40,24 @@ def loop_columns(plan: LoopPlan | None, bpm: float | None) -> dict[str, Any]:
         "loop_bars": plan.bars,
         "loop_tempo": plan.tempo.bpm,
         "loop_generated_s": plan.generated_s,
+        "loop_intro_bars": plan.intro_bars,
+        "loop_layers": layers,
     }
 
 
+def file_s(plan: LoopPlan) -> float:
+    """A loop's file: its intro, then the loop."""
+    return plan.total_samples / plan.sample_rate
+
+
+def loop_length_s(job: JobRow) -> float:
+    """A loop job's loop without its intro (intro and loop are whole bars of one tempo): what a
+    Reroll or Remix plans its loop from, so that it gets the same bars."""
+    return job.duration_s * job.loop_bars / (job.loop_bars + job.loop_intro_bars)
+
+
 def work_loop(job: JobRow) -> LoopOptions | None:
-    """The loop the worker makes of a job: the tempo as asked, the bars as planned at admission."""
-    return LoopOptions(bpm=job.loop_bpm, bars=job.loop_bars) if job.loop else None
+    """The loop the worker makes of a job: the tempo as asked, the bars and intro as planned at admission."""
+    if not job.loop:
+        return None
+    return LoopOptions(bpm=job.loop_bpm, bars=job.loop_bars, intro_bars=job.loop_intro_bars)

@@ -23,6 +23,8 @@ class RequestOptions:
     model: str | None = None
     loop: bool = False
     bpm: float | None = None  # a loop's tempo; None: detected from the seed
+    intro: int = 0  # bars played once before a loop, in the same file
+    layers: bool = False  # a loop's layers (drums, bass, other, vocals) too
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +52,8 @@ class NewJob:
     loop_bars: int | None = None  # as planned at admission
     loop_tempo: float | None = None
     loop_generated_s: float | None = None
+    loop_intro_bars: int = 0  # bars before the loop, in the same file; `duration_s` counts them
+    loop_layers: bool = False
 
     @property
     def generated_s(self) -> float:

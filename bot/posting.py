@@ -6,14 +6,18 @@ as fit it. Each part is recorded the moment it is out, and every send is recorde
 before it leaves; a part that went out just before a crash is then found in the channel (by its
 buttons) rather than posted twice. Channel sends also carry a nonce Discord enforces.
 A lossless download (the FLAC button) is a post too: one ephemeral file, within the channel's limit.
+A loop's Loop button sends its WAV with loop points (and its layers, when asked) the same way, in as
+many private messages as the channel's limit needs; a file too big for one message is refused in a
+line. Being private and on request, a restart cannot post these twice: a member just asks again.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import logging
 from datetime import UTC, datetime
-from pathlib import PurePath
+from pathlib import Path, PurePath
 
 import discord
 
@@ -25,6 +29,7 @@ from bot.replies import now, refuse, upload_budget
 from bot.store import Store
 from bot.views import results_view
 from generation.families import family_for
+from generation.game_music import SeamVerdict, loop_verdict
 from generation.humanize import format_bytes
 
 log = logging.getLogger(__name__)
@@ -88,6 +93,7 @@ async def post_results(
     store = poster.store
     sizes = [await poster.files.size(candidate.audio_path) for candidate in candidates]
     groups = plan_parts(candidates, sizes, upload_budget(job.upload_limit))
+    seams = await loop_seams(poster, candidates) if job.loop else None
     posted = {part.part: part for part in await store.result_parts(job.id)}
     earlier = (await store.delivery(job.id)).last_attempt_at
     for number, group in enumerate(groups, start=1):
@@ -96,11 +102,24 @@ async def post_results(
         message = await find_posted(poster, job, group[0].idx, earlier) if earlier is not None else None
         if message is None:
             await store.note_post_attempt(job.id, now())
-            content = texts.results_part(job, groups, number, close_at)
+            content = texts.results_part(job, groups, number, close_at, seams)
             message = await _send(poster, job, number, content, group, interaction=interaction)
         posted[number] = ResultPart(message.id, job.id, number, group[0].idx, group[-1].idx)
         await store.add_result_part(posted[number])
     return [posted[number] for number in sorted(posted)]
+
+
+async def loop_seams(poster: Poster, candidates: list[CandidateRow]) -> dict[int, SeamVerdict]:
+    """Each loop candidate's seam verdict, from its sidecar's figures; a candidate whose figures
+    cannot be read is left out (the results then claim nothing about it)."""
+    verdicts = {}
+    for candidate in candidates:
+        try:
+            entry = json.loads(await poster.files.read(PurePath(candidate.audio_path).with_suffix(".json")))
+            verdicts[candidate.idx] = loop_verdict(entry["loop"])
+        except (OSError, ValueError, KeyError, TypeError):
+            log.warning("job %d: no seam figures for candidate %d", candidate.job_id, candidate.idx)
+    return verdicts
 
 
 async def find_posted(poster: Poster, job: JobRow, first_idx: int, since: float) -> discord.Message | None:
@@ -211,6 +230,10 @@ async def send_lossless(poster: Poster, interaction: discord.Interaction, job_id
     ):
         await refuse(interaction, "That file has expired.")
         return
+    game = await poster.files.game_files(job_id, idx) if job.loop else []
+    if game:  # (a loop made before WAVs were kept has only its FLAC)
+        await send_game_files(poster, interaction, job, candidate, game)
+        return
     data = await poster.files.read(candidate.lossless_path)
     too_big = (
         f"The lossless file is {format_bytes(len(data))}, over this channel's "
@@ -232,3 +255,54 @@ async def send_lossless(poster: Poster, interaction: discord.Interaction, job_id
             interaction,
             too_big if exc.status == 413 else f"Discord refused the file: {refusals.describe(exc)}.",
         )
+
+
+def plan_files(sizes: list[int], budget: int) -> list[list[int]] | None:
+    """Files (by index, in order) in as few messages as `budget` bytes each allows; None when one
+    file alone is over it."""
+    if any(size > budget for size in sizes):
+        return None
+    groups: list[list[int]] = []
+    used = budget + 1
+    for index, size in enumerate(sizes):
+        if used + size > budget or len(groups[-1]) >= MAX_FILES:
+            groups.append([])
+            used = 0
+        groups[-1].append(index)
+        used += size
+    return groups
+
+
+async def send_game_files(
+    poster: Poster, interaction: discord.Interaction, job: JobRow, candidate: CandidateRow, paths: list[Path]
+) -> None:
+    """A loop candidate's WAV and layers, privately, split over as many messages as they need."""
+    idx = candidate.idx
+    sizes = [await poster.files.size(path) for path in paths]
+    groups = plan_files(sizes, upload_budget(interaction.filesize_limit))
+    if groups is None:
+        await refuse(interaction, texts.game_files_too_big(job, idx, max(sizes), interaction.filesize_limit))
+        return
+    rate = family_for(job.model).sample_rate
+    seam = (await loop_seams(poster, [candidate])).get(idx)
+    for number, group in enumerate(groups, start=1):
+        files = [
+            discord.File(
+                io.BytesIO(await poster.files.read(paths[i])), filename=f"restyle-{job.id}-{paths[i].name}"
+            )
+            for i in group
+        ]
+        content = texts.game_files(job, idx, rate, number, len(groups), seam)
+        try:
+            if number == 1:
+                await interaction.response.send_message(content, files=files, ephemeral=True)
+            else:
+                await interaction.followup.send(content, files=files, ephemeral=True)
+        except discord.HTTPException as exc:  # refused anyway: say so, in one line, and stop
+            log.warning("job %d: loop %d's files were refused: %s", job.id, idx, refusals.describe(exc))
+            why = f"Discord refused the files: {refusals.describe(exc)}."
+            if number == 1:
+                await refuse(interaction, why)
+            else:
+                await interaction.followup.send(why, ephemeral=True)
+            return

@@ -107,3 +107,11 @@ MIGRATIONS += (
     ALTER TABLE jobs ADD COLUMN loop_generated_s REAL;
     """,
 )
+# A loop's intro (bars played once before the loop, in the same file; 0: none) and whether its
+# layers were asked (the loop as drums, bass, other and vocals that sum to it): /restyle intro:, layers:.
+MIGRATIONS += (
+    """
+    ALTER TABLE jobs ADD COLUMN loop_intro_bars INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN loop_layers INTEGER NOT NULL DEFAULT 0;
+    """,
+)

@@ -38,6 +38,7 @@ def _job(row: aiosqlite.Row | dict) -> JobRow:
     values = dict(row)
     values["announced"] = bool(values["announced"])
     values["loop"] = bool(values["loop"])
+    values["loop_layers"] = bool(values["loop_layers"])
     values["files_deleted"] = bool(values["files_deleted"])
     return JobRow(**values)
 

@@ -16,6 +16,7 @@ import discord
 
 from bot.models import CandidateRow, JobRow
 from generation.families import FAMILIES, OFFERED, family_for
+from generation.game_music import SeamVerdict
 from generation.humanize import count_of, format_bytes, format_duration
 
 NUMBERS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣")
@@ -168,13 +169,20 @@ def cancelled(job: JobRow, by: str) -> str:
     return f"{header(job)}\n🚫 Cancelled by {safe(by, NAME_SHOWN)}."
 
 
-def results_part(job: JobRow, parts: list[list[CandidateRow]], number: int, close_at: float | None) -> str:
+def results_part(
+    job: JobRow,
+    parts: list[list[CandidateRow]],
+    number: int,
+    close_at: float | None,
+    seams: dict[int, SeamVerdict] | None = None,
+) -> str:
     """The text of results message `number` (from 1): the whole story on the first, a pointer on
-    the others."""
+    the others. `seams`: a loop's verdict per candidate."""
     here = parts[number - 1]
     if number == 1:
         everyone = [candidate for part in parts for candidate in part]
-        return results(job, everyone, job.upload_limit, close_at, here if len(parts) > 1 else None)
+        shared = here if len(parts) > 1 else None
+        return results(job, everyone, job.upload_limit, close_at, here=shared, seams=seams)
     shown = "".join(NUMBERS[c.idx - 1] for c in here)
     return f"🎶 Job #{job.id}, part {number} of {len(parts)}: {shown}. Vote on them here, with their numbers."
 
@@ -184,9 +192,29 @@ def results(
     candidates: list[CandidateRow],
     upload_limit: int,
     close_at: float | None,
+    *,
     here: list[CandidateRow] | None = None,
+    seams: dict[int, SeamVerdict] | None = None,
 ) -> str:
-    """`here`: the candidates of this message, when the files needed more than one."""
+    """`here`: the candidates of this message, when the files needed more than one; `seams`: a
+    loop's verdict per candidate (one missing: nothing is claimed of it). Seam figures in words
+    too long for one message are said briefly (each Loop button's message gives them in full)."""
+    text = _results(job, candidates, upload_limit, close_at, here, seams, brief=False)
+    if len(text) > MESSAGE_LIMIT:
+        text = _results(job, candidates, upload_limit, close_at, here, seams, brief=True)
+    return text
+
+
+def _results(  # noqa: PLR0917 - the arguments of `results`, and how briefly
+    job: JobRow,
+    candidates: list[CandidateRow],
+    upload_limit: int,
+    close_at: float | None,
+    here: list[CandidateRow] | None,
+    seams: dict[int, SeamVerdict] | None,
+    *,
+    brief: bool,
+) -> str:
     lines = [f"🎶 **Job #{job.id} is ready**, <@{job.user_id}>: *{safe(job.prompt, PROMPT_SHOWN)}*"]
     lines += [
         f"{NUMBERS[c.idx - 1]} seed `{c.seed}` · melody adherence {c.adherence:.2f}" for c in candidates
@@ -195,10 +223,7 @@ def results(
     lines.append(f"model `{job.model}` ({family.title}) · {format_duration(job.duration_s)} each")
     lines.append(f"⚖️ {family.licence.notice(family.title)}")
     if job.loop:
-        lines.append(
-            f"🔁 loops seamlessly: {count_of(job.loop_bars, 'bar')} at {job.loop_tempo:g} BPM. The mp3s "
-            "are for listening; the Loop buttons send the lossless FLAC with its loop points."
-        )
+        lines += loop_lines(job, [c.idx for c in candidates], seams or {}, brief=brief)
     lowered = sorted({c.bitrate for c in candidates if c.bitrate and c.bitrate < 192_000})
     if lowered:
         rate = ", ".join(f"{b // 1000}" for b in lowered)
@@ -214,6 +239,77 @@ def results(
     vote += " here, and on the next messages with theirs" if here is not None else ""
     lines.append(f"{vote}; voting closes <t:{int(close_at)}:R>." if close_at else f"{vote}.")
     return "\n".join(lines)
+
+
+def loop_shape(job: JobRow) -> str:
+    """ "2 bars at 120 BPM", after its intro if it has one."""
+    shape = f"{count_of(job.loop_bars, 'bar')} at {job.loop_tempo:g} BPM"
+    if job.loop_intro_bars:
+        shape += f", after an intro of {count_of(job.loop_intro_bars, 'bar')} that plays once"
+    return shape
+
+
+def loop_lines(
+    job: JobRow, indices: list[int], seams: dict[int, SeamVerdict], *, brief: bool = False
+) -> list[str]:
+    """What a loop's results say of it: "loops seamlessly" only where the seam figures say so,
+    otherwise the figures in words; and what the Loop buttons send."""
+    verdicts = [seams.get(idx) for idx in indices]
+    if all(verdict is not None and verdict.seamless for verdict in verdicts):
+        where = " (and where the intro meets the loop)" if job.loop_intro_bars else ""
+        lines = [f"🔁 loops seamlessly{where}: {loop_shape(job)}."]
+    else:
+        lines = [f"🔁 a loop of {loop_shape(job)}:"]
+        for idx, verdict in zip(indices, verdicts, strict=True):
+            said = "seam not measured" if verdict is None else seam_words(verdict, brief=brief)
+            lines.append(f"{NUMBERS[idx - 1]} {said}")
+    sends = "the WAV with its loop points, which game engines read"
+    if job.loop_layers:
+        sends += ", and its layers (drums, bass, other, vocals: in sync, they add up to the loop)"
+    lines.append(f"The mp3s are for listening; each Loop button sends {sends}.")
+    return lines
+
+
+def seam_words(verdict: SeamVerdict, *, brief: bool = False) -> str:
+    """A candidate's seam for members; `brief`: where it is not seamless, without the figures."""
+    if verdict.seamless:
+        return "loops seamlessly"
+    if not brief:
+        return verdict.words
+    # The verdict's sentences read "not quite seamless <where>: <figures>", joined by "; ".
+    return "; ".join(clause.split(":")[0] for clause in verdict.words.split("; "))
+
+
+def game_files(  # noqa: PLR0917 - a candidate, and which of its messages this is
+    job: JobRow, idx: int, sample_rate: int, number: int, messages: int, seam: SeamVerdict | None = None
+) -> str:
+    """The private message(s) of a Loop button: what the WAV holds, where it loops, how its seam
+    measured."""
+    of = f" ({number} of {messages} messages)" if messages > 1 else ""
+    if number > 1:
+        return f"Loop {NUMBERS[idx - 1]} of job #{job.id}, continued{of}."
+    start = (
+        "its start"
+        if not job.loop_intro_bars
+        else f"the end of the intro ({count_of(job.loop_intro_bars, 'bar')})"
+    )
+    text = (
+        f"Loop {NUMBERS[idx - 1]} of job #{job.id}: WAV, {sample_rate / 1000:g} kHz, {loop_shape(job)}, with "
+        f"its loop points (a `smpl` loop from {start} to the last sample, which Godot's import reads)."
+    )
+    if job.loop_layers:
+        text += " Its layers are the same length with the same loop points; together they are the loop."
+    if seam is not None:
+        text += f" Its seam: {seam_words(seam)}."
+    return text + of
+
+
+def game_files_too_big(job: JobRow, idx: int, size: int, limit: int) -> str:
+    what = "The WAV and each of its layers are" if job.loop_layers else "The WAV is"
+    return (
+        f"{what} {format_bytes(size)}, over this channel's {format_bytes(limit)} upload limit: loop "
+        f"{NUMBERS[idx - 1]} of job #{job.id} cannot be sent here."
+    )
 
 
 def lossless(job: JobRow, idx: int, sample_rate: int) -> str:
@@ -284,7 +380,9 @@ def help_text(max_candidates: int, max_output_s: float, max_upload_mb: float, mo
         f"and describe a style. Options: `candidates` (1-{max_candidates}), `duration` (seconds, default "
         f"the seed's length, at most {format_duration(max_output_s)}), `seed` (reproducible runs), `model` "
         f"({', '.join(f'`{name}`' for name in models)}), `loop` (a seamless loop for games, in whole bars; "
-        "`bpm` gives the seed's tempo if it is not found; MusicGen models only).\n"
+        "`bpm` gives the seed's tempo if it is not found; MusicGen models only; with a loop, `intro` adds "
+        "bars that play once before it and `layers` sends it as drums, bass, other and vocals too: each "
+        "Loop button sends the WAV with its loop points).\n"
         f"Seeds up to {max_upload_mb:g} MB. Vote on results with the number reactions; `/results` shows the "
         "tallies, `/leaderboard` the server's favourites, `/queue` what is waiting.\n"
         f"{models_table()}"

@@ -10,7 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import texts
-from bot.checks import cancel_refusal
+from bot.checks import MAX_INTRO_BARS, cancel_refusal
 from bot.models import RequestOptions
 from bot.replies import refuse
 from generation.interface import MAX_SEED
@@ -32,8 +32,10 @@ class Restyle(commands.Cog):
         duration="Length in seconds (default: the seed's length)",
         seed="A number that makes the result reproducible",
         model="MusicGen-melody (non-commercial) or ACE-Step (MIT, keeps rhythm too): see /help",
-        loop="Make a seamless loop for games: whole bars, with loop points in the lossless file",
+        loop="Make a seamless loop for games: whole bars; its Loop button sends a WAV with loop points",
         bpm="The seed's tempo, for a loop (default: found from the seed)",
+        intro="With loop: this many bars that play once, then lead into the loop (same file)",
+        layers="With loop: also send the loop as drums, bass, other and vocals, in sync, to fade in and out",
     )
     async def restyle(  # noqa: PLR0917 - a slash command's options are its parameters
         self,
@@ -46,6 +48,8 @@ class Restyle(commands.Cog):
         model: str | None = None,
         loop: bool | None = None,
         bpm: app_commands.Range[float, 30.0, 300.0] | None = None,
+        intro: app_commands.Range[int, 1, MAX_INTRO_BARS] | None = None,
+        layers: bool | None = None,
     ) -> None:
         """Keep a track's melody, change its style: candidates are posted here to vote on."""
         candidates = candidates or self.bot.config.limits.default_candidates
@@ -57,6 +61,8 @@ class Restyle(commands.Cog):
             model=model,
             loop=bool(loop),
             bpm=bpm,
+            intro=intro or 0,
+            layers=bool(layers),
         )
         await self.bot.admission.restyle(interaction, audio, request)
 

@@ -18,17 +18,18 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from generation.audio.decode import AudioLimits, SeedAudio
 from generation.audio.mastering import MasteringOptions
 from generation.errors import GenerationCancelled, InvalidRequestError, RestyleError
 from generation.finishing import FinishingThread
 from generation.interface import CancelToken, Engine
-from generation.loops import LoopInfo, LoopOptions, PreparedLoop, prepare_loop
+from generation.layers import with_layers
+from generation.loops import Looped, LoopInfo, LoopOptions, PreparedLoop, prepare_loop
 from generation.pipeline import Prepared, decode_seed, finish, prepare
 from generation.render import Rendered, render_candidates
 from generation.results import Restyled, RestyleOptions
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 # Saved seeds were checked against the bot's limits when they arrived; this only guards the worker.
 SAVED_SEED_LIMITS = AudioLimits(max_bytes=2**34, max_seconds=3600.0)
+LOOP_SLACK_S = 0.01
 SEED_GONE = "The seed file is no longer available (it may have expired): start a new /restyle."
 
 
@@ -54,6 +56,7 @@ class WorkOrder:
     upload_limit: int  # bytes of files one results message may carry
     stems: bool = False
     loop: LoopOptions | None = None  # a loop's, with the bars planned at admission
+    layers: bool = False  # a loop's layers too (separated on the GPU thread)
     # The seed file's bytes, for a worker on another machine (which cannot read the data dir).
     seed_data: bytes | None = field(default=None, repr=False)
 
@@ -69,7 +72,10 @@ class _Prepared:
 @dataclass(frozen=True)
 class Finished:
     job_id: int
-    rendered: list[Rendered]
+    rendered: list[Rendered]  # what is posted (mp3s), each with its lossless copy
+    # A loop's WAVs, one per candidate, with their loop points (the `smpl` chunk Godot's import
+    # reads) and their layers when asked.
+    game: list[Rendered] = field(default_factory=list)
 
 
 class WorkerEvents(Protocol):
@@ -117,6 +123,7 @@ class BatchRunner:
         *,
         max_rows: int = 8,
         separate: Callable | None = None,
+        layer_separator: Callable[[], Any] | None = None,
         finishing: FinishingThread | None = None,
     ) -> None:
         self.engines = engines
@@ -124,6 +131,8 @@ class BatchRunner:
         self.settings = settings
         self.max_rows = max_rows
         self.separate = separate
+        # The `StemSeparator` a loop's layers are split with, loaded on first use (GPU thread only).
+        self.layer_separator = layer_separator
         # Room for a whole batch while the previous one is still being finished.
         self.finishing = finishing or FinishingThread(max_pending=max(2, max_rows))
         self._stop = threading.Event()
@@ -217,15 +226,35 @@ class BatchRunner:
                 if not self._stop.is_set():  # a shutdown leaves the job to be run again
                     self.events.cancelled(item.order.job_id)
                 continue
-            finishing = self.finishing.submit(partial(self._finish, engine, item, outcome, elapsed))
+            try:
+                layered = self._layered(engine, item, outcome, elapsed)
+            except Exception as exc:  # this job fails; the batch's others go on
+                log.exception("job %d: the layers could not be separated", item.order.job_id)
+                self.events.failed(item.order.job_id, _message(exc))
+                continue
+            finishing = self.finishing.submit(partial(self._finish, engine, item, outcome, elapsed, layered))
             handed_over[item.order.job_id] = finishing
 
-    def _finish(self, engine: Engine, item: _Prepared, audio, elapsed: float) -> None:
+    def _layered(self, engine: Engine, item: _Prepared, audio, elapsed: float) -> Looped | None:
+        """A loop asked with layers, folded and separated here: the separator runs on the model's
+        device, and only this thread may use it. None for every other job (finished elsewhere)."""
+        if not item.order.layers or item.loop is None or self._cancelled_meanwhile(item.order.job_id):
+            return None  # (a job cancelled meanwhile is reported so by the finishing thread)
+        if self.layer_separator is None:
+            raise InvalidRequestError("This worker has no stem separator, so it cannot make layers.")
+        looped = item.loop.looped(finish(engine, item.prepared, audio, {"generation_s": elapsed}))
+        return with_layers(looped, self.layer_separator())
+
+    def _finish(
+        self, engine: Engine, item: _Prepared, audio, elapsed: float, layered: Looped | None = None
+    ) -> None:
         """On the finishing thread: render one generated job, unless cancelled meanwhile, and report."""
         job_id = item.order.job_id
         try:
             finished = (
-                None if self._cancelled_meanwhile(job_id) else self._render(engine, item, audio, elapsed)
+                None
+                if self._cancelled_meanwhile(job_id)
+                else self._render(engine, item, audio, elapsed, layered)
             )
         except Exception as exc:
             log.exception("job %d could not be finished", job_id)
@@ -246,20 +275,38 @@ class BatchRunner:
             token = self._tokens.get(job_id)
         return token is not None and token.cancelled and not self._stop.is_set()
 
-    def _render(self, engine: Engine, item: _Prepared, audio, elapsed: float) -> Finished:
+    def _render(
+        self, engine: Engine, item: _Prepared, audio, elapsed: float, layered: Looped | None = None
+    ) -> Finished:
         """Files that share one message's upload budget; if even the lowest bitrate cannot do
-        that, files that each fit a message of their own (the bot then posts several)."""
-        result = finish(engine, item.prepared, audio, {"generation_s": elapsed})
-        loop = None
-        if item.loop is not None:
-            looped = item.loop.looped(result)
-            result, loop = looped.result, looped.info
+        that, files that each fit a message of their own (the bot then posts several). A loop's
+        WAVs (and layers) besides: lossless whatever their size, sent privately on request."""
+        looped = layered
+        if looped is None:
+            result = finish(engine, item.prepared, audio, {"generation_s": elapsed})
+            looped = item.loop.looped(result) if item.loop is not None else None
+        if looped is not None:
+            result = looped.result
+        loop = replace(looped.info, stems=()) if looped is not None else None  # previews: no layers
         budget = item.order.upload_limit
         try:
             rendered = self._encode(engine, item, result, budget // max(1, len(result.candidates)), loop)
         except InvalidRequestError:
             rendered = self._encode(engine, item, result, budget, loop)
-        return Finished(item.order.job_id, rendered)
+        game = [] if looped is None else self._game_files(engine, item, looped)
+        return Finished(item.order.job_id, rendered, game)
+
+    def _game_files(self, engine: Engine, item: _Prepared, looped: Looped) -> list[Rendered]:
+        """Each candidate as a WAV with its loop points (`smpl`: what Godot reads), and its layers."""
+        return render_candidates(
+            looped.result,
+            engine,
+            item.seed,
+            name=f"restyle-{item.order.job_id}",
+            format_name="wav",
+            mastering=self.settings.mastering,
+            loop=looped.info,
+        )
 
     def _encode(
         self, engine: Engine, item: _Prepared, result: Restyled, max_bytes: int, loop: LoopInfo | None
@@ -286,9 +333,10 @@ class BatchRunner:
         try:
             seed = decode_seed(source, SAVED_SEED_LIMITS, engine)
             stems = order.stems and self.separate is not None
-            options = RestyleOptions(
-                order.candidates, order.duration_s, order.duration_s, order.base_seed, None, stems
-            )
+            # A loop's bars were planned (within the limit) at admission: its length in whole
+            # samples may differ from its bars' in the last digits, which must not fail it now.
+            most = order.duration_s + (LOOP_SLACK_S if order.loop is not None else 0.0)
+            options = RestyleOptions(order.candidates, order.duration_s, most, order.base_seed, None, stems)
             if order.loop is None:
                 ready = prepare(engine, seed, order.prompt, options, separate=self.separate)
                 return _Prepared(order, ready, seed)

@@ -1,7 +1,9 @@
-"""/restyle loop:True end to end: planned at admission, whole bars, "loops seamlessly" in the
-results, the lossless loop with its points one button away, and loop options kept over a restart."""
+"""/restyle loop:True end to end: planned at admission, whole bars, the seam as its figures say in
+the results, the WAV loop with its points one button away, and loop options kept over a restart."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -9,10 +11,13 @@ import pytest
 from bot.client import RestyleBot
 from bot.store import Store
 from generation.audio.decode import decode_audio
+from generation.game_music import SeamVerdict, loop_verdict
 from generation.musicgen.family import MUSICGEN
 from tests.audio_factory import encode
 from tests.bot.conftest import make_config, until
-from tests.generation.audio.loop_audio import click_track, tags_and_length
+from tests.generation.audio.loop_audio import click_track, smpl_loops, tags_and_length
+
+NUMBERS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣")
 
 RATE = 32_000
 BAR_120 = 2 * RATE
@@ -24,6 +29,27 @@ def wav(samples: np.ndarray) -> bytes:
 
 def groove_wav(seconds: float = 6.0) -> bytes:
     return wav(click_track(seconds, RATE))
+
+
+def seam_verdicts(world, job_id: int) -> dict[int, SeamVerdict]:
+    """Each candidate's verdict, from the seam figures in the sidecar the worker wrote."""
+    folder = world.bot.files.results / str(job_id)
+    return {
+        int(path.stem): loop_verdict(json.loads(path.read_text())["loop"])
+        for path in sorted(folder.glob("[0-9].json"))
+    }
+
+
+def assert_seams_said(content: str, verdicts: dict[int, SeamVerdict], shape: str) -> None:
+    """ "loops seamlessly" only where the figures say so; otherwise what they say, in words."""
+    assert verdicts and shape in content
+    if all(verdict.seamless for verdict in verdicts.values()):
+        assert "🔁 loops seamlessly" in content
+        return
+    assert "🔁 loops seamlessly" not in content
+    for idx, verdict in verdicts.items():
+        said = "loops seamlessly" if verdict.seamless else verdict.words
+        assert f"{NUMBERS[idx - 1]} {said}" in content
 
 
 async def _loop_job(world, **options):
@@ -46,17 +72,18 @@ async def test_a_loop_from_command_to_the_lossless_loop(running):
     await world.bot.start_worker()
     await until(world.env, lambda: world.results(), what="the results")
     posted = world.results()[0]
-    assert "🔁 loops seamlessly: 2 bars at 120 BPM" in posted.content
+    assert_seams_said(posted.content, seam_verdicts(world, 1), "2 bars at 120 BPM")
     for attachment in posted.attachments:  # the mp3 previews, for listening
         assert attachment.filename.endswith(".mp3")
         assert decode_audio(await attachment.read()).duration_s == pytest.approx(4.0, abs=0.06)
     download = await world.bob.click(posted, label="Loop 2")
     assert download.ephemeral and "loop points" in download.response.content
-    (file,) = download.response.attachments
-    assert file.filename == "restyle-1-2-loop.flac"
-    tags, samples, rate = tags_and_length(await file.read())
+    (file,) = download.response.attachments  # the WAV, whose loop points Godot's import reads
+    assert file.filename == "restyle-1-2-loop.wav"
+    data = await file.read()
+    _, samples, rate = tags_and_length(data)
     assert (samples, rate) == (2 * BAR_120, RATE)  # two bars, to the sample
-    assert (tags["LOOPSTART"], tags["LOOPLENGTH"]) == ("0", str(2 * BAR_120))
+    assert smpl_loops(data) == [(0, 0, 2 * BAR_120 - 1, 0)]  # forward, the whole file, forever
 
 
 async def test_a_loop_job_shows_its_true_step_count(running):
@@ -93,7 +120,7 @@ async def test_a_restart_keeps_a_queued_loop(running, tmp_path, shared_engine_lo
     assert again.queue.ordered()[0].steps == MUSICGEN.total_steps(job.generated_s)
     await again.start_worker()
     await until(world.env, lambda: world.results(), what="the results after the restart")
-    assert f"loops seamlessly: {job.loop_bars} bars at 100 BPM" in world.results()[0].content
+    assert_seams_said(world.results()[0].content, seam_verdicts(world, 1), f"{job.loop_bars} bars at 100 BPM")
     await again.close()
 
 
@@ -112,7 +139,7 @@ async def test_a_reroll_of_a_loop_is_a_loop(running):
     remixed = await world.bot.store.job(3)  # its seed is the loop: its tempo is known, not guessed
     assert (remixed.loop, remixed.loop_bpm, remixed.loop_bars) == (True, 120.0, 2)
     await until(world.env, lambda: len(world.results()) == 3, what="the remix")
-    assert "loops seamlessly: 2 bars at 120 BPM" in world.results()[2].content
+    assert_seams_said(world.results()[2].content, seam_verdicts(world, 3), "2 bars at 120 BPM")
 
 
 @pytest.mark.parametrize(

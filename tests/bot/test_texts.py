@@ -139,3 +139,23 @@ def test_results_and_tallies_fit_whatever_a_member_sends(hostile_job):
     candidates = [CandidateRow(1, idx, 10**9 + idx, 0.5, "a.mp3", "a.flac", 32_000) for idx in range(1, 5)]
     assert len(texts.results(hostile_job, candidates, 10 * 2**20, 2e9)) <= texts.MESSAGE_LIMIT
     assert len(texts.tallies(hostile_job, {1: 10**6, 2: 3})) <= texts.MESSAGE_LIMIT
+
+
+def test_a_loops_results_fit_with_every_seam_in_words(hostile_job):
+    from dataclasses import replace
+
+    from generation.audio.seam import SeamFigures
+    from generation.game_music import seam_verdict
+
+    loop = replace(
+        hostile_job, loop=True, loop_bars=64, loop_tempo=117.25, loop_intro_bars=16, loop_layers=True
+    )
+    candidates = [CandidateRow(1, idx, 10**9 + idx, 0.5, "a.mp3", "a.flac", 32_000) for idx in range(1, 5)]
+    rough = seam_verdict(SeamFigures(9.9, 99.9, 1.0, 1.0, 99.9), where="where the intro meets the loop")
+    text = texts.results(loop, candidates, 10 * 2**20, 2e9, seams=dict.fromkeys(range(1, 5), rough))
+    assert len(text) <= texts.MESSAGE_LIMIT
+    assert len(texts.results(loop, candidates, 10 * 2**20, 2e9, seams={1: rough})) <= texts.MESSAGE_LIMIT
+    # Too long in full: each candidate's seam said briefly (its Loop button gives the figures).
+    brief = "not quite seamless where the intro meets the loop"
+    assert all(f"{texts.NUMBERS[idx - 1]} {brief}\n" in text for idx in range(1, 5))
+    assert "loops seamlessly" not in text

@@ -51,6 +51,7 @@ class WorkerSetup:
     settings: RenderSettings
     max_rows: int
     stems: Separator | None = None  # the stem separation, loaded on the worker
+    layers: Separator | None = None  # what a loop's layers are split with, loaded on first use
 
 
 class _Stream:
@@ -110,8 +111,10 @@ class _Router:
 
 def _files_only(outcome: Finished) -> Finished:
     """The bot keeps files, seeds and scores, never the raw audio: no need to ship megabytes of it."""
-    rendered = [replace(item, candidate=replace(item.candidate, audio=NO_AUDIO)) for item in outcome.rendered]
-    return Finished(outcome.job_id, rendered)
+    strip = lambda item: replace(item, candidate=replace(item.candidate, audio=NO_AUDIO))  # noqa: E731
+    return Finished(
+        outcome.job_id, [strip(item) for item in outcome.rendered], [strip(g) for g in outcome.game]
+    )
 
 
 @ray.remote(concurrency_groups={"batches": 2, "control": 1})
@@ -120,7 +123,11 @@ class WorkerActor:
         self._setup = setup
         self._router = _Router()
         self._runner = BatchRunner(
-            Engines(setup.load_engine), self._router, setup.settings, max_rows=setup.max_rows
+            Engines(setup.load_engine),
+            self._router,
+            setup.settings,
+            max_rows=setup.max_rows,
+            layer_separator=setup.layers.load if setup.layers is not None else None,
         )
         self._gpu = ThreadPoolExecutor(1, thread_name_prefix="restyle-gpu")  # the one GPU thread
         self._loaded = False

@@ -397,5 +397,5 @@ def make_ray_pool(
     """The pool `[workers]` asks for; `load_engine` travels to the workers, so it must pickle."""
     models = config.models
     stems = Separator(models) if models.stems else None
-    setup = WorkerSetup(load_engine, settings, config.limits.batch_rows, stems)
+    setup = WorkerSetup(load_engine, settings, config.limits.batch_rows, stems, layers=Separator(models))
     return RayPool(config.workers, queue, orders, events, setup)
