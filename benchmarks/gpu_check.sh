@@ -37,7 +37,8 @@ assert torch.cuda.is_available(), "no CUDA device"
 assert Version(transformers.__version__) >= Version("5.18"), "transformers < 5.18 drops the conditioning"
 PY
 # 1. graphs against eager steps and against generate, real melody architecture, fp16 and bf16.
-timeout 150 python3 -m pytest -m gpu -q -p no:cacheprovider -o addopts="" tests/generation \
+GPU_TESTS="tests/generation/musicgen"
+timeout 150 python3 -m pytest -m gpu -q -p no:cacheprovider -o addopts="" $GPU_TESTS \
     2>&1 | tee "$out/gpu-tests.log"
 tests=${PIPESTATUS[0]}
 # 2. the GPU benchmark: melody and melody-large, batches 1, 4 and 8 with guidance.
