@@ -93,10 +93,10 @@ def conditioning_chroma(
     window, the 30 s of melody from the window's time offset, looped modulo the melody's length.
 
     A melody shorter than the window is looped as audio, then analysed, where audiocraft tiles its
-    chroma frames: a frame is 4096 samples, so tiled frames repeat every `ceil`-ish frames, not every
-    melody length, and drift off the tune (a 1.3 s seed drifts a whole note in 5 loops). Adherence,
-    measured against the looped audio, read 0.37 for a 30 s output that followed its conditioning
-    exactly; looped audio gives the model what the measure and the listener expect.
+    chroma frames: tiled frames repeat every whole number of 4096-sample frames, not every melody
+    length, so they drift off the tune (a 1.3 s seed by 0.11 s a loop, a third of a note). A 30 s
+    output following such conditioning exactly scored 0.37 against the looped melody; looped audio
+    gives the model what the adherence measure and the listener expect.
     """
     covered = (frames - 1) * HOP + 1  # samples whose chroma has `frames` frames
     if single_window and len(melody) < covered:
