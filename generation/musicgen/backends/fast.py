@@ -24,13 +24,17 @@ import torch.nn.functional as F
 from generation.musicgen.backends import StepHook, WindowBatch
 from generation.musicgen.backends.conditioning import Prefix, build_prefix
 from generation.musicgen.backends.device import LAG_STEPS, StepLag, device_scope
-from generation.musicgen.backends.fixed import FixedSpanLoop, ShapeCache
+from generation.musicgen.backends.fixed import CudaGraphs, FixedSpanLoop, ShapeCache
 from generation.musicgen.kvcache import Int8Cache, int8_cache_fits
 from generation.musicgen.models import LoadedModel
 from generation.musicgen.quantize import split
 from generation.musicgen.sampling import SamplingParams, choose_tokens, row_keys
 
 log = logging.getLogger(__name__)
+
+# Prefix slots (chroma and text) are rounded up to a multiple of this with fixed spans: with the
+# 235 chroma frames, prompts of 1 to 21 text tokens share one shape, 22 to 53 the next.
+PREFIX_BUCKET = 32
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,8 @@ class FastBackend:
         self.core = self.causal_lm.model.decoder
         self.fixed_spans = lm.device.type == "cuda" if fixed_spans is None else fixed_spans
         self.shapes = ShapeCache()
+        # What captures fixed-span steps (tests hand in a stand-in); None runs them as they come.
+        self.graphs = CudaGraphs(lm.device) if self.fixed_spans and lm.device.type == "cuda" else None
         self.lag_steps = LAG_STEPS
         self.make_event = None  # tests hand in a stand-in for torch.cuda.Event
 
@@ -97,7 +103,10 @@ class FastBackend:
         lag = StepLag(device, on_step, self.lag_steps, self.make_event)
         with device_scope(device):
             guided = batch.sampling.guided
-            prefix = build_prefix(self.lm, batch, guided)
+            # Fixed spans round the prefix up to a bucket (left-padded, masked): a prompt of another
+            # length then reuses the buffers and graphs of the same shape instead of capturing anew.
+            bucket = PREFIX_BUCKET if self.fixed_spans else 1
+            prefix = build_prefix(self.lm, batch, guided, bucket=bucket)
             state = self._allocate(batch, prefix, guided)
             first = self._first_free(batch)
             self._prefill(state, prefix, first)
@@ -211,7 +220,7 @@ class FastBackend:
                 mask = state.valid[:, None, None, :span]
         else:
             present = torch.arange(span, device=slot.device) <= slot
-            mask = (state.valid[:, :span] & present)[:, None, None, :]
+            mask = _additive((state.valid[:, :span] & present)[:, None, None, :], embeds.dtype)
         hidden = self._layers(state, embeds, slot, _Attention(slot, span, mask, causal=False))
         self._choose(state, hidden, position)
 
@@ -314,3 +323,13 @@ class FastBackend:
     def _undelay(self, tokens: torch.Tensor, batch: WindowBatch) -> torch.Tensor:
         pad = int(self.core.config.pad_token_id)
         return tokens[tokens != pad].reshape(batch.rows, self.lm.num_codebooks, -1)
+
+
+def _additive(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A boolean attention mask as an additive one (0 where allowed, -inf elsewhere), made once per
+    step rather than by SDPA in every layer; on CUDA a mask in the queries' dtype is what the
+    memory-efficient and cuDNN kernels take as it is (flash takes no mask at all). The benchmark's
+    attention table (`benchmarks.attention`) times the choices on the device."""
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill_(
+        ~allowed, float("-inf")
+    )
