@@ -133,9 +133,9 @@ def run_decode(args: argparse.Namespace, results: Results) -> None:
                     figure = measure(lm, backend, batch, seconds, name)
                     figure.floor_ms = floor_ms(lm, batch, seconds, gpu_bandwidth)
                 results.row_took(time.perf_counter() - clock)
-                _print_decode_row(figure)
                 figures.append(asdict(figure))
-                results.write()
+                results.write()  # before the row is printed: whoever sees the row finds it saved
+                _print_decode_row(figure)
         del lm
     _print_speedups(figures)
     if gpu_bandwidth:
