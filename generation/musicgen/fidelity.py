@@ -36,8 +36,14 @@ class Recording(FastBackend):
     records every replay too (a Python list would only see the capture).
     """
 
-    def __init__(self, lm: LoadedModel, forced: torch.Tensor | None = None, fixed_spans: bool = False):
-        super().__init__(lm, fixed_spans=fixed_spans)
+    def __init__(
+        self,
+        lm: LoadedModel,
+        forced: torch.Tensor | None = None,
+        fixed_spans: bool = False,
+        fp32_stream: bool | None = None,
+    ) -> None:
+        super().__init__(lm, fixed_spans=fixed_spans, fp32_stream=fp32_stream)
         self.forced = forced
         self.logits: torch.Tensor | None = None  # (positions, rows * codebooks, vocab) float32
         self.tokens: torch.Tensor | None = None
@@ -61,10 +67,16 @@ class Recording(FastBackend):
         super()._choose(state, hidden, position)
 
 
-def record(lm: LoadedModel, job: Job, forced: torch.Tensor | None = None, fixed_spans: bool = False):
+def record(
+    lm: LoadedModel,
+    job: Job,
+    forced: torch.Tensor | None = None,
+    fixed_spans: bool = False,
+    fp32_stream: bool | None = None,
+) -> Recording:
     """One window of `job` through a `Recording` backend (tokens forced to `forced` if given)."""
     engine = MusicGenEngine(lm, "fast")
-    engine.backend = recording = Recording(lm, forced, fixed_spans)
+    engine.backend = recording = Recording(lm, forced, fixed_spans, fp32_stream)
     engine.generate_codes(job)
     return recording
 
@@ -88,7 +100,10 @@ def _overlap(p: torch.Tensor, q: torch.Tensor, top_k: int) -> torch.Tensor:
     return (mine[:, :, None] == theirs[:, None, :]).any(-1).float().mean(-1)
 
 
-def compare_precisions(reference: LoadedModel, other: LoadedModel, job: Job, top_k: int = 250) -> Distance:
-    """Distance of `other` from `reference` over one window of `job` (30 s at most)."""
+def compare_precisions(
+    reference: LoadedModel, other: LoadedModel, job: Job, top_k: int = 250, fp32_stream: bool | None = None
+) -> Distance:
+    """Distance of `other` from `reference` over one window of `job` (30 s at most); `fp32_stream`
+    as `FastBackend` takes it, for `other`."""
     first = record(reference, job)
-    return distance(first, record(other, job, forced=first.tokens.clone()), top_k)
+    return distance(first, record(other, job, forced=first.tokens.clone(), fp32_stream=fp32_stream), top_k)

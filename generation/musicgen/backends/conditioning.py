@@ -27,8 +27,11 @@ class Prefix:
     lengths: torch.Tensor  # (rows,) int64: each row's own prefix length (positions count from 0)
 
 
-def build_prefix(lm: LoadedModel, batch: WindowBatch, guided: bool, bucket: int = 1) -> Prefix:
-    """Every row's prefix, left-padded to the longest rounded up to a multiple of `bucket`."""
+def build_prefix(
+    lm: LoadedModel, batch: WindowBatch, guided: bool, bucket: int = 1, dtype: torch.dtype | None = None
+) -> Prefix:
+    """Every row's prefix in `dtype` (the decoder's by default), left-padded to the longest rounded
+    up to a multiple of `bucket`."""
     cond, uncond = [], []
     for group in batch.row_groups():
         text = _text_states(lm, batch.prompts[group])
@@ -38,7 +41,7 @@ def build_prefix(lm: LoadedModel, batch: WindowBatch, guided: bool, bucket: int 
             null = torch.zeros_like(batch.chroma[group])
             null[..., 0] = 1
             uncond += list(torch.cat([_chroma_states(lm, null), torch.zeros_like(text)], dim=1))
-    return _left_pad([row.to(lm.dtype) for row in cond + uncond], bucket)
+    return _left_pad([row.to(dtype or lm.dtype) for row in cond + uncond], bucket)
 
 
 def _text_states(lm: LoadedModel, prompts: list[str]) -> torch.Tensor:
