@@ -88,12 +88,13 @@ class FastBackend:
         over buffers kept per shape, so windows and jobs of one shape reuse them and their graphs.
         `fp32_stream` keeps the residual stream, norms and positions in float32 around the
         products (audiocraft's float16 autocast split, `generation.musicgen.backends.mixed`): by
-        default for float16 weights."""
+        default for float16 and bfloat16 weights."""
         self.lm = lm
         self.causal_lm = lm.model.decoder
         self.core = self.causal_lm.model.decoder
-        if fp32_stream is None:
-            fp32_stream = lm.dtype == torch.float16 and not hasattr(self.core.layers[0].self_attn, "qkv_proj")
+        if fp32_stream is None:  # int8 layers keep their tuned bfloat16-in, bfloat16-out steps
+            int8 = hasattr(self.core.layers[0].self_attn, "qkv_proj")
+            fp32_stream = lm.dtype in (torch.float16, torch.bfloat16) and not int8
         self.stream = Float32Stream(self.core, lm.dtype) if fp32_stream else None
         self.fixed_spans = lm.device.type == "cuda" if fixed_spans is None else fixed_spans
         self.shapes = ShapeCache()
