@@ -5,7 +5,8 @@ very buffers it was captured with. `ShapeCache` keeps one set of decode buffers 
 slots, prefix, padding, guidance, sampling: all the step depends on besides contents) and the graphs
 captured over them, so every window of a piece, and every later job of the same shape, replays the
 same few graphs: a 300 s piece captures one graph per span of its two window shapes (about 7 each),
-not one per span per window. The two most recent shapes are kept; older ones are let go.
+not one per span per window. The two most recent shapes are kept; older ones are let go. The prefix
+is bucketed (`fast.PREFIX_BUCKET`), so prompts of different lengths share a shape too.
 """
 
 from __future__ import annotations
