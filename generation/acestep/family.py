@@ -50,7 +50,7 @@ class AceStepFamily:
         return dataclasses.replace(self.default_params, **values)  # checked as it is made
 
     def total_steps(self, duration_s: float, params: CoverParams | None = None) -> int:
-        return (params or self.default_params).steps  # the whole piece is one pass
+        return (params or self.default_params).total_steps  # the whole piece is one pass
 
     def lengths(self, spec: str) -> tuple[float, float]:
         shortest = DEBUG_MIN_DURATION_S if spec in DEBUG_MODELS else MIN_DURATION_S
