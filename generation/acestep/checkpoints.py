@@ -97,7 +97,9 @@ def cached_folders(parts: tuple[Part, ...], cache_dir) -> list[Path] | None:
     """Each part's cached snapshot folder, or None if any part is not (wholly) in the cache."""
     folders = []
     for part in parts:
-        folder = hub.cached_snapshot(part.repo, part.revision, cache_dir, needs=part.needs())
+        folder = hub.cached_snapshot(
+            part.repo, part.revision, cache_dir, needs=part.needs(), patterns=part.patterns()
+        )
         if folder is None:
             return None
         folders.append(folder)
@@ -122,8 +124,6 @@ def check_fetchable(spec: str, parts: tuple[Part, ...], offline: bool) -> None:
 def download(spec: str, parts: tuple[Part, ...], cache_dir) -> list[Path]:
     """Fetch each part's files into the cache. Every repository's file list and model index are
     read (and a missing component named) before any weights move."""
-    from huggingface_hub import hf_hub_download, snapshot_download
-
     if hub.is_offline():
         raise ModelUnavailableError(
             "Downloading needs the network, and this machine is offline (--offline or HF_HUB_OFFLINE=1)."
@@ -132,26 +132,37 @@ def download(spec: str, parts: tuple[Part, ...], cache_dir) -> list[Path]:
     if absent:
         raise ModelUnavailableError(f"{spec} has no source for {' and '.join(absent)}, which cover needs.")
     for part in parts:
-        files = hub.repo_files(part.repo, part.revision)  # one request: says at once if the hub is out of reach
-        _refuse_missing(part, _listed_folders(files, part))
-        try:
-            index = hf_hub_download(part.repo, "model_index.json", revision=part.revision, cache_dir=cache_dir)
-        except Exception as exc:
-            raise ModelUnavailableError(f"Could not read the model index of {part.where}: {type(exc).__name__}.") from exc
-        check_part_index(read_index(Path(index)), part)
-    folders = []
-    for part in parts:
-        try:
-            folders.append(
-                Path(
-                    snapshot_download(
-                        part.repo, revision=part.revision, cache_dir=cache_dir, allow_patterns=part.patterns()
-                    )
-                )
+        _check_on_hub(part, cache_dir)
+    return [_fetch(part, cache_dir) for part in parts]
+
+
+def _check_on_hub(part: Part, cache_dir) -> None:
+    """The part's files and model index, read first; one request says at once if the hub is out of reach."""
+    from huggingface_hub import hf_hub_download
+
+    _refuse_missing(part, _listed_folders(hub.repo_files(part.repo, part.revision), part))
+    try:
+        index = hf_hub_download(part.repo, "model_index.json", revision=part.revision, cache_dir=cache_dir)
+    except Exception as exc:
+        raise ModelUnavailableError(
+            f"Could not read the model index of {part.where}: {type(exc).__name__}."
+        ) from exc
+    check_part_index(read_index(Path(index)), part)
+
+
+def _fetch(part: Part, cache_dir) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(
+            snapshot_download(
+                part.repo, revision=part.revision, cache_dir=cache_dir, allow_patterns=part.patterns()
             )
-        except Exception as exc:
-            raise ModelUnavailableError(f"Downloading {part.where} failed ({type(exc).__name__}); run it again.") from exc
-    return folders
+        )
+    except Exception as exc:
+        raise ModelUnavailableError(
+            f"Downloading {part.where} failed ({type(exc).__name__}); run it again."
+        ) from exc
 
 
 def _listed_folders(files: list[str], part: Part) -> list[str]:
@@ -177,7 +188,9 @@ def _refuse_missing(part: Part, missing: list[str]) -> None:
 def check_part_index(index: dict, part: Part) -> None:
     """The part's repository holds an ACE-Step pipeline whose index lists each component taken."""
     if index.get("_class_name") != "AceStepPipeline":
-        raise ModelUnavailableError(f"{part.where} does not hold an ACE-Step pipeline (no AceStepPipeline index).")
+        raise ModelUnavailableError(
+            f"{part.where} does not hold an ACE-Step pipeline (no AceStepPipeline index)."
+        )
     _refuse_missing(part, [name for name in part.components if not listed(index, name)])
 
 

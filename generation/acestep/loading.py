@@ -191,7 +191,9 @@ def load_parts(spec: str, parts: tuple[Part, ...], dtype: torch.dtype, cache_dir
         for name in part.components
     }
     check_latent_space(given, indexes[0], folders[0])
-    skipped = {name: None for name in PIPELINE_COMPONENTS if name not in given and name not in parts[0].components}
+    skipped = {
+        name: None for name in PIPELINE_COMPONENTS if name not in given and name not in parts[0].components
+    }
     return _from_pretrained(
         str(folders[0]),
         dtype,

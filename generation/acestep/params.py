@@ -76,12 +76,14 @@ class CoverParams:
             raise InvalidRequestError("The cover strength is a number from 0 (ignore the seed) to 1.")
         if not 1 <= self.steps <= MAX_STEPS:
             raise InvalidRequestError(
-                f"The number of steps is a whole number from 1 to {MAX_STEPS} (the turbo model's trained timesteps)."
+                f"The number of steps is a whole number from 1 to {MAX_STEPS} (the turbo model's timesteps)."
             )
         if not (math.isfinite(self.guidance) and self.guidance >= 0):
             raise InvalidRequestError("The guidance scale must be 0 or more.")
         if self.shift not in TURBO_SHIFTS:
-            raise InvalidRequestError("The timestep shift is 1, 2 or 3 (the turbo model's trained schedules).")
+            raise InvalidRequestError(
+                "The timestep shift is 1, 2 or 3 (the turbo model's trained schedules)."
+            )
 
     @property
     def schedule(self) -> tuple[float, ...]:

@@ -16,7 +16,6 @@ from generation.acestep.engine import AceStepEngine
 from generation.acestep.loading import (
     HUB_REPO,
     PIN,
-    HUB_REVISION,
     download_acestep,
     is_acestep_spec,
     load_acestep,
