@@ -94,7 +94,7 @@ class AceStepEngine(Engine):
         )
 
     def decode_latents(self, latents: CoverLatents) -> np.ndarray:
-        return decode_latents(self.pipe, latents.latents, latents.samples)
+        return decode_latents(self.pipe, latents.latents, latents.samples, self.loaded.dtype)
 
     def generate_latents(
         self,

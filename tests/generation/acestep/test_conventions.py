@@ -84,14 +84,19 @@ def test_any_schedule_is_snapped_to_trained_timesteps_without_repeats(steps, shi
 def test_the_engine_counts_the_steps_it_runs(ace_engine, rising, calls):
     params = CoverParams(steps=20, shift=3.0)
     seen = []
-    ace_engine.generate(cover_job("x", rising, (1,), 1.0, params), on_progress=lambda d, t: seen.append((d, t)))
+    job = cover_job("x", rising, (1,), 1.0, params)
+    ace_engine.generate(job, on_progress=lambda done, total: seen.append((done, total)))
     assert seen[-1] == (params.total_steps, params.total_steps) == (17, 17)
     assert ace_engine.total_steps(1.0, params) == 17
 
 
 @pytest.mark.parametrize(
     ("values", "words"),
-    [({"steps": MAX_STEPS + 1}, "from 1 to 20"), ({"shift": 2.5}, "1, 2 or 3"), ({"shift": 4.0}, "1, 2 or 3")],
+    [
+        ({"steps": MAX_STEPS + 1}, "from 1 to 20"),
+        ({"shift": 2.5}, "1, 2 or 3"),
+        ({"shift": 4.0}, "1, 2 or 3"),
+    ],
 )
 def test_steps_and_shifts_the_turbo_model_never_saw_are_refused(values, words):
     with pytest.raises(InvalidRequestError, match=words):

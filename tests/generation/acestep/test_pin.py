@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from generation.acestep.architectures import ARCHITECTURES, build_pipeline
 from generation.acestep.checkpoints import (
     CHECKPOINTS,
     PIPELINE_COMPONENTS,
@@ -28,8 +29,9 @@ TODAYS_PIN = (Part(TURBO_REPO, TURBO_REVISION, PIPELINE_COMPONENTS),)  # before 
 
 
 @pytest.fixture(scope="module")
-def repos(debug_ace, tmp_path_factory):
-    return mirror(debug_ace.pipe, tmp_path_factory.mktemp("mirror"))
+def repos(tmp_path_factory):
+    """Built afresh: a loaded pipeline's VAE has its weight norm folded (not diffusers' layout)."""
+    return mirror(build_pipeline(ARCHITECTURES["debug-ace"]), tmp_path_factory.mktemp("mirror"))
 
 
 @pytest.fixture
