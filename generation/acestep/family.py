@@ -24,9 +24,11 @@ from generation.acestep.params import (
 from generation.errors import InvalidRequestError, ModelUnavailableError
 from generation.interface import Engine, LoadOptions, ModelLocation
 
-# Seconds a step of a 30 s XL turbo cover takes, the VAE's encode and decode spread over 8 steps
-# (`python -m benchmarks --only acestep`): the bot's first ETA before it has timed a job.
-FIRST_GUESS_30S = {"cpu": 60.0, "cuda": 0.5, "mps": 5.0}
+# Seconds a step of a 30 s XL turbo cover takes, the VAE's encode and decode spread over 8 steps:
+# the bot's first ETA before it has timed a job. CPU: 447 s per 30 s measured with the 2B DiT on 2
+# cores (issue 19: 205 s DiT, 242 s VAE), the XL DiT about twice the 2B's, the VAE ~1.5x faster now
+# (benchmarks/RESULTS.md): ~560 s / 8. GPU and MPS: unmeasured guesses, on the high side.
+FIRST_GUESS_30S = {"cpu": 70.0, "cuda": 0.5, "mps": 5.0}
 
 
 class AceStepFamily:
