@@ -7,6 +7,7 @@ forward, another 6 %. So, once at load:
 - weight norm is folded: the same weights, computed once instead of on every call;
 - each Snake is one multiply, two in-place passes and one fused multiply-add, with its exponentials
   precomputed: `x + sin(alpha * x)^2 / (beta + 1e-9)`, the same formula;
+- the decoder's tiles are 30 s long, like the encoder's window (`DECODE_TILE_FRAMES`);
 and, on request, the decoder's convolutions run in bfloat16 (autocast: weights and sums stay float32),
 which CPUs with AVX-512 BF16 or AMX run much faster; the distance it costs is measured beside the
 speed by the benchmark.
@@ -21,6 +22,11 @@ import torch
 from diffusers.models.autoencoders.autoencoder_oobleck import Snake1d
 
 log = logging.getLogger(__name__)
+
+# Decoder tiles of 768 latent frames (30.7 s) instead of diffusers' 512 (20.5 s), 64 frames of
+# overlap each side either way: a 30 s piece decodes in one tile, as its encoder window already is
+# (30 s), instead of two that decode 17 % more frames; memory per tile stays that of the encoder's.
+DECODE_TILE_FRAMES = 768
 
 
 class FusedSnake1d(Snake1d):
@@ -46,10 +52,11 @@ class FusedSnake1d(Snake1d):
 
 def speed_up(vae) -> None:
     """Fold weight norm and fuse the Snakes of `vae` (in place; for inference, after the last move
-    to its device). The weight is computed once and the per-call hook dropped; `weight_g` and
-    `weight_v` stay, so `save_pretrained` still writes what diffusers reads back."""
+    to its device), and decode in 30 s tiles. The weight is computed once and the per-call hook
+    dropped; `weight_g` and `weight_v` stay, so `save_pretrained` still writes what diffusers reads."""
     from torch.nn.utils.weight_norm import WeightNorm
 
+    vae.tile_latent_min_length = DECODE_TILE_FRAMES
     folded = 0
     for module in vae.modules():
         for key, hook in list(module._forward_pre_hooks.items()):

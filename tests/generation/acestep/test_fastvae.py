@@ -52,3 +52,15 @@ def test_a_bfloat16_decode_stays_close():
     snr_db = 10 * torch.log10(truth.pow(2).mean() / (truth - reduced).pow(2).mean())
     assert snr_db > 30  # the real shapes measure ~45 dB (benchmarks/RESULTS.md)
     assert not torch.equal(truth, reduced)  # it did run in bfloat16
+
+
+def test_a_30_s_piece_decodes_in_one_tile():
+    reference, fast = pair()
+    calls = {"reference": 0, "fast": 0}
+    for name, vae in (("reference", reference), ("fast", fast)):
+        vae.enable_tiling()
+        vae.decoder.register_forward_hook(lambda *_, name=name: calls.__setitem__(name, calls[name] + 1))
+        with torch.inference_mode():
+            audio = vae.decode(torch.randn(1, 8, 750)).sample
+        assert audio.shape[-1] == 750 * 1920
+    assert calls == {"reference": 2, "fast": 1}
