@@ -11,6 +11,7 @@ is loaded from the cache only (fetched into it first when online).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,18 +194,8 @@ def load_parts(spec: str, parts: tuple[Part, ...], dtype: torch.dtype, cache_dir
         for part, folder, index in zip(parts[1:], folders[1:], indexes[1:], strict=True)
         for name in part.components
     }
-    check_latent_space(given, indexes[0], folders[0])
-    skipped = {
-        name: None for name in PIPELINE_COMPONENTS if name not in given and name not in parts[0].components
-    }
-    return _from_pretrained(
-        str(folders[0]),
-        dtype,
-        local_files_only=True,
-        **given,
-        **skipped,
-        vae_dtype=torch.float32,
-    )
+    check_latent_space(given, folders[0])
+    return _from_pretrained(str(folders[0]), dtype, local_files_only=True, **given, vae_dtype=torch.float32)
 
 
 def _load_component(folder: Path, name: str, class_name: str, dtype: torch.dtype):
@@ -220,10 +211,14 @@ def _load_component(folder: Path, name: str, class_name: str, dtype: torch.dtype
         raise ModelUnavailableError(f"{folder}/{name} does not hold a complete {class_name}.") from exc
 
 
-def check_latent_space(given: dict, index: dict, folder: Path) -> None:
+def check_latent_space(given: dict, folder: Path) -> None:
     """Borrowed cover parts must speak the transformer's latent space (64 channels for ACE-Step 1.5)."""
-    transformer = read_index(folder / "transformer" / "config.json")
-    channels = transformer.get("audio_acoustic_hidden_dim")
+    try:
+        channels = json.loads((folder / "transformer" / "config.json").read_text())[
+            "audio_acoustic_hidden_dim"
+        ]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelUnavailableError(f"{folder}/transformer has no readable config.") from exc
     for name, model in given.items():
         theirs = model.config.get("audio_acoustic_hidden_dim")
         if theirs != channels:

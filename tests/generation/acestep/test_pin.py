@@ -131,3 +131,22 @@ def test_an_unreachable_hub_is_tried_once_and_said_in_one_line(online, tmp_path)
                 attempt()
             assert "cannot reach the Hugging Face hub" in one_line(unreachable)
             assert len(accepted) - before == 1
+
+
+def test_cover_parts_of_another_latent_space_are_refused_in_one_line(online, tmp_path):
+    import dataclasses
+
+    from tests.generation.acestep.hub_mirror import sft_files, turbo_files
+
+    turbo = build_pipeline(ARCHITECTURES["debug-ace"])
+    other = build_pipeline(dataclasses.replace(ARCHITECTURES["debug-ace"], acoustic_dim=4))
+    turbo_repo, sft_repo = PIN
+    repos = {
+        turbo_repo.repo: {turbo_repo.revision: turbo_files(turbo, tmp_path / "turbo")},
+        sft_repo.repo: {sft_repo.revision: sft_files(other, tmp_path / "sft")},
+    }
+    with serve(repos) as served:
+        online(served.url)
+        with pytest.raises(ModelUnavailableError) as refused:
+            load_acestep("ace-step", device="cpu", cache_dir=tmp_path / "cache")
+    assert "4-channel latents but the transformer on 8" in one_line(refused)
