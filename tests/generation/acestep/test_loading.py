@@ -49,7 +49,12 @@ def test_a_saved_folder_loads_and_gives_the_same_audio(ace_engine, saved, rising
     assert loaded.source == "local"
     assert is_acestep_spec(str(saved))
     job = cover_job("lo-fi hip hop", rising, (11,), 10.0)  # a folder is the real thing: 10 s or more
-    np.testing.assert_array_equal(AceStepEngine(loaded).generate(job), ace_engine.generate(job))
+    from_folder, in_process = AceStepEngine(loaded).generate(job), ace_engine.generate(job)
+    # The same weights, not the same bits: the kernels a CPU picks depend on the tensors' alignment,
+    # which differs between a built and a loaded model (2.4e-7 apart on an AMD EPYC). A part lost or
+    # loaded with another config moves the audio by orders of magnitude more than -100 dB.
+    assert np.abs(in_process).max() > 0.01
+    np.testing.assert_allclose(from_folder, in_process, rtol=0, atol=1e-5)
 
 
 def test_a_saved_folder_holds_safetensors_only(saved):
