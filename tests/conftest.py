@@ -77,3 +77,19 @@ def rising_melody() -> np.ndarray:
 def falling_melody() -> np.ndarray:
     """A different tune of the same length: A minor arpeggio down."""
     return melody([880.0, 659.3, 523.3, 440.0, 329.6, 261.6, 220.0, 164.8], 0.5, MODEL_RATE)
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """The hub client as it is on a machine with a network (the test session runs offline)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+    def point_at(url: str) -> None:
+        monkeypatch.setattr(constants, "ENDPOINT", url)
+        monkeypatch.setattr(
+            constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}"
+        )
+
+    return point_at

@@ -20,22 +20,6 @@ def debug_files(tmp_path_factory, debug_lm) -> dict[str, bytes]:
 
 
 @pytest.fixture
-def online(monkeypatch):
-    """The hub client as it is on a machine with a network (the test session runs offline)."""
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-
-    def point_at(url: str) -> None:
-        monkeypatch.setattr(constants, "ENDPOINT", url)
-        monkeypatch.setattr(
-            constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}"
-        )
-
-    return point_at
-
-
-@pytest.fixture
 def melody_hub(debug_files, online):
     # audiocraft's pickles sit beside the safetensors in the real repos: they must never be fetched.
     pinned = {**debug_files, "state_dict.bin": b"pickle", "compression_state_dict.bin": b"pickle"}

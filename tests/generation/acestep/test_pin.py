@@ -35,22 +35,6 @@ def repos(tmp_path_factory):
 
 
 @pytest.fixture
-def online(monkeypatch):
-    """The hub client as it is on a machine with a network (the test session runs offline)."""
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-
-    def point_at(url: str) -> None:
-        monkeypatch.setattr(constants, "ENDPOINT", url)
-        monkeypatch.setattr(
-            constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}"
-        )
-
-    return point_at
-
-
-@pytest.fixture
 def hub(repos, online):
     with serve(repos) as served:
         online(served.url)

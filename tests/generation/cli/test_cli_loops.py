@@ -33,14 +33,6 @@ def groove(tmp_path_factory) -> Path:
     return _wav(tmp_path_factory.mktemp("seeds") / "groove.wav", click_track(12.0, RATE))
 
 
-@pytest.fixture
-def no_model(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("the model was loaded before the refusal")
-
-    monkeypatch.setattr("generation.musicgen.models.load_model", refuse)
-
-
 def _loop(seed: Path, out: Path, *extra: str) -> list[str]:
     return ["generate", str(seed), "lofi", "--model", "debug", "--no-stems", "-o", str(out), "--loop", *extra]
 

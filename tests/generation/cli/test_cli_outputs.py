@@ -23,16 +23,6 @@ def seed_mp3(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture
-def no_model(monkeypatch):
-    """Fails the test if anything loads a model: refusals must come first."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("the model was loaded before the refusal")
-
-    monkeypatch.setattr("generation.musicgen.models.load_model", refuse)
-
-
 def _generate(seed: Path, out: Path, *extra: str) -> list[str]:
     return ["generate", str(seed), "lofi", "--model", "debug", "-o", str(out), *extra]
 

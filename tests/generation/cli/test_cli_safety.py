@@ -22,17 +22,6 @@ def seed_wav(tmp_path) -> Path:
     return path
 
 
-@pytest.fixture
-def no_model(monkeypatch):
-    """Fails the test if anything loads a model: refusals must come first."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("the model was loaded before the refusal")
-
-    monkeypatch.setattr("generation.musicgen.models.load_model", refuse)
-    monkeypatch.setattr("generation.acestep.loading.load_acestep", refuse)
-
-
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
