@@ -23,7 +23,7 @@ import aiofiles
 import aiofiles.os
 
 from bot.models import CandidateRow
-from generation.layers import LAYER_NAMES, layer_filename
+from generation.outputs import LAYER_NAMES, layer_filename
 from generation.render import Rendered
 
 
