@@ -35,7 +35,7 @@ from bot.config import BotConfig
 from bot.files import DataDir
 from bot.jobs import JobBoard
 from bot.lifecycle import Lifecycle
-from bot.loop_jobs import file_s, loop_columns, loop_length_s, plan_admitted
+from bot.loop_jobs import file_s, loop_columns, plan_admitted, rerun_length_s
 from bot.models import JobRow, NewJob, RequestOptions, Reservation
 from bot.replies import NO_PINGS, now, refuse
 from bot.store import Store
@@ -144,7 +144,7 @@ class Admission:
         submission = Submission(
             prompt=job.prompt,
             candidates=job.candidates,
-            duration=loop_length_s(job) if job.loop else job.duration_s,
+            duration=self._rerun_duration(job),
             seed=None,
             model=job.model,
             seed_name=job.seed_name,
@@ -183,7 +183,7 @@ class Admission:
         submission = Submission(
             prompt=prompt,
             candidates=job.candidates,
-            duration=loop_length_s(job) if job.loop else job.duration_s,
+            duration=self._rerun_duration(job),
             seed=None,
             model=job.model,
             seed_name=f"job {job.id} candidate {idx}",
@@ -196,6 +196,10 @@ class Admission:
             layers=job.loop_layers,
         )
         await self._submit(interaction, submission)
+
+    def _rerun_duration(self, job: JobRow) -> float:
+        """A loop is planned again from its length, within today's limit; other jobs keep theirs."""
+        return rerun_length_s(job, self.config.limits.max_output_seconds) if job.loop else job.duration_s
 
     def _limits_refusal(self, job: JobRow, prompt: str) -> str | None:
         """A reroll or remix keeps to today's limits, which may be lower than when `job` ran."""
@@ -212,7 +216,7 @@ class Admission:
         if job is None or job.status != "done":
             refusal = "That job has no results to build on."
         elif job.files_deleted:
-            refusal = "That job's files have expired."
+            refusal = texts.FILES_EXPIRED
         elif job.model not in self.config.models.choices:  # the config changed since it ran
             refusal = f"The model `{job.model}` is no longer offered here: start a new /restyle."
         else:
@@ -226,6 +230,9 @@ class Admission:
 
     async def _submit(self, interaction: discord.Interaction, sub: Submission) -> None:
         """Take a place in the queue, decode the seed, record the job, queue it, tell the channel."""
+        if sub.seed_path is not None and not await self.files.exists(sub.seed_path):
+            await refuse(interaction, texts.FILES_EXPIRED)  # gone from the data dir: never its path
+            return
         user, asked_at = interaction.user.id, now()
         reservation = await reserve(self.config, self.store, user, asked_at)
         if reservation is None:

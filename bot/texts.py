@@ -15,6 +15,7 @@ from collections.abc import Callable
 import discord
 
 from bot.models import CandidateRow, JobRow
+from bot.replies import without_paths
 from generation.families import FAMILIES, OFFERED, family_for
 from generation.game_music import SeamVerdict
 from generation.humanize import count_of, format_bytes, format_duration
@@ -144,7 +145,8 @@ def done(job: JobRow, link: str) -> str:
 
 
 def failed(job: JobRow, message: str) -> str:
-    return f"{header(job)}\n❌ {message}"
+    """A job's end by an error: its words, without any server path they carry."""
+    return f"{header(job)}\n❌ {without_paths(message)}"
 
 
 def unsaved(error: OSError) -> str:
@@ -155,6 +157,7 @@ def unsaved(error: OSError) -> str:
     return f"The results could not be saved: {reason}. Please try again later."
 
 
+FILES_EXPIRED = "That job's files have expired."
 RESULTS_MISSING = "The results files are missing: nothing was posted."
 
 

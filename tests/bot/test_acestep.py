@@ -8,23 +8,8 @@ import time
 
 import pytest
 
-from generation.acestep.engine import AceStepEngine
 from generation.audio.decode import decode_audio
-from generation.musicgen.engine import MusicGenEngine
 from tests.bot.conftest import make_config, record_edits, seed_mp3, until
-
-
-@pytest.fixture(scope="session")
-def both_families(debug_lm, debug_ace):
-    """`debug` and `debug-ace`, each bot with engines of its own over the session's models."""
-
-    def load(model: str):
-        if model == "debug":
-            return MusicGenEngine(debug_lm, "fast")
-        assert model == "debug-ace", model
-        return AceStepEngine(debug_ace)
-
-    return load
 
 
 def two_families(tmp_path, **limits):
