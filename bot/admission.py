@@ -71,6 +71,7 @@ class Submission:
     bpm: float | None = None  # a loop's tempo; None: detected
     intro: int = 0  # a loop's intro, in bars
     layers: bool = False  # a loop's layers too
+    strength: float | None = None  # ACE-Step's cover strength; None: the family's default
 
 
 def candidate_number(text: str) -> int | None:
@@ -125,6 +126,7 @@ class Admission:
             bpm=request.bpm,
             intro=request.intro,
             layers=request.layers,
+            strength=request.strength,
         )
         await self._submit(interaction, submission)
 
@@ -155,6 +157,7 @@ class Admission:
             bpm=job.loop_bpm,
             intro=job.loop_intro_bars,
             layers=job.loop_layers,
+            strength=job.strength,
         )
         await self._submit(interaction, submission)
 
@@ -194,6 +197,7 @@ class Admission:
             bpm=job.loop_tempo,  # the seed is that loop: its tempo is known
             intro=job.loop_intro_bars,
             layers=job.loop_layers,
+            strength=job.strength,
         )
         await self._submit(interaction, submission)
 
@@ -206,7 +210,13 @@ class Admission:
         duration = None if job.loop else job.duration_s  # a loop is planned again, within the limit
         return request_refusal(
             self.config,
-            RequestOptions(prompt=prompt, candidates=job.candidates, duration=duration, model=job.model),
+            RequestOptions(
+                prompt=prompt,
+                candidates=job.candidates,
+                duration=duration,
+                model=job.model,
+                strength=job.strength,
+            ),
         )
 
     async def _job_to_build_on(self, interaction: discord.Interaction, job_id: int) -> JobRow | None:
@@ -310,6 +320,7 @@ class Admission:
             created_at=reservation.at,
             kind=sub.kind,
             parent_id=sub.parent_id,
+            strength=sub.strength,
             **loop_columns(plan, sub.bpm, layers=sub.layers),
         )
         return await self.store.job(await self.store.add_job(new, reservation))

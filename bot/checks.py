@@ -114,7 +114,29 @@ def request_refusal(config: BotConfig, request: RequestOptions) -> str | None:
         prompt_refusal(request.prompt, limits.max_prompt_chars)
         or next((message for ok, message in rules if not ok), None)
         or loop_refusal(config, request)
+        or strength_refusal(config, request)
     )
+
+
+def strength_refusal(config: BotConfig, request: RequestOptions) -> str | None:
+    """A cover strength is ACE-Step's (0 to 1): a model without one refuses it, naming those with one."""
+    if request.strength is None:
+        return None
+    model = request.model or config.models.default
+    family = family_for(model)
+    if not _has_strength(model):
+        covers = " or ".join(f"`{name}`" for name in config.models.choices if _has_strength(name))
+        choose = f"choose {covers}, or leave it out" if covers else "leave it out"
+        return f"strength is ACE-Step's cover strength; {family.title} (`{model}`) has none: {choose}."
+    try:
+        family.make_params(strength=request.strength)
+    except InvalidRequestError as exc:
+        return str(exc)
+    return None
+
+
+def _has_strength(model: str) -> bool:
+    return hasattr(family_for(model).default_params, "strength")
 
 
 def prompt_refusal(prompt: str, max_chars: int) -> str | None:

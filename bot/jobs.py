@@ -54,11 +54,12 @@ class JobBoard:
             self._stems,
             work_loop(job),
             layers=job.loop_layers,
+            params=job.params,
         )
         with self._orders_lock:
             self._orders[job.id] = order
         family = family_for(job.model)
-        params = family.default_params
+        params = family.make_params(**job.params)  # (a batch shares them: the key holds them)
         key = family.batch_key(job.model, job.generated_s, params)
         steps = family.total_steps(job.generated_s, params)
         try:
