@@ -1,6 +1,7 @@
 """python -m benchmarks [--quick] [--only PARTS] [--json PATH]
 
-PARTS: cpu,decode,pipeline,batching,worker,bot,threads,workers,acestep (comma separated; all by default).
+PARTS: cpu,attention,decode,pipeline,batching,worker,bot,threads,workers,acestep (comma separated;
+all by default). On a lent GPU run benchmarks/gpu_check.sh, which picks the parts that fit its time.
 
 Prints Markdown tables (ready for benchmarks/RESULTS.md) and writes every figure as JSON.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,12 +19,23 @@ import torch
 
 from benchmarks import machine
 
-PARTS = ("cpu", "decode", "pipeline", "batching", "worker", "bot", "threads", "workers", "acestep")
+PARTS = (
+    "cpu",
+    "attention",
+    "decode",
+    "pipeline",
+    "batching",
+    "worker",
+    "bot",
+    "threads",
+    "workers",
+    "acestep",
+)
 # Groups taking turns in one process each; float32 beside the CPU default (int8), as the target asks.
 CPU_PRECISIONS = ("float32,int8", "bfloat16")
 
 
-def _arguments() -> argparse.Namespace:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
         "--quick", action="store_true", help="shorter windows on the CPU (10 s instead of 30 s)"
@@ -30,61 +43,128 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts: {', '.join(PARTS)}")
     parser.add_argument("--batches", default="1,4,8", help="candidates per batch (each with guidance)")
     parser.add_argument(
+        "--reference-batches", default=None, help="batches for transformers' generate (default: --batches)"
+    )
+    parser.add_argument("--configs", default="", help="decode: only these configs (e.g. melody)")
+    parser.add_argument("--window-s", type=float, default=None, help="decode: every window this long")
+    parser.add_argument(
+        "--deadline-s", type=float, default=None, help="start no decode row that would end past this"
+    )
+    parser.add_argument(
         "--json", type=Path, default=Path("benchmarks/last-run.json"), help="where to write figures"
     )
-    return parser.parse_args()
+    args = parser.parse_args(argv)
+    args.batch_list = [int(b) for b in args.batches.split(",") if b]
+    args.reference_list = [int(b) for b in (args.reference_batches or args.batches).split(",") if b]
+    return args
 
 
-def _decode_configs(quick: bool) -> list[tuple[str, str, float]]:
-    """(name, model spec, window seconds): what runs here, and the real architectures on a GPU."""
-    configs = [("debug", "debug", 30.0), ("mid", "random:mid", 10.0 if quick else 30.0)]
+def _decode_configs(args: argparse.Namespace) -> list[tuple[str, str, float]]:
+    """(name, model spec, window seconds): what runs here, and the real architectures on a GPU;
+    `--configs` keeps the named ones, `--window-s` sets every window."""
+    configs = [("debug", "debug", 30.0), ("mid", "random:mid", 10.0 if args.quick else 30.0)]
     if torch.cuda.is_available():
         configs += [("melody", "random:melody", 30.0), ("melody-large", "random:melody-large", 30.0)]
-    return configs
+    if args.configs:
+        wanted = args.configs.split(",")
+        configs = [c for c in configs if c[0] in wanted]
+    return [(name, spec, args.window_s or seconds) for name, spec, seconds in configs]
 
 
-def run_decode(quick: bool, batches: list[int]) -> list[dict]:
+class Results:
+    """Every figure so far, written to the JSON file after each row and part, and the time left."""
+
+    def __init__(self, path: Path, deadline_s: float | None) -> None:
+        self.path = path
+        self.data: dict[str, object] = {}
+        self.started = time.perf_counter()
+        self.deadline_s = deadline_s
+        self.longest_row_s = 0.0
+
+    def write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(self.path.name + ".part")
+        temporary.write_text(json.dumps(self.data, indent=2) + "\n")
+        temporary.replace(self.path)  # a kill mid-write leaves the last whole file
+
+    def row_took(self, seconds: float) -> None:
+        self.longest_row_s = max(self.longest_row_s, seconds)
+
+    def time_for(self, row: str) -> bool:
+        """Whether `row` may start: with a deadline, only if the longest row so far still fits."""
+        if self.deadline_s is None:
+            return True
+        left = self.deadline_s - (time.perf_counter() - self.started)
+        if left > self.longest_row_s:
+            return True
+        self.data.setdefault("skipped", []).append(row)
+        self.write()
+        print(
+            f"| {row}: skipped, {max(left, 0):.0f} s left of the {self.deadline_s:g} s budget |", flush=True
+        )
+        return False
+
+
+def run_decode(args: argparse.Namespace, results: Results) -> None:
+    """Fast rows first (the figures a GPU run is for), then reference rows; each row is written to
+    the JSON as soon as it is measured, so a run cut short by its time limit keeps what it did."""
     from benchmarks.decode import SPEC_BANDWIDTH, bandwidth, floor_ms, measure, measure_isolated
     from generation.musicgen.models import load_model
 
-    figures = []
     gpu_bandwidth = bandwidth(torch.device("cuda")) if torch.cuda.is_available() else None
-    print("\n### Decode loop: reference (transformers generate) against fast\n")
+    print("\n### Decode loop: fast (Restyle's loop) and reference (transformers generate)\n")
     print(
-        "| config | batch | window | reference ms/step | fast ms/step | speed-up | fast s per 30 s "
-        "| fast RTF "
-        "| peak MiB ref / fast | floor ms/step | fast / floor |"
+        "| config | backend | batch | window | ms/step | s per 30 s | RTF | first run s | capture s "
+        "| peak MiB | floor ms/step | x floor |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for name, spec, seconds in _decode_configs(quick):
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    figures: list[dict] = results.data.setdefault("decode", [])
+    for name, spec, seconds in _decode_configs(args):
         # On the GPU the allocator reports each run's peak; on the CPU each run gets its own process.
         lm = load_model(spec) if gpu_bandwidth else None
-        for batch in batches:
-            if lm is None:
-                reference = measure_isolated(spec, "reference", batch, seconds, name)
-                fast = measure_isolated(spec, "fast", batch, seconds, name)
-            else:
-                reference = measure(lm, "reference", batch, seconds, name)
-                fast = measure(lm, "fast", batch, seconds, name)
-                fast.floor_ms = reference.floor_ms = floor_ms(lm, batch, seconds, gpu_bandwidth)
-            floor = f"{fast.floor_ms:.2f}" if fast.floor_ms else "n/a (CPU)"
-            ratio = f"{fast.floor_ratio:.2f}" if fast.floor_ratio else "n/a"
-            print(
-                f"| {name} | {batch} | {seconds:g} s | {reference.ms_per_step:.2f} | {fast.ms_per_step:.2f} "
-                f"| {reference.ms_per_step / fast.ms_per_step:.2f}x | {fast.s_per_30s:.1f} | {fast.rtf:.3f} "
-                f"| {reference.peak_mib:.0f} / {fast.peak_mib:.0f} | {floor} | {ratio} |",
-                flush=True,
-            )
-            figures += [asdict(reference), asdict(fast)]
+        for backend, batches in (("fast", args.batch_list), ("reference", args.reference_list)):
+            for batch in batches:
+                if not results.time_for(f"{name} {backend} batch {batch}"):
+                    continue
+                clock = time.perf_counter()
+                if lm is None:
+                    figure = measure_isolated(spec, backend, batch, seconds, name)
+                else:
+                    figure = measure(lm, backend, batch, seconds, name)
+                    figure.floor_ms = floor_ms(lm, batch, seconds, gpu_bandwidth)
+                results.row_took(time.perf_counter() - clock)
+                figures.append(asdict(figure))
+                results.write()  # before the row is printed: whoever sees the row finds it saved
+                _print_decode_row(figure)
         del lm
+    _print_speedups(figures)
     if gpu_bandwidth:
         name = torch.cuda.get_device_name()
         spec_bw = next((bw for key, bw in SPEC_BANDWIDTH.items() if key in name), None)
+        results.data["gpu_bandwidth_tbs"] = gpu_bandwidth / 1e12
         print(
             f"\nMeasured copy bandwidth {gpu_bandwidth / 1e12:.2f} TB/s"
             + (f" (spec {spec_bw / 1e12:.2f})" if spec_bw else "")
         )
-    return figures
+
+
+def _print_decode_row(f) -> None:
+    floor = f"{f.floor_ms:.2f}" if f.floor_ms else "n/a (CPU)"
+    ratio = f"{f.floor_ratio:.2f}" if f.floor_ratio else "n/a"
+    print(
+        f"| {f.config} | {f.backend} | {f.batch} | {f.seconds:g} s | {f.ms_per_step:.2f} | {f.s_per_30s:.1f} "
+        f"| {f.rtf:.3f} | {f.first_run_s:.1f} | {f.capture_s:.1f} | {f.peak_mib:.0f} | {floor} | {ratio} |",
+        flush=True,
+    )
+
+
+def _print_speedups(figures: list[dict]) -> None:
+    by_key = {(f["config"], f["backend"], f["batch"]): f for f in figures}
+    for (config, backend, batch), fast in by_key.items():
+        reference = by_key.get((config, "reference", batch))
+        if backend == "fast" and reference:
+            ratio = reference["ms_per_step"] / fast["ms_per_step"]
+            print(f"\n{config}, batch {batch}: fast {ratio:.2f}x reference (ms per step, same run)")
 
 
 def run_cpu(quick: bool) -> dict:
@@ -285,8 +365,8 @@ def run_acestep(quick: bool) -> dict:
     return acestep.run([30.0] if quick else [30.0, 120.0], "bfloat16")  # ACE-Step's own dtype
 
 
-def main() -> int:
-    args = _arguments()
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
     parts = [part.strip() for part in args.only.split(",") if part.strip()]
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
@@ -301,30 +381,39 @@ def main() -> int:
         f"## {about['date']} · {about['gpu'] or about['cpu']} · {about['cores']} cores "
         f"· torch {about['torch']}"
     )
-    results: dict[str, object] = {"machine": about}
-    batches = [int(b) for b in args.batches.split(",")]
-    if "cpu" in parts:
-        results["cpu"] = run_cpu(args.quick)
-    if "decode" in parts:
-        results["decode"] = run_decode(args.quick, batches)
-    if "pipeline" in parts:
-        results["pipeline"] = run_pipeline()
-    if "batching" in parts:
-        results["batching"] = run_batching(args.quick)
-    if "worker" in parts:
-        results["worker"] = run_worker(args.quick)
-    if "bot" in parts:
-        results["bot"] = run_bot()
-    if "threads" in parts:
-        results["threads"] = run_threads(args.quick)
-    if "workers" in parts:
-        results["workers"] = run_workers(args.quick)
-    if "acestep" in parts:
-        results["acestep"] = run_acestep(args.quick)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    results = Results(args.json, args.deadline_s)
+    results.data["machine"] = about
+    results.write()
+    runs = {
+        "cpu": lambda: run_cpu(args.quick),
+        "attention": lambda: run_attention(args.batch_list),
+        "pipeline": run_pipeline,
+        "batching": lambda: run_batching(args.quick),
+        "worker": lambda: run_worker(args.quick),
+        "bot": run_bot,
+        "threads": lambda: run_threads(args.quick),
+        "workers": lambda: run_workers(args.quick),
+        "acestep": lambda: run_acestep(args.quick),
+    }
+    for part in PARTS:
+        if part not in parts:
+            continue
+        if part == "decode":
+            run_decode(args, results)
+        else:
+            results.data[part] = runs[part]()
+        results.write()
     print(f"\nFigures written to {args.json}")
     return 0
+
+
+def run_attention(batches: list[int]) -> list[dict]:
+    """SDPA's kernels under each mask at the decode step's shape (a GPU only)."""
+    if not torch.cuda.is_available():
+        return []
+    from benchmarks import attention
+
+    return attention.run(batches)
 
 
 if __name__ == "__main__":

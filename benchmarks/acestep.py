@@ -50,6 +50,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--seconds", default="30,120", help="comma-separated output lengths")
     parser.add_argument("--dtype", default="bfloat16", help="bfloat16 (AMX / AVX-512 BF16 CPUs) or float32")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/acestep-last-run.json"))
+    parser.add_argument(
+        "--vae-seconds", type=float, default=None, help="length for the VAE paths (default 30, 5 on a CPU)"
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -150,6 +153,78 @@ def measure_dit(arch_name: str, layers: int, seconds: float, dtype: torch.dtype)
     }
 
 
+VAE_PATHS = ("reference float32", "fast float32", "fast, bf16 decode")
+
+
+def measure_vae_paths(seconds: float, turns: int = 4) -> dict:
+    """The VAE as diffusers ships it against `generation.acestep.fastvae` (weight norm folded, snakes
+    fused; then also the decoder in bfloat16), same weights, taking turns in one process; the best
+    of `turns` each, in wall and in CPU seconds (on a machine shared with other work the CPU seconds
+    are the steadier), and each path's distance to the reference (signal-to-error ratio, dB)."""
+    from generation.acestep.architectures import ARCHITECTURES, build_vae, quiet_weight_norm
+    from generation.acestep.fastvae import decoding, speed_up
+
+    device, frames = _device(), round(seconds * 25)
+    torch.manual_seed(0)
+    with torch.device(device), quiet_weight_norm():
+        reference, fast = (
+            build_vae(ARCHITECTURES["ace-step"]).eval(),
+            build_vae(ARCHITECTURES["ace-step"]).eval(),
+        )
+    fast.load_state_dict(reference.state_dict())
+    speed_up(fast)
+    tune = torch.from_numpy(melody(seconds, 48_000))
+    audio = torch.stack([tune, 0.8 * tune])[None].to(device)
+    paths = {
+        VAE_PATHS[0]: (reference, None),
+        VAE_PATHS[1]: (fast, None),
+        VAE_PATHS[2]: (fast, torch.bfloat16),
+    }
+    kinds = ("encode", "decode", "encode_cpu", "decode_cpu")
+    times: dict[str, dict[str, list[float]]] = {name: {kind: [] for kind in kinds} for name in paths}
+    outputs: dict[str, torch.Tensor] = {}
+    for _ in range(turns):
+        for name, (vae, decode_dtype) in paths.items():
+            with torch.inference_mode():
+                latents, encode_s, encode_cpu = _timed(lambda vae=vae: vae.encode(audio).latent_dist.mode())
+                with decoding(device, decode_dtype):
+                    out, decode_s, decode_cpu = _timed(
+                        lambda vae=vae, z=latents: vae.decode(z[:, :, :frames]).sample
+                    )
+            for kind, value in zip(kinds, (encode_s, decode_s, encode_cpu, decode_cpu), strict=True):
+                times[name][kind].append(value)
+            outputs[name] = out.float().cpu()
+    truth = outputs[VAE_PATHS[0]]
+    figures = {}
+    for name in paths:
+        error = float(((outputs[name] - truth) ** 2).mean())
+        figures[name] = {
+            **{f"{kind}_s": min(times[name][kind]) for kind in kinds},
+            "snr_db": math.inf if error == 0 else 10 * math.log10(float((truth**2).mean()) / error),
+        }
+    return {"part": "vae_paths", "seconds": seconds, "turns": turns, "paths": figures}
+
+
+def print_vae_paths(figure: dict) -> None:
+    ref = figure["paths"][VAE_PATHS[0]]
+    print(f"\n### ACE-Step VAE, {figure['seconds']:g} s of stereo, best of {figure['turns']} turns each\n")
+    print(
+        "| path | encode s (CPU s) | decode s (CPU s) | x reference, wall | x reference, CPU "
+        "| decode x, CPU | distance to reference (dB) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name, row in figure["paths"].items():
+        wall = (ref["encode_s"] + ref["decode_s"]) / (row["encode_s"] + row["decode_s"])
+        cpu = (ref["encode_cpu_s"] + ref["decode_cpu_s"]) / (row["encode_cpu_s"] + row["decode_cpu_s"])
+        snr = "exact" if math.isinf(row["snr_db"]) else f"{row['snr_db']:.1f}"
+        print(
+            f"| {name} | {row['encode_s']:.1f} ({row['encode_cpu_s']:.1f}) "
+            f"| {row['decode_s']:.1f} ({row['decode_cpu_s']:.1f}) | {wall:.2f} | {cpu:.2f} "
+            f"| {ref['decode_cpu_s'] / row['decode_cpu_s']:.2f} | {snr} |",
+            flush=True,
+        )
+
+
 def _mib(parts) -> float:
     modules = [part for part in parts if isinstance(part, torch.nn.Module)]
     return sum(p.numel() * p.element_size() for m in modules for p in m.parameters()) / 2**20
@@ -224,20 +299,24 @@ def main() -> None:
         kind, *rest = args.child
         if kind == "vae":
             figure = measure_vae(dtype)
+        elif kind == "vaepaths":
+            figure = measure_vae_paths(float(rest[0]))
         else:
             figure = measure_dit(rest[0], int(rest[1]), float(rest[2]), dtype)
         print(json.dumps(figure), flush=True)
         return
     seconds = [float(value) for value in args.seconds.split(",")]
-    args.json.write_text(json.dumps(run(seconds, args.dtype), indent=2))
+    args.json.write_text(json.dumps(run(seconds, args.dtype, args.vae_seconds), indent=2))
 
 
-def run(lengths: list[float], dtype: str) -> dict:
+def run(lengths: list[float], dtype: str, vae_seconds: float | None = None) -> dict:
     """Every part in a process of its own, a table row per architecture and length; the figures
-    (what `python -m benchmarks --only acestep` records, too)."""
+    (what `python -m benchmarks --only acestep` records, too). The VAE's paths come first."""
     on_gpu = torch.cuda.is_available()
+    paths = _isolated("vaepaths", str(vae_seconds or (30.0 if on_gpu else 5.0)), dtype=dtype)
+    print_vae_paths(paths)
     vae = _isolated("vae", dtype=dtype)
-    figures = [vae]
+    figures = [paths, vae]
     print(f"\n### ACE-Step 1.5 cover, batch 1, {TURBO_STEPS} turbo steps, {dtype}\n")
     print(
         "| architecture | output | total s | RTF | s per DiT step | 8 steps s | encoders s (x2) "
@@ -262,9 +341,36 @@ def run(lengths: list[float], dtype: str) -> dict:
                 "xl_from_layers": dit.get("extrapolated_from"),
             }
             row["total_s"] = row["steps_s"] + row["conditions_s"] + encode_s + decode_s
+            saving = _vae_saving({**paths, "cover_seconds": seconds}, encode_s, decode_s)
+            row["total_fast_vae_s"] = row["total_s"] - saving
             figures.append({"part": "total", **row})
             _print_row(row)
+    _print_whole_cover(figures)
     return {"machine": machine.describe(), "load_after": os.getloadavg()[0], "figures": figures}
+
+
+def _vae_saving(paths: dict, encode_s: float, decode_s: float) -> float:
+    """Seconds the fast VAE (bf16 decode) saves on a cover, by the paths' measured CPU-time ratios."""
+    ref, fast = paths["paths"][VAE_PATHS[0]], paths["paths"][VAE_PATHS[2]]
+    from generation.acestep.fastvae import DECODE_TILE_FRAMES
+
+    frames = round(paths["cover_seconds"] * 25)
+    tiles = tiled_length(frames, DECODE_TILE_FRAMES, 64) / tiled_length(frames, 512, 64)
+    encode_ratio = fast["encode_cpu_s"] / ref["encode_cpu_s"]
+    decode_ratio = fast["decode_cpu_s"] / ref["decode_cpu_s"] * tiles  # the paths ran one tile
+    return encode_s * (1 - encode_ratio) + decode_s * (1 - decode_ratio)
+
+
+def _print_whole_cover(figures: list[dict]) -> None:
+    print("\n| architecture | output | cover s, reference VAE | cover s, fast VAE | x |")
+    print("|---|---|---|---|---|")
+    for row in (figure for figure in figures if figure["part"] == "total"):
+        ratio = row["total_s"] / row["total_fast_vae_s"]
+        print(
+            f"| {row['arch']} | {row['seconds']:g} s | {row['total_s']:.0f} | {row['total_fast_vae_s']:.0f} "
+            f"| {ratio:.2f} |",
+            flush=True,
+        )
 
 
 def _print_row(row: dict) -> None:

@@ -43,9 +43,16 @@ def is_offline(asked: bool = False) -> bool:
 
 
 def cached_snapshot(
-    repo: str, revision: str, cache_dir: str | Path | None, needs: Sequence[str]
+    repo: str,
+    revision: str,
+    cache_dir: str | Path | None,
+    needs: Sequence[str],
+    patterns: Sequence[str] | None = None,
 ) -> Path | None:
-    """The cached folder of `repo` at `revision` if it holds a file matching each of `needs`."""
+    """The cached folder of `repo` at `revision` if it holds a file matching each of `needs`.
+
+    `patterns` are those it was downloaded with (default: metadata and safetensors): the hub client
+    calls a snapshot incomplete if a file they match on the hub is not in the cache."""
     from huggingface_hub import snapshot_download
 
     try:
@@ -55,7 +62,7 @@ def cached_snapshot(
                 revision=revision,
                 cache_dir=cache_dir,
                 local_files_only=True,
-                allow_patterns=[*METADATA_PATTERNS, WEIGHT_PATTERN],
+                allow_patterns=list(patterns or (*METADATA_PATTERNS, WEIGHT_PATTERN)),
             )
         )
     except Exception:

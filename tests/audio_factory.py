@@ -9,8 +9,10 @@ from __future__ import annotations
 import fractions
 import io
 
-import av
 import numpy as np
+
+# PyAV is imported where a file is encoded, not here: tests/conftest.py imports `melody`, and the
+# GPU machines' image has no PyAV, so a top-level import there stopped every GPU test's collection.
 
 # name: (container, codec, sample format or None for the codec's first, rate)
 FORMATS = {
@@ -53,6 +55,8 @@ def encode(
     bit_rate: int | None = None,
 ) -> bytes:
     """Encode mono `samples` (copied to every channel) with PyAV; returns the file's bytes."""
+    import av
+
     layout = {1: "mono", 2: "stereo"}[channels]
     buffer = io.BytesIO()
     with av.open(buffer, "w", format=container) as out:

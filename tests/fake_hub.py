@@ -31,6 +31,15 @@ class FakeHub:
             path.rsplit("/", 1)[-1] for method, path in self.log if method == "GET" and "/resolve/" in path
         ]
 
+    def requested_paths(self, repo: str) -> list[str]:
+        """The paths inside `repo` whose contents were downloaded (`transformer/config.json`)."""
+        prefix = f"/{repo}/resolve/"
+        return [
+            path.removeprefix(prefix).split("/", 1)[1]
+            for method, path in self.log
+            if method == "GET" and path.startswith(prefix)
+        ]
+
 
 def _commit(hub: FakeHub, repo: str, revision: str) -> str | None:
     commits = hub.repos.get(repo, {})
@@ -91,7 +100,7 @@ def _app(hub: FakeHub) -> web.Application:
     app.router.add_get("/api/models/{org}/{name}", model_info)
     app.router.add_get("/api/models/{org}/{name}/revision/{revision}", model_info)
     app.router.add_get("/api/models/{org}/{name}/tree/{revision}", tree)
-    app.router.add_route("*", "/{org}/{name}/resolve/{revision}/{file}", resolve)
+    app.router.add_route("*", "/{org}/{name}/resolve/{revision}/{file:.+}", resolve)
     return app
 
 
@@ -160,3 +169,12 @@ def model_files(model, tokenizer, folder) -> dict[str, bytes]:
 
 def json_bytes(value) -> bytes:
     return json.dumps(value).encode()
+
+
+def folder_files(folder) -> dict[str, bytes]:
+    """Every file under `folder` by its path inside it, as a hub repo would list them."""
+    return {
+        path.relative_to(folder).as_posix(): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }

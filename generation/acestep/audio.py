@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from generation.acestep.fastvae import decoding
 from generation.acestep.params import FRAMES_PER_CODE, SAMPLES_PER_FRAME
 
 
@@ -35,15 +36,16 @@ def source_codes(pipe, source: np.ndarray, frames: int) -> str:
     return "".join(f"<|audio_code_{code}|>" for code in codes)
 
 
-def decode_latents(pipe, latents: torch.Tensor, samples: int) -> np.ndarray:
-    """Latents `(rows, frames, channels)` to audio `(rows, 2, samples)` float32, a row at a time.
+def decode_latents(pipe, latents: torch.Tensor, samples: int, dtype: torch.dtype | None = None) -> np.ndarray:
+    """Latents `(rows, frames, channels)` to audio `(rows, 2, samples)` float32, a row at a time;
+    the decoder's convolutions in bfloat16 when `dtype` is (`generation.acestep.fastvae`).
 
     Like the pipeline, a row whose peak passes full scale is scaled down to it (so nothing clips);
     unlike it, rows are not all pushed to -1 dBFS: mastering sets the level later.
     """
     vae = pipe.vae
     out = []
-    with torch.inference_mode():
+    with torch.inference_mode(), decoding(vae.device, dtype):
         for row in latents:
             # Contiguous: the transposed view made the VAE's elementwise layers several times slower.
             frames = row.T.contiguous()[None].to(vae.device, vae.dtype)

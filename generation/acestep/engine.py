@@ -12,6 +12,7 @@ starting noise alone, and every job's source is encoded alone, so a candidate is
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -38,6 +39,9 @@ from generation.errors import GenerationCancelled, InvalidRequestError
 from generation.interface import CancelToken, Engine, Job, ProgressFn
 
 MAX_TEXT_TOKENS = 256  # the pipeline's default `max_text_length`
+INSTRUMENTAL = "[Instrumental]"
+VOCAL_LANGUAGE = "unknown"
+FRAMES_PER_SECOND = SAMPLE_RATE // SAMPLES_PER_FRAME  # 25
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ class AceStepEngine(Engine):
 
     def total_steps(self, duration_s: float, params: CoverParams | None = None) -> int:
         """Denoising steps of one job: the same for any length (the whole piece is one pass)."""
-        return (params or CoverParams()).steps
+        return (params or CoverParams()).total_steps
 
     def can_batch(self, first: Job, second: Job) -> bool:
         """Jobs share a batch when they share parameters, length in frames and prompt length in
@@ -90,7 +94,7 @@ class AceStepEngine(Engine):
         )
 
     def decode_latents(self, latents: CoverLatents) -> np.ndarray:
-        return decode_latents(self.pipe, latents.latents, latents.samples)
+        return decode_latents(self.pipe, latents.latents, latents.samples, self.loaded.dtype)
 
     def generate_latents(
         self,
@@ -99,7 +103,7 @@ class AceStepEngine(Engine):
         cancels: Sequence[CancelToken | None],
     ) -> list[CoverLatents | GenerationCancelled]:
         self._check(jobs, on_progress, cancels)
-        watch = CoverWatch(jobs[0].params.steps, on_progress, cancels)
+        watch = CoverWatch(jobs[0].params.total_steps, on_progress, cancels)
         latents = None if watch.check_cancels() else self._denoise(jobs, watch)
         if latents is None or watch.all_cancelled:
             del latents
@@ -128,11 +132,14 @@ class AceStepEngine(Engine):
         params, frames = jobs[0].params, latent_frames(jobs[0].duration_s)
         seeds = [seed for job in jobs for seed in job.seeds]
         latents = self._initial_noise(seeds, frames)
-        schedule = self.pipe._get_timestep_schedule(params.steps, params.shift).tolist()
+        schedule, steps = list(params.schedule), params.total_steps
         common = {
             "prompt": [job.prompt for job in jobs for _ in job.seeds],
-            "lyrics": [""] * len(seeds),
-            "audio_duration": _metadata_duration(frames),
+            # An instrumental request as upstream sends it (ACE-Step 1.5 `acestep/inference.py`:
+            # lyrics "[Instrumental]", vocal language "unknown"); empty lyrics are not that.
+            "lyrics": [INSTRUMENTAL] * len(seeds),
+            "vocal_language": VOCAL_LANGUAGE,
+            "audio_duration": told_duration(frames),
             "guidance_scale": params.guidance,
             "output_type": "latent",
             "callback_on_step_end": watch,
@@ -140,7 +147,7 @@ class AceStepEngine(Engine):
         switch = params.cover_steps
         if switch > 0:
             codes = [source_codes(self.pipe, job.source, frames) for job in jobs]
-            watch.stop_after = switch if switch < params.steps else None
+            watch.stop_after = switch if switch < steps else None
             latents = self.pipe(
                 task_type="cover",
                 audio_codes=[code for job, code in zip(jobs, codes, strict=True) for _ in job.seeds],
@@ -150,13 +157,13 @@ class AceStepEngine(Engine):
                 num_inference_steps=len(schedule),
                 **common,
             ).audios
-        if switch < params.steps and not watch.all_cancelled:
+        if switch < steps and not watch.all_cancelled:
             watch.stop_after = None
             latents = self.pipe(
                 task_type="text2music",
                 latents=latents,
                 timesteps=schedule[switch:],
-                num_inference_steps=params.steps - switch,
+                num_inference_steps=steps - switch,
                 **common,
             ).audios
         return latents
@@ -174,7 +181,7 @@ class AceStepEngine(Engine):
     def _text_lengths(self, job: Job) -> tuple[int, ...]:
         from diffusers.pipelines.ace_step.pipeline_ace_step import TASK_INSTRUCTIONS
 
-        duration = _metadata_duration(latent_frames(job.duration_s))
+        duration = told_duration(latent_frames(job.duration_s))
         lengths = []
         for task in ("cover", "text2music"):
             text, _ = self.pipe._format_prompt(
@@ -185,7 +192,12 @@ class AceStepEngine(Engine):
         return tuple(lengths)
 
 
-def _metadata_duration(frames: int) -> float:
-    """The length the pipeline is told: half a frame short of `frames`, so that its own
-    `ceil(duration * 25)` gives back exactly `frames` (`frames / 25 * 25` can round up past it)."""
-    return (frames - 0.5) * SAMPLES_PER_FRAME / SAMPLE_RATE
+def told_duration(frames: int) -> float:
+    """The length the pipeline is told for `frames` latent frames: exactly `frames / 25` seconds
+    where the float allows, so the prompt's metadata says it in whole seconds as upstream does
+    (`int(duration)`: a 30 s job is "30 seconds"), and the pipeline's own `ceil(duration * 25)`
+    gives back exactly `frames` (where `frames / 25 * 25` rounds up past it, one ulp less)."""
+    duration = frames / FRAMES_PER_SECOND
+    while math.ceil(duration * FRAMES_PER_SECOND) > frames:
+        duration = math.nextafter(duration, 0.0)
+    return duration

@@ -24,6 +24,12 @@ from generation.acestep.params import (
 from generation.errors import InvalidRequestError, ModelUnavailableError
 from generation.interface import Engine, LoadOptions, ModelLocation
 
+# Seconds a step of a 30 s XL turbo cover takes, the VAE's encode and decode spread over 8 steps:
+# the bot's first ETA before it has timed a job. CPU: 447 s per 30 s measured with the 2B DiT on 2
+# cores (issue 19: 205 s DiT, 242 s VAE), the XL DiT about twice the 2B's, the VAE ~1.5x faster now
+# (benchmarks/RESULTS.md): ~560 s / 8. GPU and MPS: unmeasured guesses, on the high side.
+FIRST_GUESS_30S = {"cpu": 70.0, "cuda": 0.5, "mps": 5.0}
+
 
 class AceStepFamily:
     name = "acestep"
@@ -50,7 +56,7 @@ class AceStepFamily:
         return dataclasses.replace(self.default_params, **values)  # checked as it is made
 
     def total_steps(self, duration_s: float, params: CoverParams | None = None) -> int:
-        return (params or self.default_params).steps  # the whole piece is one pass
+        return (params or self.default_params).total_steps  # the whole piece is one pass
 
     def lengths(self, spec: str) -> tuple[float, float]:
         shortest = DEBUG_MIN_DURATION_S if spec in DEBUG_MODELS else MIN_DURATION_S
@@ -59,6 +65,14 @@ class AceStepFamily:
     def batch_key(self, spec: str, duration_s: float, params: CoverParams) -> Hashable:
         # Prompts of different lengths in tokens cannot share a batch either: the engine says so.
         return (self.name, spec, latent_frames(duration_s), params)
+
+    def first_guess_step_s(self, spec: str, device_type: str, duration_s: float) -> float:
+        """One DiT pass over the whole piece, with the VAE's share spread over the steps: it grows
+        with the length (figures: benchmarks/acestep.py, 30 s on 2 CPU cores; GPU: an H100)."""
+        if self.is_random(spec) and spec in DEBUG_MODELS:
+            return 0.01
+        per_30s = FIRST_GUESS_30S.get(device_type, FIRST_GUESS_30S["cuda"])
+        return per_30s * max(duration_s, MIN_DURATION_S) / 30.0
 
     def dtype_name(self, spec: str, dtype: str, device) -> str:
         from generation.devices import pick_dtype

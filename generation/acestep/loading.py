@@ -1,9 +1,11 @@
 """Finding, loading and fetching ACE-Step 1.5 cover pipelines.
 
-A spec is `ace-step` (the pinned turbo checkpoint on the Hugging Face hub), a local folder written
-by `save_pretrained`, `debug-ace` (tiny, random, built in-process), or `random:<architecture>` (the
-real shapes with random weights, for speed work). Cover needs the pipeline's audio tokenizer and
-detokenizer, which are optional in diffusers: a checkpoint without them is refused before loading.
+A spec is `ace-step` (the pinned hub checkpoints: `generation.acestep.checkpoints` says which and
+why), a local folder written by `save_pretrained`, `debug-ace` (tiny, random, built in-process), or
+`random:<architecture>` (the real shapes with random weights, for speed work). Cover needs the
+pipeline's audio tokenizer and detokenizer, which are optional in diffusers: a checkpoint without
+them is refused before loading. The hub is asked once, without retries, before any work; a model
+is loaded from the cache only (fetched into it first when online).
 """
 
 from __future__ import annotations
@@ -15,11 +17,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from generation import hub
 from generation.acestep.architectures import ARCHITECTURES, DEBUG_MODELS, build_pipeline, quiet_weight_norm
+from generation.acestep.checkpoints import (
+    CHECKPOINTS,
+    COVER_COMPONENTS,
+    HUB_SPEC,
+    PIPELINE_COMPONENTS,
+    Part,
+    cached_folders,
+    check_fetchable,
+    check_part_index,
+    download,
+    listed,
+    read_index,
+)
 from generation.acestep.params import LICENCE, MIN_DURATION_S
 from generation.catalog import random_architecture
-from generation.errors import ModelNotCachedError, ModelUnavailableError
+from generation.errors import ModelUnavailableError
 from generation.interface import ModelLocation
 
 if TYPE_CHECKING:
@@ -27,27 +41,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HUB_SPEC = "ace-step"
-# The official diffusers-format ACE-Step 1.5 turbo checkpoint (the one diffusers' AceStepPipeline
-# documentation names), pinned to the commit a public model manifest recorded for it: MIT, 21 files.
-# That manifest's file list has no audio_tokenizer/ or audio_token_detokenizer/ folder; if the hub
-# copy lacks them the loader says so in one line instead of failing halfway through a cover.
-HUB_REPO = "ACE-Step/acestep-v15-xl-turbo-diffusers"
-HUB_REVISION = "200ba991ae448051e14b0183157e35c2d27c9fb0"
 RANDOM_PREFIX = "random:"
 DEBUG_MIN_DURATION_S = 0.5
-COVER_COMPONENTS = ("audio_tokenizer", "audio_token_detokenizer")
-PIPELINE_COMPONENTS = (
-    "vae",
-    "text_encoder",
-    "tokenizer",
-    "transformer",
-    "condition_encoder",
-    "scheduler",
-    *COVER_COMPONENTS,
-)
-# Configs, tokenizer files and safetensors weights: never .bin or the pickled silence_latent.pt.
-DOWNLOAD_PATTERNS = ["model_index.json", "*/*.json", "*/*.txt", "*/*.jinja", "*/*.safetensors"]
+PIN = CHECKPOINTS[HUB_SPEC]
+HUB_REPO, HUB_REVISION = PIN[0].repo, PIN[0].revision  # the pipeline's own repository (turbo)
 
 
 @dataclass
@@ -62,9 +59,10 @@ class LoadedAceStep:
     device: torch.device
     dtype: torch.dtype
     min_duration_s: float = MIN_DURATION_S
+    parts: tuple[Part, ...] = ()  # the hub repositories loaded, each with its components
 
     def describe(self) -> dict[str, Any]:
-        return {
+        described = {
             "family": "acestep",
             "name": self.spec,
             "source": self.source,
@@ -74,25 +72,36 @@ class LoadedAceStep:
             "device": str(self.device),
             "licence": LICENCE.name,
         }
+        if self.parts:
+            described["checkpoints"] = [
+                {
+                    "repository": part.repo,
+                    "revision": part.revision,
+                    "components": list(part.components),
+                    "licence_url": part.url,
+                }
+                for part in self.parts
+            ]
+        return described
 
 
 def is_acestep_spec(spec: str) -> bool:
     """Whether `spec` names an ACE-Step model (for a front that offers several families)."""
-    if spec in (HUB_SPEC, *DEBUG_MODELS):
+    if spec in (*CHECKPOINTS, *DEBUG_MODELS):
         return True
     if spec.startswith(RANDOM_PREFIX):
         return spec.removeprefix(RANDOM_PREFIX) in ARCHITECTURES
     index = Path(spec).expanduser() / "model_index.json"
-    return index.is_file() and _read_index(index).get("_class_name") == "AceStepPipeline"
+    return index.is_file() and read_index(index).get("_class_name") == "AceStepPipeline"
 
 
 def resolve(spec: str) -> tuple[str, str]:
-    """`(kind, target)`: kind is "random", "local" or "hub"; target an architecture, folder or repo."""
+    """`(kind, target)`: kind is "random", "local" or "hub"; target an architecture, folder or spec."""
     arch = random_architecture(spec, DEBUG_MODELS, ARCHITECTURES, "ACE-Step")
     if arch is not None:
         return "random", arch
-    if spec == HUB_SPEC:
-        return "hub", HUB_REPO
+    if spec in CHECKPOINTS:
+        return "hub", spec
     if Path(spec).expanduser().is_dir():
         return "local", str(Path(spec).expanduser())
     raise ModelUnavailableError(f"{spec} is neither an ACE-Step model name nor a model folder.")
@@ -101,23 +110,20 @@ def resolve(spec: str) -> tuple[str, str]:
 def locate_acestep(
     spec: str = HUB_SPEC, *, cache_dir: str | Path | None = None, offline: bool = False
 ) -> ModelLocation:
-    """Check that `spec` can be loaded, before any work: a folder holds what cover needs; the
-    hub model is cached, or (online) still to be fetched. Nothing leaves the machine."""
+    """Check that `spec` can be loaded, before any work: a folder holds what cover needs; the hub
+    checkpoints are cached, or (online) reachable and complete, asked once without retries."""
     kind, target = resolve(spec)
     if kind == "random":
         return ModelLocation(spec, kind, target, None, None)
     if kind == "local":
         folder = Path(target)
-        check_index(_read_index(folder / "model_index.json"), target, folder=folder)
+        check_index(read_index(folder / "model_index.json"), target, folder=folder)
         return ModelLocation(spec, kind, target, None, folder)
-    needs = ["model_index.json", "*/*.safetensors"]
-    folder = hub.cached_snapshot(target, HUB_REVISION, cache_dir, needs=needs)
-    if folder is None and hub.is_offline(offline):
-        raise ModelNotCachedError(
-            f"The model {target} is not in the Hugging Face cache and this machine is offline. "
-            f"Fetch it first, on a machine with internet: restyle download {HUB_SPEC}"
-        )
-    return ModelLocation(spec, kind, target, HUB_REVISION, folder)
+    parts = CHECKPOINTS[target]
+    folders = cached_folders(parts, cache_dir)
+    if folders is None:
+        check_fetchable(spec, parts, offline)
+    return ModelLocation(spec, kind, parts[0].repo, parts[0].revision, folders[0] if folders else None)
 
 
 def load_acestep(
@@ -135,6 +141,7 @@ def load_acestep(
 
     torch_device = pick_device(device)
     torch_dtype = pick_dtype(dtype, torch_device)
+    parts: tuple[Part, ...] = ()
     if kind == "random":
         pipe = build_pipeline(ARCHITECTURES[target], seed=seed, device=torch_device, dtype=torch_dtype)
         repository, revision = None, f"random-seed-{seed}"
@@ -142,50 +149,92 @@ def load_acestep(
         pipe = _load_local(target, torch_dtype)
         repository, revision = None, None
     else:
-        pipe = _load_hub(target, torch_dtype, cache_dir, offline)
-        repository, revision = target, HUB_REVISION
+        parts = CHECKPOINTS[target]
+        pipe = load_parts(spec, parts, torch_dtype, cache_dir, offline)
+        repository, revision = parts[0].repo, parts[0].revision
     _check_loaded(pipe, spec)
+    from generation.acestep.fastvae import speed_up
+
     pipe.to(torch_device)
     pipe.vae.enable_tiling()  # 30 s tiles: a 10-minute piece never goes through the VAE at once
+    speed_up(pipe.vae)  # weight norm folded, snakes fused: the same VAE, cheaper per call
     pipe.set_progress_bar_config(disable=True)
     log.info("loaded %s (%s) on %s as %s", spec, kind, torch_device, torch_dtype)
     # The debug model takes short pieces too, so tests run in seconds; lengths are otherwise real
     # (`AceStepFamily.lengths` says the same before loading).
     shortest = DEBUG_MIN_DURATION_S if spec in DEBUG_MODELS else MIN_DURATION_S
-    return LoadedAceStep(spec, kind, repository, revision, pipe, torch_device, torch_dtype, shortest)
+    return LoadedAceStep(spec, kind, repository, revision, pipe, torch_device, torch_dtype, shortest, parts)
 
 
-def download_acestep(spec: str = HUB_SPEC, *, cache_dir: str | Path | None = None) -> Path:
-    """Fetch the pinned checkpoint's safetensors into the cache, for Docker images and offline hosts.
-
-    The model index comes first, so a checkpoint that cannot cover is refused before gigabytes move.
-    """
-    from huggingface_hub import hf_hub_download, snapshot_download
-    from huggingface_hub.errors import EntryNotFoundError
-
+def download_acestep(
+    spec: str = HUB_SPEC, *, cache_dir: str | Path | None = None, parts: tuple[Part, ...] | None = None
+) -> Path:
+    """Fetch the pinned checkpoints' files into the cache, for Docker images and offline hosts;
+    the pipeline's own folder is returned. `parts` replaces the pin (tests of other pins)."""
     kind, target = resolve(spec)
     if kind != "hub":
         raise ModelUnavailableError(f"{spec} is not a Hugging Face model: there is nothing to download.")
-    where = f"{target} at revision {HUB_REVISION[:12]}"
+    return download(spec, parts or CHECKPOINTS[target], cache_dir)[0]
+
+
+def load_parts(spec: str, parts: tuple[Part, ...], dtype: torch.dtype, cache_dir, offline: bool):
+    """The pipeline from the first part's folder with the other parts' components in place, all
+    from the cache (fetched into it first when online and missing)."""
+    import torch
+
+    folders = cached_folders(parts, cache_dir)
+    if folders is None:
+        check_fetchable(spec, parts, offline)
+        folders = download(spec, parts, cache_dir)
+    indexes = [read_index(folder / "model_index.json") for folder in folders]
+    for part, index in zip(parts, indexes, strict=True):
+        check_part_index(index, part)
+    given = {
+        name: _load_component(folder, name, index[name][1], dtype)
+        for part, folder, index in zip(parts[1:], folders[1:], indexes[1:], strict=True)
+        for name in part.components
+    }
+    check_latent_space(given, folders[0])
+    return _from_pretrained(str(folders[0]), dtype, local_files_only=True, **given, vae_dtype=torch.float32)
+
+
+def _load_component(folder: Path, name: str, class_name: str, dtype: torch.dtype):
+    import diffusers.pipelines.ace_step as ace_step_classes
+
+    cls = getattr(ace_step_classes, class_name, None)
+    if cls is None:
+        raise ModelUnavailableError(f"{folder.name}/{name} is a {class_name}, not an ACE-Step {name}.")
     try:
-        index = hf_hub_download(target, "model_index.json", revision=HUB_REVISION, cache_dir=cache_dir)
-        check_index(_read_index(Path(index)), where)
-        return Path(
-            snapshot_download(
-                target, revision=HUB_REVISION, cache_dir=cache_dir, allow_patterns=DOWNLOAD_PATTERNS
+        with _no_progress_bars():
+            return cls.from_pretrained(folder, subfolder=name, torch_dtype=dtype, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailableError(f"{folder}/{name} does not hold a complete {class_name}.") from exc
+
+
+def check_latent_space(given: dict, folder: Path) -> None:
+    """Borrowed cover parts must speak the transformer's latent space (64 channels for ACE-Step 1.5)."""
+    try:
+        channels = json.loads((folder / "transformer" / "config.json").read_text())[
+            "audio_acoustic_hidden_dim"
+        ]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelUnavailableError(f"{folder}/transformer has no readable config.") from exc
+    for name, model in given.items():
+        theirs = model.config.get("audio_acoustic_hidden_dim")
+        if theirs != channels:
+            raise ModelUnavailableError(
+                f"The {name} works on {theirs}-channel latents but the transformer on {channels}: "
+                "they cannot be used together."
             )
-        )
-    except (OSError, EntryNotFoundError) as exc:
-        raise ModelUnavailableError(f"Could not download {where}: {type(exc).__name__}.") from exc
 
 
 def check_index(index: dict, where: str, folder: Path | None = None) -> None:
     """Refuse a pipeline that is not ACE-Step, or lacks what cover needs, in one line."""
     if index.get("_class_name") != "AceStepPipeline":
         raise ModelUnavailableError(f"{where} does not hold an ACE-Step pipeline (no AceStepPipeline index).")
-    missing = [name for name in COVER_COMPONENTS if not _listed(index, name)]
+    missing = [name for name in COVER_COMPONENTS if not listed(index, name)]
     if folder is not None:
-        required = [name for name in PIPELINE_COMPONENTS if _listed(index, name)]
+        required = [name for name in PIPELINE_COMPONENTS if listed(index, name)]
         missing += [name for name in required if not (folder / name).is_dir()]
     if missing:
         raise ModelUnavailableError(
@@ -194,64 +243,22 @@ def check_index(index: dict, where: str, folder: Path | None = None) -> None:
         )
 
 
-def _listed(index: dict, name: str) -> bool:
-    entry = index.get(name)
-    return isinstance(entry, list) and len(entry) == 2 and None not in entry
-
-
-def _read_index(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelUnavailableError(f"{path.parent} has no readable model_index.json.") from exc
-
-
 def _load_local(folder: str, dtype: torch.dtype):
-    check_index(_read_index(Path(folder) / "model_index.json"), folder, folder=Path(folder))
-    try:
-        return _from_pretrained(folder, dtype, local_files_only=True)
-    except OSError as exc:  # a component folder without its weights or config
-        raise ModelUnavailableError(f"{folder} does not hold a complete ACE-Step pipeline.") from exc
-
-
-def _load_hub(repo: str, dtype: torch.dtype, cache_dir, offline: bool):
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
-
-    where = f"{repo} at revision {HUB_REVISION[:12]}"
-    try:
-        try:  # the cache first, so a cached model never waits on the network
-            index = hf_hub_download(
-                repo, "model_index.json", revision=HUB_REVISION, cache_dir=cache_dir, local_files_only=True
-            )
-            cached = True
-        except (OSError, EntryNotFoundError):
-            if offline:
-                raise
-            index = hf_hub_download(repo, "model_index.json", revision=HUB_REVISION, cache_dir=cache_dir)
-            cached = False
-        check_index(_read_index(Path(index)), where)
-        return _from_pretrained(
-            repo, dtype, local_files_only=cached or offline, revision=HUB_REVISION, cache_dir=cache_dir
-        )
-    except (OSError, EntryNotFoundError) as exc:
-        state = "this machine is offline" if offline else "it could not be downloaded"
-        raise ModelUnavailableError(
-            f"The model {where} is not in the Hugging Face cache and {state}. "
-            f"Fetch it first, on a machine with internet: restyle download {HUB_SPEC}"
-        ) from exc
-
-
-def _from_pretrained(target: str, dtype: torch.dtype, **kwargs):
     import torch
+
+    check_index(read_index(Path(folder) / "model_index.json"), folder, folder=Path(folder))
+    return _from_pretrained(folder, dtype, local_files_only=True, vae_dtype=torch.float32)
+
+
+def _from_pretrained(target: str, dtype: torch.dtype, vae_dtype: torch.dtype, **kwargs):
     from diffusers import AceStepPipeline
 
     try:
         with quiet_weight_norm(), _no_progress_bars():
             return AceStepPipeline.from_pretrained(
-                target, dtype={"default": dtype, "vae": torch.float32}, use_safetensors=True, **kwargs
+                target, dtype={"default": dtype, "vae": vae_dtype}, use_safetensors=True, **kwargs
             )
-    except ValueError as exc:  # diffusers' word for a component folder it cannot use
+    except (OSError, ValueError) as exc:  # diffusers' words for a component folder it cannot use
         raise ModelUnavailableError(f"{target} does not hold a complete ACE-Step pipeline.") from exc
 
 

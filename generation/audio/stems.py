@@ -3,8 +3,8 @@
 htdemucs splits the seed into drums, bass, other and vocals; the melody is read from vocals + other
 only, so the chroma follows the tune rather than the kick drum and the bass line: MusicGen-melody
 was trained on such chroma. The weights come from demucs' own hub repository, at a pinned commit,
-safetensors only. The debug models get a tiny random HTDemucs built in-process instead, so tests and
-offline trials need no download.
+safetensors only. The debug models get a stand-in built in-process instead (`DebugSeparator`), so
+tests and offline trials need no download.
 
 Two differences from audiocraft: the whole seed is separated once and windows cut from the result
 (audiocraft separates each 30 s window), and without demucs' random time shift (`shifts=0`), so the
@@ -55,6 +55,36 @@ class StemSeparator:
         return mono[0, 0, : len(samples)].cpu().numpy().astype(np.float32)
 
 
+class DebugSeparator(StemSeparator):
+    """The debug models' stand-in for htdemucs: it separates nothing, and says so in its name.
+
+    It runs a tiny HTDemucs with random weights (htdemucs' own class and demucs' `apply_model`, so
+    the stems path is exercised as the real one is), but an untrained net's "vocals + other" is one
+    constant pitch class whatever the seed: two different melodies gave the same chroma, so the
+    debug model ignored the melody with stems on (the default). So its melody is the seed with the
+    band below `BASS_CUT_HZ` removed (a crude stand-in for dropping bass; drums stay), plus the
+    net's stems `NET_GAIN` down, so the net still reaches the output's bits but the seed's pitch
+    classes win the chroma.
+    """
+
+    BASS_CUT_HZ = 120.0
+    NET_GAIN = 0.01  # -40 dB: the net's stems measured about -25 dB under a full-scale seed
+
+    @torch.inference_mode()
+    def melody(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+        net = super().melody(samples, sample_rate)
+        return (without_low_band(samples, sample_rate, self.BASS_CUT_HZ) + self.NET_GAIN * net).astype(
+            np.float32
+        )
+
+
+def without_low_band(samples: np.ndarray, sample_rate: int, cut_hz: float) -> np.ndarray:
+    """`samples` with every frequency below `cut_hz` removed (one FFT over the whole signal)."""
+    spectrum = np.fft.rfft(samples.astype(np.float64))
+    spectrum[np.fft.rfftfreq(len(samples), 1 / sample_rate) < cut_hz] = 0
+    return np.fft.irfft(spectrum, n=len(samples)).astype(np.float32)
+
+
 def _demucs() -> None:
     try:
         import demucs.apply  # noqa: F401
@@ -62,8 +92,9 @@ def _demucs() -> None:
         raise StemsUnavailableError(INSTALL_HINT) from exc
 
 
-def build_random_separator(seed: int = 0, device: torch.device | str = "cpu") -> StemSeparator:
-    """A tiny HTDemucs (htdemucs' own class) with seeded random weights, at the model's 32 kHz, mono.
+def build_random_separator(seed: int = 0, device: torch.device | str = "cpu") -> DebugSeparator:
+    """The debug stand-in over a tiny HTDemucs (htdemucs' own class) with seeded random weights, at
+    the model's 32 kHz, mono.
 
     About 5,000 weights and no cross-transformer: 0.2 s for a 3 s seed on one core, so the tests can
     keep stems on as the real models do.
@@ -84,7 +115,11 @@ def build_random_separator(seed: int = 0, device: torch.device | str = "cpu") ->
             dconv_comp=1,
             dconv_depth=1,
         )
-    return StemSeparator(model, torch.device(device))
+    log.info(
+        "stems: the debug stand-in (the seed less its band under %.0f Hz), not htdemucs",
+        DebugSeparator.BASS_CUT_HZ,
+    )
+    return DebugSeparator(model, torch.device(device))
 
 
 def stems_cached(cache_dir: str | Path | None = None) -> Path | None:

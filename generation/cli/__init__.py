@@ -31,8 +31,8 @@ DESCRIPTION = (
     "structure too). No weights yet? --model debug or debug-ace runs a tiny random model offline "
     "(noise, not music) to try it out."
 )
-# ACE-Step's `audio_cover_strength`; the family's default (0.75) is explained in --help and the README.
-DEFAULT_STRENGTH = 0.75
+# ACE-Step's `audio_cover_strength`: upstream's default (generation.acestep.params.CoverParams).
+DEFAULT_STRENGTH = 1.0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -194,8 +194,8 @@ def _add_shared(command, *, in_batch: bool = False) -> None:
         "--strength",
         type=option("strength"),
         help="how closely the cover follows the seed, 0 to 1: the share of the denoising steps that "
-        f"hear it (default {DEFAULT_STRENGTH:g}: 6 of 8 steps set melody, rhythm and structure, the "
-        "last 2 leave the detail to the prompt; 1 can come back too close to the seed, 0 ignores it)",
+        f"hear it (default {DEFAULT_STRENGTH:g}, ACE-Step's own: every step hears it and the prompt sets "
+        "the style; 0.75 leaves the last 2 of 8 steps to the prompt alone; 0 ignores the seed)",
     )
     # None: not given. A family that has no such setting refuses it (MusicGen has no --strength).
     sampling = command.add_argument_group("MusicGen sampling (audiocraft's defaults)")

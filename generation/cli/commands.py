@@ -267,6 +267,7 @@ def _params(
     """The family's parameters with the settings given in place; one the family lacks is refused,
     named as it is typed. `strength` is the command line's or, in a batch, the file's (said as
     `strength_typed` then: "strength = 0.5 in tracks.toml")."""
+    _refuse_melody_options(args, family, model)
     given = {arg: getattr(args, arg) for arg in PARAM_OPTIONS} | {"strength": strength}
     values = {}
     for arg, value in given.items():
@@ -279,6 +280,17 @@ def _params(
             raise InvalidRequestError(f"{typed} is not a setting of {family.title} ({model}): {why}.")
         values[name] = value
     return family.make_params(**values)
+
+
+def _refuse_melody_options(args: argparse.Namespace, family: Family, model: str) -> None:
+    """--backend and --no-stems only change how MusicGen-melody runs: refused, not ignored, elsewhere."""
+    if family.reads_melody:
+        return
+    where = f"is not a setting of {family.title} ({model})"
+    if getattr(args, "backend", "auto") not in (None, "auto"):
+        raise InvalidRequestError(f"--backend {where}: it picks MusicGen-melody's decoding loop.")
+    if getattr(args, "no_stems", False):
+        raise InvalidRequestError(f"--no-stems {where}: it hears the whole mix, never stems.")
 
 
 def _options(

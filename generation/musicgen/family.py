@@ -54,6 +54,13 @@ class MusicGenFamily:
     def batch_key(self, spec: str, duration_s: float, params: SamplingParams) -> Hashable:
         return (self.name, spec, frames_for(duration_s), params)  # the engine's windows count frames
 
+    def first_guess_step_s(self, spec: str, device_type: str, duration_s: float) -> float:
+        """One token of every codebook: ~0.15 s on 2 CPU cores (int8, benchmarks/RESULTS.md,
+        2026-12-01), the bot's long-standing 0.02 s on a GPU; any length (a step is one frame)."""
+        if self.is_random(spec):
+            return 0.005
+        return 0.15 if device_type == "cpu" else 0.02
+
     def dtype_name(self, spec: str, dtype: str, device) -> str:
         from generation.musicgen.precision import pick_precision
 

@@ -28,10 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import WorkersSection
-from bot.fair_queue import FairQueue
-from bot.worker.ray import pool as ray_pool
-from bot.worker.ray.pool import RECONNECT_SETTING, RayPool
+from bot.worker.ray.gcs import RECONNECT_SETTING, GcsWatch
 from tests.bot.conftest import seed_mp3
 from tests.bot.offline_discord import OfflineDiscord
 from tests.fake_hub import closed_port
@@ -296,25 +293,21 @@ def test_the_gcs_watch_waits_half_of_rays_reconnect_timeout_then_exits_with_one_
     answers again resets it, and one away past it ends the process with code 1 and one line."""
     monkeypatch.setenv(RECONNECT_SETTING, "8")  # a grace of 4 s
     exits: list[int] = []
-    monkeypatch.setattr(ray_pool.os, "_exit", exits.append)
-    pool = RayPool(WorkersSection(backend="ray", count=1, gpus_per_worker=0), FairQueue(10), None, None, None)
     away = f"127.0.0.1:{closed_port()}"
-    pool._gcs = away
-    pool._check_gcs()
-    assert pool._gcs_away_since is not None
+    watch = GcsWatch(away, exits.append)
+    watch.check(now=100.0)
+    assert watch.away_since == 100.0
     with socket.socket() as gcs:  # back again
         gcs.bind(("127.0.0.1", 0))
         gcs.listen()
-        pool._gcs = f"127.0.0.1:{gcs.getsockname()[1]}"
-        pool._check_gcs()
-        assert pool._gcs_away_since is None
-    pool._gcs = away
-    pool._check_gcs()
-    pool._gcs_away_since -= 3.5  # away for 3.5 s: still within the grace
-    pool._check_gcs()
+        watch.address = f"127.0.0.1:{gcs.getsockname()[1]}"
+        watch.check(now=101.0)
+        assert watch.away_since is None
+    watch.address = away
+    watch.check(now=200.0)
+    watch.check(now=203.5)  # away for 3.5 s: still within the grace
     assert exits == [] and capsys.readouterr().err == ""
-    pool._gcs_away_since -= 1.0
-    pool._check_gcs()
+    watch.check(now=204.5)
     assert exits == [1]
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and lines[0].startswith(

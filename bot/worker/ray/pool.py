@@ -19,9 +19,6 @@ the blame for another job. With `count = 0` the pool looks at the cluster's GPUs
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import sys
 import threading
 import time
 from collections import Counter
@@ -34,6 +31,7 @@ from bot.config import BotConfig, WorkersSection
 from bot.fair_queue import FairQueue, QueuedJob
 from bot.worker.loading import Separator
 from bot.worker.ray.actor import EVENTS, WorkerSetup
+from bot.worker.ray.gcs import CHECK_S, PROBE_S, GcsWatch, reachable
 from bot.worker.runner import RenderSettings, WorkerEvents, WorkOrder
 from generation.errors import RestyleError
 from generation.interface import Engine
@@ -46,10 +44,6 @@ log = logging.getLogger(__name__)
 MAX_DEATHS = 2
 KILLED_TWO = "This job stopped two workers (a crash, or out of memory), so it was not run again."
 RESOURCE_POLL_S = 30.0
-PROBE_S = 5.0  # to connect to the cluster's address before Ray is asked to
-GCS_CHECK_S = 2.0  # how often the GCS of the Ray the bot connected to is looked for
-RECONNECT_SETTING = "RAY_gcs_rpc_server_reconnect_timeout_s"  # Ray's own variable, its spelling
-EXIT_LOST = 1  # the bot's runtime failure code (bot.__main__.EXIT_RUNTIME)
 ENDINGS = frozenset({"finished", "failed", "cancelled"})
 
 
@@ -100,8 +94,7 @@ class RayPool:
         self._started = threading.Event()  # start-up is over, well or not
         self._done = threading.Event()  # stop() no longer needs Ray
         self._started_ray = False
-        self._gcs: str | None = None  # host:port of the GCS to watch, once this pool started Ray
-        self._gcs_away_since: float | None = None
+        self._gcs: GcsWatch | None = None  # once this pool started Ray (a test's own Ray is not watched)
 
     # -- the pool interface (bot.worker.pool.WorkerPool) -------------------------------------------
 
@@ -204,7 +197,7 @@ class RayPool:
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise WorkerError(f"Cannot reach the Ray cluster at {address}: {exc}") from exc
             self._started_ray = True
-            self._gcs = ray.get_runtime_context().gcs_address
+            self._gcs = GcsWatch(ray.get_runtime_context().gcs_address)
         return ray.cluster_resources()
 
     def _grow(self, resources: dict[str, float]) -> list[Any]:
@@ -237,35 +230,17 @@ class RayPool:
         import ray
 
         grow_at = time.monotonic() + self.poll_s
-        while not self._done.wait(min(GCS_CHECK_S, self.poll_s)):
+        while not self._done.wait(min(CHECK_S, self.poll_s)):
             if self.stopping.is_set():  # stop() is using Ray: no new workers, no verdicts
                 continue
-            self._check_gcs()
+            if self._gcs is not None:
+                self._gcs.check()
             if self.workers.count == 0 and time.monotonic() >= grow_at:
                 grow_at = time.monotonic() + self.poll_s
                 try:
                     self._grow(ray.cluster_resources())
                 except Exception:  # the cluster is away for a moment: ask again next time
                     log.warning("could not read the Ray cluster's resources", exc_info=True)
-
-    def _check_gcs(self) -> None:
-        """End the process if the GCS has been unreachable for too long: Ray cannot work without
-        it, and a graceful stop would wait on Ray calls that never return. Nothing is lost: the
-        database requeues running jobs and posts finished ones at the next start."""
-        if self._gcs is None or _reachable(self._gcs):
-            self._gcs_away_since = None
-            return
-        now = time.monotonic()
-        self._gcs_away_since = self._gcs_away_since or now
-        if now - self._gcs_away_since < gcs_grace_s():
-            return
-        print(
-            f"restyle-bot: lost the Ray cluster: its GCS at {self._gcs} has not answered for "
-            f"{now - self._gcs_away_since:.0f} s; exiting so that systemd or Docker can start the bot again.",
-            file=sys.stderr,
-            flush=True,
-        )
-        os._exit(EXIT_LOST)
 
     # -- for the slots ------------------------------------------------------------------------------
 
@@ -357,32 +332,10 @@ class RayPool:
                 self.queue.push(hold.job, first=True, recovered=True)
 
 
-def gcs_grace_s() -> float:
-    """Half of Ray's own GCS reconnect timeout (60 s unless set in its documented variable): a
-    GCS that restarts (fault-tolerant clusters) is waited for, and the bot speaks before Ray ends
-    the process with lines of its own."""
-    try:
-        timeout = float(os.environ.get(RECONNECT_SETTING, "60"))
-    except ValueError:
-        timeout = 60.0
-    return max(1.0, timeout / 2)
-
-
-def _reachable(address: str) -> bool:
-    host, _, port = address.rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=GCS_CHECK_S).close()
-    except (OSError, ValueError):
-        return False
-    return True
-
-
 def _probe(address: str) -> None:
-    host, _, port = address.rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=PROBE_S).close()
-    except OSError as exc:
-        raise WorkerError(f"Cannot reach the Ray cluster at {address}: {exc.strerror or exc}.") from exc
+    why = reachable(address, PROBE_S)
+    if why is not None:
+        raise WorkerError(f"Cannot reach the Ray cluster at {address}: {why.strerror or why}.") from why
 
 
 def make_ray_pool(

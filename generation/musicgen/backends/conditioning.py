@@ -27,7 +27,11 @@ class Prefix:
     lengths: torch.Tensor  # (rows,) int64: each row's own prefix length (positions count from 0)
 
 
-def build_prefix(lm: LoadedModel, batch: WindowBatch, guided: bool) -> Prefix:
+def build_prefix(
+    lm: LoadedModel, batch: WindowBatch, guided: bool, bucket: int = 1, dtype: torch.dtype | None = None
+) -> Prefix:
+    """Every row's prefix in `dtype` (the decoder's by default), left-padded to the longest rounded
+    up to a multiple of `bucket`."""
     cond, uncond = [], []
     for group in batch.row_groups():
         text = _text_states(lm, batch.prompts[group])
@@ -37,7 +41,7 @@ def build_prefix(lm: LoadedModel, batch: WindowBatch, guided: bool) -> Prefix:
             null = torch.zeros_like(batch.chroma[group])
             null[..., 0] = 1
             uncond += list(torch.cat([_chroma_states(lm, null), torch.zeros_like(text)], dim=1))
-    return _left_pad([row.to(lm.dtype) for row in cond + uncond])
+    return _left_pad([row.to(dtype or lm.dtype) for row in cond + uncond], bucket)
 
 
 def _text_states(lm: LoadedModel, prompts: list[str]) -> torch.Tensor:
@@ -62,10 +66,10 @@ def _chroma_states(lm: LoadedModel, chroma: torch.Tensor) -> torch.Tensor:
     return states[:, :length]
 
 
-def _left_pad(rows: list[torch.Tensor]) -> Prefix:
+def _left_pad(rows: list[torch.Tensor], bucket: int = 1) -> Prefix:
     lengths = torch.tensor([row.shape[0] for row in rows], dtype=torch.int64)
-    longest = int(lengths.max())
-    if int(lengths.min()) == longest:
+    longest = -(-int(lengths.max()) // bucket) * bucket
+    if int(lengths.min()) == longest and bucket == 1:  # bucketed prefixes always carry a mask
         return Prefix(torch.stack(rows), None, lengths.to(rows[0].device))
     states = rows[0].new_zeros(len(rows), longest, rows[0].shape[-1])
     valid = torch.zeros(len(rows), longest, dtype=torch.bool, device=rows[0].device)

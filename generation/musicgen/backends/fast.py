@@ -24,13 +24,18 @@ import torch.nn.functional as F
 from generation.musicgen.backends import StepHook, WindowBatch
 from generation.musicgen.backends.conditioning import Prefix, build_prefix
 from generation.musicgen.backends.device import LAG_STEPS, StepLag, device_scope
-from generation.musicgen.backends.fixed import FixedSpanLoop, ShapeCache
+from generation.musicgen.backends.fixed import CudaGraphs, FixedSpanLoop, ShapeCache
+from generation.musicgen.backends.mixed import Float32Stream
 from generation.musicgen.kvcache import Int8Cache, int8_cache_fits
 from generation.musicgen.models import LoadedModel
 from generation.musicgen.quantize import split
 from generation.musicgen.sampling import SamplingParams, choose_tokens, row_keys
 
 log = logging.getLogger(__name__)
+
+# Prefix slots (chroma and text) are rounded up to a multiple of this with fixed spans: with the
+# 235 chroma frames, prompts of 1 to 21 text tokens share one shape, 22 to 53 the next.
+PREFIX_BUCKET = 32
 
 
 @dataclass(frozen=True)
@@ -76,14 +81,25 @@ class _State:
 class FastBackend:
     name = "fast"
 
-    def __init__(self, lm: LoadedModel, fixed_spans: bool | None = None) -> None:
+    def __init__(
+        self, lm: LoadedModel, fixed_spans: bool | None = None, fp32_stream: bool | None = None
+    ) -> None:
         """`fixed_spans` runs steps with fixed shapes (graph-ready); on CUDA they are also captured,
-        over buffers kept per shape, so windows and jobs of one shape reuse them and their graphs."""
+        over buffers kept per shape, so windows and jobs of one shape reuse them and their graphs.
+        `fp32_stream` keeps the residual stream, norms and positions in float32 around the
+        products (audiocraft's float16 autocast split, `generation.musicgen.backends.mixed`): by
+        default for float16 and bfloat16 weights."""
         self.lm = lm
         self.causal_lm = lm.model.decoder
         self.core = self.causal_lm.model.decoder
+        if fp32_stream is None:  # int8 layers keep their tuned bfloat16-in, bfloat16-out steps
+            int8 = hasattr(self.core.layers[0].self_attn, "qkv_proj")
+            fp32_stream = lm.dtype in (torch.float16, torch.bfloat16) and not int8
+        self.stream = Float32Stream(self.core, lm.dtype) if fp32_stream else None
         self.fixed_spans = lm.device.type == "cuda" if fixed_spans is None else fixed_spans
         self.shapes = ShapeCache()
+        # What captures fixed-span steps (tests hand in a stand-in); None runs them as they come.
+        self.graphs = CudaGraphs(lm.device) if self.fixed_spans and lm.device.type == "cuda" else None
         self.lag_steps = LAG_STEPS
         self.make_event = None  # tests hand in a stand-in for torch.cuda.Event
 
@@ -97,7 +113,11 @@ class FastBackend:
         lag = StepLag(device, on_step, self.lag_steps, self.make_event)
         with device_scope(device):
             guided = batch.sampling.guided
-            prefix = build_prefix(self.lm, batch, guided)
+            # Fixed spans round the prefix up to a bucket (left-padded, masked): a prompt of another
+            # length then reuses the buffers and graphs of the same shape instead of capturing anew.
+            bucket = PREFIX_BUCKET if self.fixed_spans else 1
+            dtype = torch.float32 if self.stream is not None else self.lm.dtype
+            prefix = build_prefix(self.lm, batch, guided, bucket=bucket, dtype=dtype)
             state = self._allocate(batch, prefix, guided)
             first = self._first_free(batch)
             self._prefill(state, prefix, first)
@@ -129,6 +149,8 @@ class FastBackend:
         if slots > self.core.embed_positions.weights.shape[0]:  # grow the table now, never mid-loop
             self.core.embed_positions.make_weights(slots, config.hidden_size)
             self.shapes.clear()  # captured graphs read the old table
+        if self.stream is not None:
+            self.stream.table()  # made (or remade) here, outside any capture
         valid = torch.ones(rows_all, slots, dtype=torch.bool, device=lm.device)
         if prefix.valid is not None:
             valid[:, : prefix.states.shape[1]] = prefix.valid
@@ -211,7 +233,7 @@ class FastBackend:
                 mask = state.valid[:, None, None, :span]
         else:
             present = torch.arange(span, device=slot.device) <= slot
-            mask = (state.valid[:, :span] & present)[:, None, None, :]
+            mask = _additive((state.valid[:, :span] & present)[:, None, None, :], self.lm.dtype)
         hidden = self._layers(state, embeds, slot, _Attention(slot, span, mask, causal=False))
         self._choose(state, hidden, position)
 
@@ -220,21 +242,29 @@ class FastBackend:
     def _embed(self, tokens: torch.Tensor, guided: bool) -> torch.Tensor:
         """Sum of the codebooks' embeddings (in transformers' order), doubled for guidance."""
         codebooks = tokens.shape[1]
-        embeds = sum(self.core.embed_tokens[k](tokens[:, k]) for k in range(codebooks))
+        up = (lambda x: x.float()) if self.stream is not None else (lambda x: x)
+        embeds = sum(up(self.core.embed_tokens[k](tokens[:, k])) for k in range(codebooks))
         return torch.cat([embeds, embeds]) if guided else embeds
 
     def _layers(self, state: _State, hidden, slots, attention: _Attention) -> torch.Tensor:
         positions = (state.positions[:, None] + slots.reshape(1, -1)).clamp(min=0)
-        table = self.core.embed_positions.weights
-        hidden = hidden + table[positions].to(hidden.dtype)
+        if self.stream is not None:
+            hidden = hidden.float() + self.stream.table()[positions]
+        else:
+            hidden = hidden + self.core.embed_positions.weights[positions].to(hidden.dtype)
         for index, layer in enumerate(self.core.layers):
             hidden = self._layer(layer, hidden, state, index, attention)
+        if self.stream is not None:
+            return self.stream.norm(self.core.layer_norm, hidden, last=True)
         return self.core.layer_norm(hidden)
+
+    def _norm(self, module, hidden: torch.Tensor) -> torch.Tensor:
+        return module(hidden) if self.stream is None else self.stream.norm(module, hidden)
 
     def _layer(self, layer, hidden, state: _State, index: int, attention: _Attention):
         attn = layer.self_attn
-        residual = hidden
-        hidden = layer.self_attn_layer_norm(hidden)
+        residual = hidden  # float32 with `self.stream`: the products' outputs are added to it
+        hidden = self._norm(layer.self_attn_layer_norm, hidden)
         if hasattr(attn, "qkv_proj"):  # int8 layers: q, k and v in one product
             query, key, value = split(attn.qkv_proj, hidden)
         else:
@@ -260,7 +290,7 @@ class FastBackend:
             )
         hidden = residual + attn.out_proj(out)
         residual = hidden
-        hidden = layer.fc2(layer.activation_fn(layer.fc1(layer.final_layer_norm(hidden))))
+        hidden = layer.fc2(layer.activation_fn(layer.fc1(self._norm(layer.final_layer_norm, hidden))))
         return residual + hidden
 
     def _heads(self, projected: torch.Tensor) -> torch.Tensor:
@@ -314,3 +344,13 @@ class FastBackend:
     def _undelay(self, tokens: torch.Tensor, batch: WindowBatch) -> torch.Tensor:
         pad = int(self.core.config.pad_token_id)
         return tokens[tokens != pad].reshape(batch.rows, self.lm.num_codebooks, -1)
+
+
+def _additive(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A boolean attention mask as an additive one (0 where allowed, -inf elsewhere), made once per
+    step rather than by SDPA in every layer; on CUDA a mask in the queries' dtype is what the
+    memory-efficient and cuDNN kernels take as it is (flash takes no mask at all). The benchmark's
+    attention table (`benchmarks.attention`) times the choices on the device."""
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill_(
+        ~allowed, float("-inf")
+    )

@@ -32,7 +32,7 @@ def test_the_source_becomes_one_audio_code_per_five_latent_frames(debug_ace, ris
 @contextlib.contextmanager
 def louder_decoder(pipe, gain: float):
     """The shared debug VAE with its output layer `gain` times louder, put back afterwards."""
-    magnitude = pipe.vae.decoder.conv2.weight_g
+    magnitude = pipe.vae.decoder.conv2.weight  # weight norm is folded at load (fastvae)
     kept = magnitude.detach().clone()
     with torch.no_grad():
         magnitude.mul_(gain)

@@ -93,3 +93,14 @@ def test_loops_refuse_an_engine_that_does_not_read_the_melody(ace_engine):
     seed = decode_seed(encode_format("wav16", melody([440.0], 2.0, 44_100)), AudioLimits(), ace_engine)
     with pytest.raises(InvalidRequestError, match="melody"):
         restyle_loop(ace_engine, seed, "chiptune", RestyleOptions())
+
+
+def test_a_first_guess_of_a_step_says_a_cpu_cover_takes_minutes():
+    from generation.musicgen.family import MUSICGEN
+
+    cpu_step = ACESTEP.first_guess_step_s("ace-step", "cpu", 30.0)
+    assert 8 * cpu_step > 5 * 60  # a fresh bot must not promise a CPU cover "under a minute"
+    assert ACESTEP.first_guess_step_s("ace-step", "cpu", 120.0) == 4 * cpu_step
+    assert ACESTEP.first_guess_step_s("ace-step", "cuda", 30.0) < cpu_step
+    assert ACESTEP.first_guess_step_s("debug-ace", "cpu", 30.0) < 0.1
+    assert MUSICGEN.first_guess_step_s("melody", "cpu", 30.0) < 1.0

@@ -14,9 +14,8 @@ import torch
 from generation.acestep.architectures import ARCHITECTURES, build_pipeline
 from generation.acestep.engine import AceStepEngine
 from generation.acestep.loading import (
-    DOWNLOAD_PATTERNS,
     HUB_REPO,
-    HUB_REVISION,
+    PIN,
     download_acestep,
     is_acestep_spec,
     load_acestep,
@@ -26,9 +25,11 @@ from generation.errors import ModelUnavailableError
 
 
 @pytest.fixture(scope="module")
-def saved(debug_ace, tmp_path_factory):
+def saved(tmp_path_factory):
+    """debug-ace's weights as diffusers writes them (built afresh: a loaded VAE has its weight norm
+    folded, which diffusers' Oobleck class could not read back)."""
     folder = tmp_path_factory.mktemp("ace") / "debug-ace"
-    debug_ace.pipe.save_pretrained(folder)
+    build_pipeline(ARCHITECTURES["debug-ace"], seed=0).save_pretrained(folder)
     return folder
 
 
@@ -48,7 +49,12 @@ def test_a_saved_folder_loads_and_gives_the_same_audio(ace_engine, saved, rising
     assert loaded.source == "local"
     assert is_acestep_spec(str(saved))
     job = cover_job("lo-fi hip hop", rising, (11,), 10.0)  # a folder is the real thing: 10 s or more
-    np.testing.assert_array_equal(AceStepEngine(loaded).generate(job), ace_engine.generate(job))
+    from_folder, in_process = AceStepEngine(loaded).generate(job), ace_engine.generate(job)
+    # The same weights, not the same bits: the kernels a CPU picks depend on the tensors' alignment,
+    # which differs between a built and a loaded model (2.4e-7 apart on an AMD EPYC). A part lost or
+    # loaded with another config moves the audio by orders of magnitude more than -100 dB.
+    assert np.abs(in_process).max() > 0.01
+    np.testing.assert_allclose(from_folder, in_process, rtol=0, atol=1e-5)
 
 
 def test_a_saved_folder_holds_safetensors_only(saved):
@@ -65,10 +71,11 @@ def test_offline_without_weights_is_one_clear_line(tmp_path):
     assert "restyle download ace-step" in message
 
 
-def test_a_folder_saved_without_the_audio_tokenizer_is_refused(debug_ace, tmp_path):
+def test_a_folder_saved_without_the_audio_tokenizer_is_refused(tmp_path):
     from diffusers import AceStepPipeline
 
-    parts = {**debug_ace.pipe.components, "audio_tokenizer": None, "audio_token_detokenizer": None}
+    pipe = build_pipeline(ARCHITECTURES["debug-ace"])
+    parts = {**pipe.components, "audio_tokenizer": None, "audio_token_detokenizer": None}
     AceStepPipeline(**parts).save_pretrained(tmp_path / "text-only")
     for weights in (tmp_path / "text-only" / "transformer").glob("*.safetensors"):
         weights.unlink()  # refused from its index, before any weights are read
@@ -127,19 +134,26 @@ def test_download_is_for_the_hub_model_and_says_why_it_failed(tmp_path):
     assert "nothing to download" in one_line(local)
     with pytest.raises(ModelUnavailableError) as offline:  # the tests run with HF_HUB_OFFLINE=1
         download_acestep("ace-step", cache_dir=tmp_path)
-    assert HUB_REVISION[:12] in one_line(offline)
+    assert "offline" in one_line(offline)
 
 
-def test_download_fetches_safetensors_and_configs_but_no_pickles():
-    def fetched(path: str) -> bool:
-        return any(fnmatch.fnmatch(path, pattern) for pattern in DOWNLOAD_PATTERNS)
+def test_download_fetches_each_parts_safetensors_and_configs_but_no_pickles():
+    turbo, sft = PIN
 
-    assert fetched("model_index.json")
-    assert fetched("transformer/diffusion_pytorch_model-00001-of-00002.safetensors")
-    assert fetched("tokenizer/merges.txt")
-    assert fetched("audio_tokenizer/config.json")
+    def fetched(part, path: str) -> bool:
+        return any(fnmatch.fnmatch(path, pattern) for pattern in part.patterns())
+
+    assert fetched(turbo, "model_index.json") and fetched(sft, "model_index.json")
+    assert fetched(turbo, "transformer/diffusion_pytorch_model-00001-of-00002.safetensors")
+    assert fetched(turbo, "transformer/diffusion_pytorch_model.safetensors.index.json")
+    assert fetched(turbo, "tokenizer/merges.txt") and fetched(turbo, "tokenizer/chat_template.jinja")
+    assert fetched(sft, "audio_tokenizer/config.json")
+    assert fetched(sft, "audio_token_detokenizer/diffusion_pytorch_model.safetensors")
+    # Only the cover parts from the SFT sibling: not its 8 GB transformer, nor turbo's cover parts.
+    assert not fetched(sft, "transformer/diffusion_pytorch_model-00001-of-00002.safetensors")
+    assert not fetched(turbo, "audio_tokenizer/config.json")
     for unwanted in ("transformer/diffusion_pytorch_model.bin", "silence_latent.pt", "README.md"):
-        assert not fetched(unwanted)
+        assert not fetched(turbo, unwanted) and not fetched(sft, unwanted)
 
 
 def test_the_debug_build_is_deterministic_for_a_seed():

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from generation.acestep.family import ACESTEP
 from generation.audio.decode import decode_audio
 from generation.cli import DEFAULT_STRENGTH, main
 from tests.audio_factory import encode_format, melody
+from tests.fake_hub import dropping_server
 from tests.generation.cli.running import refused as _refused
 from tests.generation.cli.running import run as _run
 
@@ -53,10 +55,10 @@ def test_debug_ace_writes_stereo_48k_candidates_with_the_mit_licence(capsys, tmp
     assert meta["licence"] == {
         "name": "MIT",
         "commercial_use": True,
-        "url": "https://huggingface.co/ACE-Step/Ace-Step1.5",
+        "url": "https://huggingface.co/ACE-Step/acestep-v15-xl-turbo-diffusers",
     }
     assert meta["model"]["family"] == "acestep" and meta["model"]["name"] == "debug-ace"
-    assert meta["parameters"]["strength"] == 0.75 and meta["parameters"]["cover_steps"] == 6
+    assert meta["parameters"]["strength"] == 1.0 and meta["parameters"]["cover_steps"] == 8
     assert (meta["seed"], meta["output"]["sample_rate"], meta["output"]["channels"]) == (41, 48_000, 2)
     assert meta["loudness"]["integrated_lufs"] is not None
     assert "seed 41" in out
@@ -85,10 +87,12 @@ def test_the_same_inputs_give_the_same_file_and_another_seed_track_another(capsy
 def test_strength_changes_the_output_and_zero_ignores_the_seed_track(capsys, tmp_path, seeds):
     loose = [_made(capsys, tmp_path / f"0-{name}", seeds[name], "--strength", "0") for name in seeds]
     close = [_made(capsys, tmp_path / f"1-{name}", seeds[name], "--strength", "1") for name in seeds]
+    half = _made(capsys, tmp_path / "half", seeds["rising"], "--strength", "0.5")
     default = _made(capsys, tmp_path / "default", seeds["rising"])
     assert loose[0] == loose[1]  # strength 0: text-to-music, the seed track is not heard
     assert close[0] != close[1]  # strength 1: every step hears it
-    assert len({loose[0], close[0], default}) == 3
+    assert len({loose[0], close[0], half}) == 3
+    assert default == close[0]  # upstream's default, 1.0
     meta = json.loads((tmp_path / "1-rising" / "rising-chiptune.wav.json").read_text())
     assert (meta["parameters"]["strength"], meta["parameters"]["cover_steps"]) == (1.0, 8)
 
@@ -104,6 +108,8 @@ def test_strength_changes_the_output_and_zero_ignores_the_seed_track(capsys, tmp
         (["--model", "debug-ace", "--guidance", "2"], "--guidance"),
         (["--model", "debug-ace", "--revision", "main"], "built in-process"),
         (["--model", "debug-ace", "--dtype", "int8"], "Unknown dtype 'int8'"),
+        (["--model", "debug-ace", "--backend", "fast"], "--backend is not a setting of ACE-Step"),
+        (["--model", "debug-ace", "--no-stems"], "--no-stems is not a setting of ACE-Step"),
         (["--model", "debug", "--dtype", "float8"], "Unknown dtype 'float8'"),
         (
             ["--model", "ace-step", "--offline", "--cache-dir", "/nonexistent-cache"],
@@ -155,7 +161,7 @@ def test_bad_strengths_in_a_batch_file_are_refused_first(capsys, tmp_path, seeds
 def test_download_ace_step_without_the_hub_is_one_line(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     line = _refused(capsys, "download", "ace-step", "--cache-dir", str(tmp_path))
-    assert "ACE-Step/acestep-v15-xl-turbo-diffusers" in line
+    assert "offline" in line  # as MusicGen's
     assert not list(tmp_path.rglob("*.safetensors"))
 
 
@@ -213,3 +219,23 @@ def test_a_seed_too_short_for_the_model_is_refused_before_it_loads(capsys, tmp_p
     assert "10.0 s to 10:00" in line and "not 1.2 s" in line and "duration" in line
     assert "not 5.0 s" in _refused_after_decoding(capsys, *argv, "--duration", "5")
     assert not list(tmp_path.iterdir())
+
+
+def test_ace_step_without_network_is_one_line_at_once_before_the_seed_is_read(tmp_path, seeds):
+    """Issue 23's fourth defect: one try, one line, before any work, and the word offline."""
+    from tests.generation.cli.test_cli_first_steps import one_line, restyle
+
+    started = time.perf_counter()
+    offline = one_line(restyle("download", "ace-step", home=tmp_path, offline=True))
+    assert "offline" in offline
+    generate = ["generate", str(seeds["rising"]), "lofi", "--model", "ace-step", "-o", str(tmp_path / "out")]
+    said = one_line(restyle(*generate, home=tmp_path, offline=True))
+    assert "offline" in said and "restyle download ace-step" in said
+    with dropping_server() as (accepted, port):
+        endpoint = f"http://127.0.0.1:{port}"
+        unreachable = one_line(restyle(*generate, home=tmp_path, endpoint=endpoint))
+        assert "cannot reach the Hugging Face hub" in unreachable and len(accepted) == 1
+        fetch = one_line(restyle("download", "ace-step", home=tmp_path, endpoint=endpoint))
+        assert "cannot reach the Hugging Face hub" in fetch and len(accepted) == 2
+    assert not (tmp_path / "out").exists()
+    assert time.perf_counter() - started < 60  # four runs of the command: ~25 s each before

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from generation.audio.chroma import melody_adherence
+from generation.audio.chroma import chroma, melody_adherence
 from generation.musicgen.engine import melody_job
 
 SECONDS = 3.0
@@ -42,11 +43,12 @@ def test_the_output_is_not_dominated_by_a_constant_offset(outputs):
 
 
 def test_adherence_differs_between_seeds(outputs, rising_melody):
-    figures = {
-        name: melody_adherence(rising_melody, outputs[name].mean(axis=0), 32_000)
-        for name in ("seed 1", "seed 2")
-    }
-    assert figures["seed 1"] != figures["seed 2"]
+    # One-hot chroma over a 3 s output is 24 frames: adherence is a multiple of 1/24, and two noises
+    # tie often (both 4/24 once the conditioning changed). What the measure reads must differ.
+    heard = {name: chroma(outputs[name].mean(axis=0)).argmax(-1) for name in ("seed 1", "seed 2")}
+    assert not torch.equal(heard["seed 1"], heard["seed 2"])
+    figures = [melody_adherence(rising_melody, outputs[name].mean(axis=0), 32_000) for name in heard]
+    assert all(0.0 <= figure <= 1.0 for figure in figures)
 
 
 def test_the_same_inputs_give_the_same_noise(fast_engine, rising_melody, outputs):

@@ -52,6 +52,56 @@ def test_windows_and_jobs_of_one_shape_reuse_buffers_and_steps(debug_lm):
     assert all(torch.equal(a, b) for a, b in zip(codes, eager, strict=True))
 
 
+class FakeGraphs:
+    """Stands in for `CudaGraphs` where no GPU is: a capture runs the step once (the real one's
+    warm-up) and keeps it; a replay runs it again. Counts both."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.captured = self.replays = 0
+        self.fail_at = fail_at
+
+    def capture(self, step, pool):
+        if self.captured + 1 == self.fail_at:
+            raise RuntimeError("operation not permitted when stream is capturing")
+        step()
+        self.captured += 1
+        return _Replay(self, step), pool
+
+
+class _Replay:
+    def __init__(self, graphs: FakeGraphs, step) -> None:
+        self.graphs, self.step = graphs, step
+
+    def replay(self) -> None:
+        self.graphs.replays += 1
+        self.step()
+
+
+def test_a_prompt_of_another_length_replays_the_captured_graphs(debug_lm):
+    # The shape once held the prefix's exact length (235 + the prompt's tokens; the debug tokenizer
+    # reads characters): every new prompt length allocated a cache and captured every span again.
+    backend = FastBackend(debug_lm, fixed_spans=True)
+    backend.graphs = graphs = FakeGraphs()
+    short = _windows(backend, "lofi", 3)
+    captured = graphs.captured
+    assert captured == backend.shapes.captures > 0 and graphs.replays > 0
+    long = _windows(backend, "lofi with tape hiss", 4)
+    assert (graphs.captured, backend.shapes.allocations) == (captured, 2)
+    eager = FastBackend(debug_lm, fixed_spans=False)
+    for prompt, seed, codes in (("lofi", 3, short), ("lofi with tape hiss", 4, long)):
+        assert all(torch.equal(a, b) for a, b in zip(codes, _windows(eager, prompt, seed), strict=True))
+
+
+def test_a_failed_capture_drops_the_shape_and_the_job_still_finishes(debug_lm, rising_melody):
+    engine = _fixed(debug_lm)
+    engine.backend.graphs = FakeGraphs(fail_at=2)
+    failed = engine.backend
+    codes = engine.generate_codes(melody_job("lofi", rising_melody, (5,), 8.0))
+    assert codes.shape == (1, 4, 400) and (codes >= 0).all()
+    assert engine.backend.name == "reference"  # the engine's own fallback took over
+    assert not failed.shapes.states and not failed.shapes.graphs  # nothing half captured is kept
+
+
 def test_only_the_latest_shapes_are_kept(debug_lm, rising_melody):
     engine = _fixed(debug_lm)
     for seconds in (1.0, 2.0, 3.0):
