@@ -27,6 +27,7 @@ from bot import refusals, texts
 from bot.checks import (
     access_refusal,
     attachment_refusal,
+    prompt_refusal,
     quota_refusal,
     request_refusal,
     reserve,
@@ -206,9 +207,13 @@ class Admission:
         return rerun_length_s(job, self.config.limits.max_output_seconds) if job.loop else job.duration_s
 
     def _limits_refusal(self, job: JobRow, prompt: str) -> str | None:
-        """A reroll or remix keeps to today's limits, which may be lower than when `job` ran."""
+        """A reroll or remix keeps to today's limits, which may be lower than when `job` ran. A remix's
+        prompt is the member's to change; the job's settings are not, so those send them to /restyle."""
+        own = prompt_refusal(prompt, self.config.limits.max_prompt_chars)
+        if own:
+            return own
         duration = None if job.loop else job.duration_s  # a loop is planned again, within the limit
-        return request_refusal(
+        changed = request_refusal(
             self.config,
             RequestOptions(
                 prompt=prompt,
@@ -218,6 +223,7 @@ class Admission:
                 strength=job.strength,
             ),
         )
+        return texts.limits_changed(job.id, changed) if changed else None
 
     async def _job_to_build_on(self, interaction: discord.Interaction, job_id: int) -> JobRow | None:
         """A finished job a reroll or remix may start from, or None after refusing in one line."""

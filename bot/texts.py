@@ -157,6 +157,13 @@ def unsaved(error: OSError) -> str:
     return f"The results could not be saved: {reason}. Please try again later."
 
 
+def limits_changed(job_id: int, why: str) -> str:
+    """A Reroll or Remix of a job made under limits lowered since: what the member can do."""
+    why = why.rstrip(".")
+    why = why[:1].lower() + why[1:]
+    return f"Job #{job_id} was made under limits lowered since ({why}): start a new /restyle."
+
+
 FILES_EXPIRED = "That job's files have expired."
 RESULTS_MISSING = "The results files are missing: nothing was posted."
 

@@ -156,3 +156,18 @@ async def test_opposite_phase_stereo_is_heard_by_either_family(running, tmp_path
     assert "Queued as job #1" in reply.response.content, reply.response.content
     await until(world.env, lambda: world.results(), what="the results")
     assert (await world.bot.store.job(1)).status == "done"
+
+
+async def test_a_reroll_past_lowered_limits_says_what_the_member_can_do(running, tmp_path):
+    """A job that is not a loop cannot be planned again shorter: its buttons say it was made under
+    other limits and point to /restyle; a remix's own prompt is refused as the member typed it."""
+    world = await running()
+    posted = await _finished_job(world, audio=("theme.mp3", seed_mp3(6.0)))
+    _reconfigure(world, limits=_limits(world, max_output_seconds=4.0))
+    reroll = await world.bob.click(posted, label="Reroll")
+    text = reroll.response.content
+    assert reroll.ephemeral and "Job #1" in text and "/restyle" in text and "4.0 s" in text, text
+    form = await world.alice.click(posted, label="Remix")
+    remix = await world.alice.submit_modal(form, {"candidate": "1", "prompt": "\u200b"})
+    assert remix.response.content == "The style prompt is empty: describe the style you want."
+    assert len(world.bot.queue) == 0
