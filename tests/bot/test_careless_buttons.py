@@ -106,15 +106,15 @@ async def test_a_loop_shorter_than_the_floor_is_planned_whole_bars_long_enough(r
 async def test_a_reroll_after_the_limit_dropped_plans_the_loop_within_it(running, tmp_path):
     world = await running(make_config(tmp_path, limits={"max_output_seconds": 60}))
     await world.alice.slash(
-        world.channel, "restyle", audio=("groove.wav", _groove()), prompt="chip", loop=True, duration=16.0
+        world.channel, "restyle", audio=("groove.wav", _groove()), prompt="chip", loop=True, duration=8.0
     )
     await until(world.env, lambda: world.results(), what="the results")
-    assert (await world.bot.store.job(1)).loop_bars == 8  # 16 s at 120 BPM
-    _reconfigure(world, limits=_limits(world, max_output_seconds=10.0))
+    assert (await world.bot.store.job(1)).loop_bars == 4  # 8 s at 120 BPM
+    _reconfigure(world, limits=_limits(world, max_output_seconds=5.0))
     reroll = await world.bob.click(world.results()[0], label="Reroll")
     assert "Queued as job #2" in reroll.response.content, reroll.response.content
     rerolled = await world.bot.store.job(2)
-    assert (rerolled.loop_bars, rerolled.loop_tempo, rerolled.duration_s) == (5, 120.0, 10.0)
+    assert (rerolled.loop_bars, rerolled.loop_tempo, rerolled.duration_s) == (2, 120.0, 4.0)
 
 
 def _limits(world, **changes):
