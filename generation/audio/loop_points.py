@@ -2,7 +2,7 @@
 
 - WAV: a `smpl` chunk with one forward loop. Its end is inclusive in the RIFF spec ("the last
   sample to be played"), so a loop over samples [start, end) is written as `start` and `end - 1`;
-  Godot's importer copies the value into `loop_end` as it is (see the README's Loops section).
+  Godot's importer copies the value into `loop_end` as it is (see docs/loops.md).
   The chunk goes before `data`, where readers that stop at the audio still see it.
 - Ogg (Opus) and FLAC: Vorbis comments `LOOPSTART` and `LOOPLENGTH`, in samples. Opus always
   decodes at 48 kHz, so an Opus file's figures are at 48 kHz, converted from the model's rate

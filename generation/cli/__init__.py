@@ -114,7 +114,7 @@ def _add_batch(commands) -> argparse.ArgumentParser:
         "batch",
         help="one seed, several named prompts, from a TOML file",
         description="Generate one track per name in TRACKS.toml, all from the same seed. "
-        "See the README for the file's format; options given here override the file's. "
+        "See docs/cli.md for the file's format; options given here override the file's. "
         "Tracks already written by an earlier run (same prompt) are skipped; --force makes them again.",
     )
     command.add_argument("tracks_file", metavar="TRACKS.toml", type=Path, help="the batch file")

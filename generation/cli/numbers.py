@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from generation import catalog
 from generation.audio.tempo import BEATS_PER_BAR_RANGE, GIVEN_BPM_RANGE
+from generation.cli.loop_requests import MAX_INTRO_BARS
 from generation.errors import InvalidRequestError
 from generation.interface import MAX_SEED
 from generation.pipeline import MAX_CANDIDATES
@@ -71,7 +72,7 @@ RULES = {
     "guidance": Rule(0, 20),
     "bpm": Rule(*GIVEN_BPM_RANGE, unit=" BPM"),
     "beats_per_bar": Rule(*BEATS_PER_BAR_RANGE, whole=True),
-    "intro": Rule(0, 1024, whole=True, unit=" bars"),  # and intro + loop within the maximum length
+    "intro": Rule(0, MAX_INTRO_BARS, whole=True, unit=" bars"),  # and intro + loop within the maximum length
 }
 
 

@@ -109,7 +109,7 @@ def test_intro_and_layers_without_a_loop_or_a_negative_intro_are_refused_in_one_
     for argv, expected in (
         (["--intro", "1"], "add --loop"),
         (["--layers"], "add --loop"),
-        (["--loop", "--bpm", "120", "--intro", "-1"], "whole number from 0 to 1024 bars"),
+        (["--loop", "--bpm", "120", "--intro", "-1"], "whole number from 0 to 64 bars"),
         (["--loop", "--bpm", "120", "--intro", "2", "--max-duration", "5"], "longer than the maximum"),
     ):
         assert main(["generate", seed, "chiptune", *argv, *out]) == 2

@@ -98,7 +98,9 @@ def test_a_given_tempo_and_metre_set_the_bars(capsys, tmp_path, groove):
         groove, tmp_path, "--duration", "8", "--bpm", "100", "--beats-per-bar", "3", "--name", "waltz"
     )
     assert main(argv) == 0
-    assert "loops seamlessly: 4 bars at 100 BPM" in capsys.readouterr().out
+    # The bars, not the verdict: a random seed's noise may or may not wrap without a click (the
+    # verdict's wording is generation.game_music's, tested there).
+    assert "4 bars at 100 BPM" in capsys.readouterr().out
     loop = _sidecar(tmp_path / "waltz.wav")["loop"]
     assert (loop["bpm"], loop["beats_per_bar"], loop["tempo_detected"]) == (100.0, 3, False)
     assert loop["loop_end"] == 4 * 3 * 60 * RATE // 100
@@ -115,7 +117,7 @@ def test_a_seed_with_no_clear_beat_loops_once_its_tempo_is_given(capsys, tmp_pat
     assert "no clear beat" in line and "bpm" in line
     assert not (tmp_path / "out").exists()
     assert main(_loop(noise, tmp_path / "out", "--bpm", "120", "--name", "hiss")) == 0  # the fallback
-    assert "loops seamlessly: 3 bars at 120 BPM" in capsys.readouterr().out
+    assert "3 bars at 120 BPM" in capsys.readouterr().out  # seamless or not: a random seed's noise
     assert _sidecar(tmp_path / "out" / "hiss.wav")["loop"]["loop_end"] == 3 * BAR_120
 
 
@@ -178,7 +180,7 @@ def test_a_batch_that_turns_a_written_track_into_a_loop_makes_it_again(capsys, t
     looped = _batch(tmp_path, groove, 'duration = 2\nloop = true\n[tracks]\nlevel = "chiptune"\n')
     assert "--force" in _refused(capsys, ["batch", str(looped)])  # not taken for the loop asked
     assert main(["batch", str(looped), "--force"]) == 0
-    assert "loops seamlessly" in capsys.readouterr().out
+    assert "1 bar at 120 BPM" in capsys.readouterr().out
     assert _sidecar(tmp_path / "level.wav")["loop"]["bars"] == 1
 
 
@@ -207,4 +209,4 @@ def test_a_one_bar_loop_is_made_and_said_in_the_singular(capsys, tmp_path, groov
     assert _sidecar(tmp_path / "one.wav")["loop"]["bars"] == 1
     assert tags_and_length((tmp_path / "one.wav").read_bytes())[1:] == (BAR_120, RATE)
     assert "loop: 1 bar of 4 at 120 BPM" in out + err
-    assert "loops seamlessly: 1 bar at 120 BPM" in out
+    assert "1 bar at 120 BPM" in out

@@ -143,7 +143,7 @@ def test_set_json_refuses_tracks_that_do_not_share_the_grid(tmp_path):
         ('[tracks]\na = { prompt = "x", layers = true }\n', "asks for an intro or layers but does not loop"),
         (
             'loop = true\nintro = "one"\n[tracks]\na = "x"\n',
-            'intro = "one": it must be a whole number from 0 to 1024 bars',
+            'intro = "one": it must be a whole number from 0 to 64 bars',
         ),
     ],
 )
