@@ -27,6 +27,7 @@ from bot import refusals, texts
 from bot.checks import (
     access_refusal,
     attachment_refusal,
+    prompt_refusal,
     quota_refusal,
     request_refusal,
     reserve,
@@ -35,7 +36,7 @@ from bot.config import BotConfig
 from bot.files import DataDir
 from bot.jobs import JobBoard
 from bot.lifecycle import Lifecycle
-from bot.loop_jobs import file_s, loop_columns, loop_length_s, plan_admitted
+from bot.loop_jobs import file_s, loop_columns, plan_admitted, rerun_length_s
 from bot.models import JobRow, NewJob, RequestOptions, Reservation
 from bot.replies import NO_PINGS, now, refuse
 from bot.store import Store
@@ -71,6 +72,7 @@ class Submission:
     bpm: float | None = None  # a loop's tempo; None: detected
     intro: int = 0  # a loop's intro, in bars
     layers: bool = False  # a loop's layers too
+    strength: float | None = None  # ACE-Step's cover strength; None: the family's default
 
 
 def candidate_number(text: str) -> int | None:
@@ -125,6 +127,7 @@ class Admission:
             bpm=request.bpm,
             intro=request.intro,
             layers=request.layers,
+            strength=request.strength,
         )
         await self._submit(interaction, submission)
 
@@ -144,7 +147,7 @@ class Admission:
         submission = Submission(
             prompt=job.prompt,
             candidates=job.candidates,
-            duration=loop_length_s(job) if job.loop else job.duration_s,
+            duration=self._rerun_duration(job),
             seed=None,
             model=job.model,
             seed_name=job.seed_name,
@@ -155,6 +158,7 @@ class Admission:
             bpm=job.loop_bpm,
             intro=job.loop_intro_bars,
             layers=job.loop_layers,
+            strength=job.strength,
         )
         await self._submit(interaction, submission)
 
@@ -183,7 +187,7 @@ class Admission:
         submission = Submission(
             prompt=prompt,
             candidates=job.candidates,
-            duration=loop_length_s(job) if job.loop else job.duration_s,
+            duration=self._rerun_duration(job),
             seed=None,
             model=job.model,
             seed_name=f"job {job.id} candidate {idx}",
@@ -194,16 +198,32 @@ class Admission:
             bpm=job.loop_tempo,  # the seed is that loop: its tempo is known
             intro=job.loop_intro_bars,
             layers=job.loop_layers,
+            strength=job.strength,
         )
         await self._submit(interaction, submission)
 
+    def _rerun_duration(self, job: JobRow) -> float:
+        """A loop is planned again from its length, within today's limit; other jobs keep theirs."""
+        return rerun_length_s(job, self.config.limits.max_output_seconds) if job.loop else job.duration_s
+
     def _limits_refusal(self, job: JobRow, prompt: str) -> str | None:
-        """A reroll or remix keeps to today's limits, which may be lower than when `job` ran."""
+        """A reroll or remix keeps to today's limits, which may be lower than when `job` ran. A remix's
+        prompt is the member's to change; the job's settings are not, so those send them to /restyle."""
+        own = prompt_refusal(prompt, self.config.limits.max_prompt_chars)
+        if own:
+            return own
         duration = None if job.loop else job.duration_s  # a loop is planned again, within the limit
-        return request_refusal(
+        changed = request_refusal(
             self.config,
-            RequestOptions(prompt=prompt, candidates=job.candidates, duration=duration, model=job.model),
+            RequestOptions(
+                prompt=prompt,
+                candidates=job.candidates,
+                duration=duration,
+                model=job.model,
+                strength=job.strength,
+            ),
         )
+        return texts.limits_changed(job.id, changed) if changed else None
 
     async def _job_to_build_on(self, interaction: discord.Interaction, job_id: int) -> JobRow | None:
         """A finished job a reroll or remix may start from, or None after refusing in one line."""
@@ -212,7 +232,7 @@ class Admission:
         if job is None or job.status != "done":
             refusal = "That job has no results to build on."
         elif job.files_deleted:
-            refusal = "That job's files have expired."
+            refusal = texts.FILES_EXPIRED
         elif job.model not in self.config.models.choices:  # the config changed since it ran
             refusal = f"The model `{job.model}` is no longer offered here: start a new /restyle."
         else:
@@ -226,6 +246,9 @@ class Admission:
 
     async def _submit(self, interaction: discord.Interaction, sub: Submission) -> None:
         """Take a place in the queue, decode the seed, record the job, queue it, tell the channel."""
+        if sub.seed_path is not None and not await self.files.exists(sub.seed_path):
+            await refuse(interaction, texts.FILES_EXPIRED)  # gone from the data dir: never its path
+            return
         user, asked_at = interaction.user.id, now()
         reservation = await reserve(self.config, self.store, user, asked_at)
         if reservation is None:
@@ -303,6 +326,7 @@ class Admission:
             created_at=reservation.at,
             kind=sub.kind,
             parent_id=sub.parent_id,
+            strength=sub.strength,
             **loop_columns(plan, sub.bpm, layers=sub.layers),
         )
         return await self.store.job(await self.store.add_job(new, reservation))

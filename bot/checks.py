@@ -15,6 +15,7 @@ from generation.families import family_for
 from generation.humanize import format_bytes, format_duration
 from generation.interface import MAX_SEED
 from generation.loops import check_loopable
+from generation.pipeline import MIN_OUTPUT_S, check_prompt
 
 AUDIO_EXTENSIONS = {
     ".mp3",
@@ -88,21 +89,17 @@ def _needs_a_loop(request: RequestOptions) -> str | None:
 
 
 def request_refusal(config: BotConfig, request: RequestOptions) -> str | None:
-    limits, prompt = config.limits, request.prompt
+    limits = config.limits
+    longest = limits.max_output_seconds
     max_seed = MAX_SEED - limits.max_candidates
     rules = [
-        (bool(prompt.strip()), "The style prompt is empty: describe the style you want."),
-        (
-            len(prompt) <= limits.max_prompt_chars,
-            f"The style prompt is {len(prompt)} characters; the limit is {limits.max_prompt_chars}.",
-        ),
         (
             1 <= request.candidates <= limits.max_candidates,
             f"Ask for 1 to {limits.max_candidates} candidates.",
         ),
         (
-            request.duration is None or 1 <= request.duration <= limits.max_output_seconds,
-            f"The duration must be between 1 s and {format_duration(limits.max_output_seconds)}.",
+            request.duration is None or MIN_OUTPUT_S <= request.duration <= longest,
+            f"The duration must be between {MIN_OUTPUT_S:g} s and {format_duration(longest)}.",
         ),
         (
             request.seed is None or 0 <= request.seed <= max_seed,
@@ -113,7 +110,42 @@ def request_refusal(config: BotConfig, request: RequestOptions) -> str | None:
             f"Unknown model {request.model!r}: choose {', '.join(config.models.choices)}.",
         ),
     ]
-    return next((message for ok, message in rules if not ok), None) or loop_refusal(config, request)
+    return (
+        prompt_refusal(request.prompt, limits.max_prompt_chars)
+        or next((message for ok, message in rules if not ok), None)
+        or loop_refusal(config, request)
+        or strength_refusal(config, request)
+    )
+
+
+def strength_refusal(config: BotConfig, request: RequestOptions) -> str | None:
+    """A cover strength is ACE-Step's (0 to 1): a model without one refuses it, naming those with one."""
+    if request.strength is None:
+        return None
+    model = request.model or config.models.default
+    family = family_for(model)
+    if not _has_strength(model):
+        covers = " or ".join(f"`{name}`" for name in config.models.choices if _has_strength(name))
+        choose = f"choose {covers}, or leave it out" if covers else "leave it out"
+        return f"strength is ACE-Step's cover strength; {family.title} (`{model}`) has none: {choose}."
+    try:
+        family.make_params(strength=request.strength)
+    except InvalidRequestError as exc:
+        return str(exc)
+    return None
+
+
+def _has_strength(model: str) -> bool:
+    return hasattr(family_for(model).default_params, "strength")
+
+
+def prompt_refusal(prompt: str, max_chars: int) -> str | None:
+    """The engine's own judgement: empty (invisible characters too) or too long."""
+    try:
+        check_prompt(prompt, max_chars)
+    except InvalidRequestError as exc:
+        return str(exc)
+    return None
 
 
 def attachment_refusal(config: BotConfig, attachment: discord.Attachment) -> str | None:

@@ -28,6 +28,8 @@ from bot.worker.local import GpuWorker
 from bot.worker.pool import WorkerPool
 from bot.worker.runner import Engines, RenderSettings
 from generation.audio.mastering import MasteringOptions
+from generation.errors import RestyleError
+from generation.families import family_for
 from generation.interface import Engine
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ class RestyleBot(commands.Bot):
         self._start_worker = start_worker
         self._ready_once = False
         self._separator = Separator(config.models)  # loaded on the GPU thread, on first use
+        self._device: str | None = None  # found on first use (`_device_type`)
 
     async def setup_hook(self) -> None:
         self.files.create()
@@ -163,10 +166,33 @@ class RestyleBot(commands.Bot):
         """Ask the worker pool to stop a job it holds (the lifecycle's Cancel)."""
         return self.worker is not None and self.worker.cancel(job_id)
 
-    def seconds_per_step(self, model: str | None = None) -> float:
-        """`model`'s measured seconds per step (None: the default model's), or the config's guess."""
+    def seconds_per_step(self, model: str | None, duration_s: float) -> float:
+        """`model`'s measured seconds per step (None: the default model's); before any job of it
+        was timed, the config's guess if it sets one, else its family's first guess for this
+        device and a `duration_s` job (an ACE-Step step covers the whole piece: it grows with it)."""
+        model = model or self.config.models.default
         measured = self.worker.seconds_per_step if self.worker is not None else {}
-        return measured.get(model or self.config.models.default, self.config.progress.seconds_per_step_guess)
+        if model in measured:
+            return measured[model]
+        guess = self.config.progress.seconds_per_step_guess
+        if guess is not None:
+            return guess
+        return family_for(model).first_guess_step_s(model, self._device_type(), duration_s)
+
+    def _device_type(self) -> str:
+        """The kind of device the jobs run on ("cpu", "cuda", "mps"), for the first guesses."""
+        if self._device is None:
+            workers = self.config.workers
+            if workers.backend == "ray":  # the workers' machines, not this one
+                self._device = "cuda" if workers.gpus_per_worker > 0 else "cpu"
+            else:
+                from generation.devices import pick_device  # (torch: the worker loads it anyway)
+
+                try:
+                    self._device = pick_device(self.config.models.device).type
+                except RestyleError:  # a device this machine lacks stops start-up elsewhere
+                    self._device = "cpu"
+        return self._device
 
     async def on_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError

@@ -7,6 +7,7 @@ Every setting and its default is documented in `config.example.toml`.
 from __future__ import annotations
 
 import importlib.util
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -87,7 +88,9 @@ class OutputSection:
 @dataclass(frozen=True)
 class ProgressSection:
     edit_interval_seconds: float = 5.0
-    seconds_per_step_guess: float = 0.02  # for ETAs until a job has been timed
+    # For ETAs until a model's first job has been timed: None (the default) lets each model's family
+    # guess for the device and the job's length; a number is used for every model.
+    seconds_per_step_guess: float | None = None
 
 
 @dataclass(frozen=True)
@@ -198,7 +201,7 @@ def _kind_of(value: Any) -> str:
 
 
 def _check(config: BotConfig) -> None:
-    limits, output = config.limits, config.output
+    limits, output, guess = config.limits, config.output, config.progress.seconds_per_step_guess
     rules = [
         (0 < limits.max_upload_mb <= 500, "limits.max_upload_mb must be between 0 and 500"),
         (limits.max_seed_seconds > 0, "limits.max_seed_seconds must be positive"),
@@ -221,6 +224,10 @@ def _check(config: BotConfig) -> None:
             "voting.catch_up_days and voting.catch_up_polls must not be negative",
         ),
         (config.progress.edit_interval_seconds > 0, "progress.edit_interval_seconds must be positive"),
+        (
+            guess is None or (math.isfinite(guess) and guess > 0),
+            'progress.seconds_per_step_guess must be positive (or "off": each model\'s own first guess)',
+        ),
         (
             config.models.backend in ("auto", "fast", "reference"),
             "models.backend must be auto, fast or reference",

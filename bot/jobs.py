@@ -26,10 +26,15 @@ from generation.families import family_for
 
 class JobBoard:
     def __init__(
-        self, queue: FairQueue, seconds_per_step: Callable[[str | None], float], *, stems: bool
+        self,
+        queue: FairQueue,
+        seconds_per_step: Callable[[str | None, float], float],
+        *,
+        stems: bool,
     ) -> None:
         self.queue = queue
-        self._seconds_per_step = seconds_per_step  # a model's measured pace, or the config's guess
+        # A model's measured pace, or a first guess for a job of that length (model, seconds).
+        self._seconds_per_step = seconds_per_step
         self._stems = stems
         self._orders: dict[int, WorkOrder] = {}
         self._orders_lock = threading.Lock()  # the worker reads orders from its own thread
@@ -54,11 +59,12 @@ class JobBoard:
             self._stems,
             work_loop(job),
             layers=job.loop_layers,
+            params=job.params,
         )
         with self._orders_lock:
             self._orders[job.id] = order
         family = family_for(job.model)
-        params = family.default_params
+        params = family.make_params(**job.params)  # (a batch shares them: the key holds them)
         key = family.batch_key(job.model, job.generated_s, params)
         steps = family.total_steps(job.generated_s, params)
         try:
@@ -98,7 +104,9 @@ class JobBoard:
 
     def _per_step(self, job_id: int) -> float:
         order = self.order(job_id)
-        return self._seconds_per_step(order.model if order is not None else None)
+        if order is None:
+            return self._seconds_per_step(None, 30.0)
+        return self._seconds_per_step(order.model, order.duration_s)
 
     # -- what the event loop remembers of an active job ------------------------------------------
 

@@ -3,12 +3,15 @@ in the database, and planned again the same way, to the same bars, when the work
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from typing import Any
 
 from bot.models import JobRow
 from generation.audio.decode import SeedAudio
 from generation.families import family_for
 from generation.loops import LoopOptions, LoopPlan, plan_loop
+from generation.pipeline import MIN_OUTPUT_S
 from generation.results import RestyleOptions
 
 
@@ -24,10 +27,19 @@ def plan_admitted(
     """The loop a request asks for, or `AudioInputError`/`InvalidRequestError` in one line (no
     clear beat, less than a bar, a bar longer than the limit, an intro and loop past the limit).
     `duration_s` is the loop's, without the intro. Blocking, CPU only (up to ~3 s for a 5-minute
-    seed): run it in an executor."""
+    seed): run it in an executor.
+
+    A loop lasts at least `MIN_OUTPUT_S`, what every front makes and takes as a seed, so its
+    Reroll and Remix can make it again: where the bars nearest the asked length are shorter (one
+    bar at 300 BPM is 0.8 s), it gets the fewest whole bars that last that long."""
     options = RestyleOptions(duration_s=duration_s, max_duration_s=max_output_s)
     loop = LoopOptions(bpm=bpm, intro_bars=intro_bars)
-    return plan_loop(seed, options, loop, frame_rate=family_for(model).frame_rate)
+    frame_rate = family_for(model).frame_rate
+    plan = plan_loop(seed, options, loop, frame_rate=frame_rate)
+    if plan.loop_s >= MIN_OUTPUT_S:
+        return plan
+    bars = math.ceil(MIN_OUTPUT_S / plan.tempo.bar_s - 1e-9)
+    return plan_loop(seed, options, replace(loop, bars=bars), frame_rate=frame_rate)
 
 
 def loop_columns(plan: LoopPlan | None, bpm: float | None, *, layers: bool = False) -> dict[str, Any]:
@@ -54,6 +66,13 @@ def loop_length_s(job: JobRow) -> float:
     """A loop job's loop without its intro (intro and loop are whole bars of one tempo): what a
     Reroll or Remix plans its loop from, so that it gets the same bars."""
     return job.duration_s * job.loop_bars / (job.loop_bars + job.loop_intro_bars)
+
+
+def rerun_length_s(job: JobRow, max_output_s: float) -> float:
+    """The loop length a Reroll or Remix of `job` plans from: its own, within today's limit (which
+    may have dropped since; the loop is then planned again in fewer bars) and never under the floor
+    (a loop made before the floor held is made long enough)."""
+    return min(max(loop_length_s(job), MIN_OUTPUT_S), max_output_s)
 
 
 def work_loop(job: JobRow) -> LoopOptions | None:

@@ -7,6 +7,7 @@ A job's status: queued -> running -> rendered -> done, or failed / cancelled fro
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 ACTIVE = ("queued", "running")
 
@@ -25,6 +26,7 @@ class RequestOptions:
     bpm: float | None = None  # a loop's tempo; None: detected from the seed
     intro: int = 0  # bars played once before a loop, in the same file
     layers: bool = False  # a loop's layers (drums, bass, other, vocals) too
+    strength: float | None = None  # ACE-Step's cover strength; None: the family's default
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,6 +56,12 @@ class NewJob:
     loop_generated_s: float | None = None
     loop_intro_bars: int = 0  # bars before the loop, in the same file; `duration_s` counts them
     loop_layers: bool = False
+    strength: float | None = None  # ACE-Step's cover strength as asked; None: the family's default
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The family's parameters this job sets (`Family.make_params`); the rest are its defaults."""
+        return {} if self.strength is None else {"strength": self.strength}
 
     @property
     def generated_s(self) -> float:

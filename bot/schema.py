@@ -115,3 +115,10 @@ MIGRATIONS += (
     ALTER TABLE jobs ADD COLUMN loop_layers INTEGER NOT NULL DEFAULT 0;
     """,
 )
+# ACE-Step's cover strength as asked (/restyle strength:, 0 to 1; NULL: the family's default), kept
+# by Reroll and Remix and handed to the engine with the job.
+MIGRATIONS += (
+    """
+    ALTER TABLE jobs ADD COLUMN strength REAL;
+    """,
+)

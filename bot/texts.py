@@ -15,6 +15,7 @@ from collections.abc import Callable
 import discord
 
 from bot.models import CandidateRow, JobRow
+from bot.replies import without_paths
 from generation.families import FAMILIES, OFFERED, family_for
 from generation.game_music import SeamVerdict
 from generation.humanize import count_of, format_bytes, format_duration
@@ -30,7 +31,7 @@ MODEL_FACTS = {
         "~2,200 s per 30 s alone (RTF ~75), ~410 s each in a batch of 4",
     ),
     "acestep": (
-        "melody, rhythm and structure (cover `strength` 0.75)",
+        "melody, rhythm and structure (cover `strength` {strength:g} by default)",
         "10 s to 10 min, in one pass",
         "~450 s per 30 s with the 2B turbo DiT (RTF ~15), ~630 s with the XL one",
     ),
@@ -144,7 +145,8 @@ def done(job: JobRow, link: str) -> str:
 
 
 def failed(job: JobRow, message: str) -> str:
-    return f"{header(job)}\n❌ {message}"
+    """A job's end by an error: its words, without any server path they carry."""
+    return f"{header(job)}\n❌ {without_paths(message)}"
 
 
 def unsaved(error: OSError) -> str:
@@ -155,6 +157,14 @@ def unsaved(error: OSError) -> str:
     return f"The results could not be saved: {reason}. Please try again later."
 
 
+def limits_changed(job_id: int, why: str) -> str:
+    """A Reroll or Remix of a job made under limits lowered since: what the member can do."""
+    why = why.rstrip(".")
+    why = why[:1].lower() + why[1:]
+    return f"Job #{job_id} was made under limits lowered since ({why}): start a new /restyle."
+
+
+FILES_EXPIRED = "That job's files have expired."
 RESULTS_MISSING = "The results files are missing: nothing was posted."
 
 
@@ -220,7 +230,9 @@ def _results(  # noqa: PLR0917 - the arguments of `results`, and how briefly
         f"{NUMBERS[c.idx - 1]} seed `{c.seed}` · melody adherence {c.adherence:.2f}" for c in candidates
     ]
     family = family_for(job.model)
-    lines.append(f"model `{job.model}` ({family.title}) · {format_duration(job.duration_s)} each")
+    lines.append(
+        f"model `{job.model}` ({family.title}){strength(job)} · {format_duration(job.duration_s)} each"
+    )
     lines.append(f"⚖️ {family.licence.notice(family.title)}")
     if job.loop:
         lines += loop_lines(job, [c.idx for c in candidates], seams or {}, brief=brief)
@@ -239,6 +251,14 @@ def _results(  # noqa: PLR0917 - the arguments of `results`, and how briefly
     vote += " here, and on the next messages with theirs" if here is not None else ""
     lines.append(f"{vote}; voting closes <t:{int(close_at)}:R>." if close_at else f"{vote}.")
     return "\n".join(lines)
+
+
+def strength(job: JobRow) -> str:
+    """ " · cover strength 0.6" for a job whose family has one (as asked, else its default)."""
+    default = getattr(family_for(job.model).default_params, "strength", None)
+    if default is None:
+        return ""
+    return f" · cover strength {job.strength if job.strength is not None else default:g}"
 
 
 def loop_shape(job: JobRow) -> str:
@@ -382,7 +402,8 @@ def help_text(max_candidates: int, max_output_s: float, max_upload_mb: float, mo
         f"({', '.join(f'`{name}`' for name in models)}), `loop` (a seamless loop for games, in whole bars; "
         "`bpm` gives the seed's tempo if it is not found; MusicGen models only; with a loop, `intro` adds "
         "bars that play once before it and `layers` sends it as drums, bass, other and vocals too: each "
-        "Loop button sends the WAV with its loop points).\n"
+        "Loop button sends the WAV with its loop points), `strength` (ACE-Step models only: how closely "
+        "the cover follows the seed, from 0, not at all, to 1, to the end).\n"
         f"Seeds up to {max_upload_mb:g} MB. Vote on results with the number reactions; `/results` shows the "
         "tallies, `/leaderboard` the server's favourites, `/queue` what is waiting.\n"
         f"{models_table()}"
@@ -395,6 +416,7 @@ def models_table() -> str:
     lines = ["**Models** (licence of the weights · keeps · length · speed on a 2-core CPU):"]
     for family in (family for family in FAMILIES if family.name in OFFERED):
         keeps, lengths, speed = MODEL_FACTS[family.name]
+        keeps = keeps.format(strength=getattr(family.default_params, "strength", 0))
         use = "commercial use allowed" if family.licence.commercial_use else "non-commercial use only"
         lines.append(f"• **{family.title}**: {family.licence.name}, {use} · {keeps} · {lengths} · {speed}")
     return "\n".join(lines)

@@ -36,6 +36,7 @@ class Restyle(commands.Cog):
         bpm="The seed's tempo, for a loop (default: found from the seed)",
         intro="With loop: this many bars that play once, then lead into the loop (same file)",
         layers="With loop: also send the loop as drums, bass, other and vocals, in sync, to fade in and out",
+        strength="ACE-Step only: how closely the cover follows the seed, 0 (not at all) to 1 (to the end)",
     )
     async def restyle(  # noqa: PLR0917 - a slash command's options are its parameters
         self,
@@ -50,6 +51,7 @@ class Restyle(commands.Cog):
         bpm: app_commands.Range[float, 30.0, 300.0] | None = None,
         intro: app_commands.Range[int, 1, MAX_INTRO_BARS] | None = None,
         layers: bool | None = None,
+        strength: app_commands.Range[float, 0.0, 1.0] | None = None,
     ) -> None:
         """Keep a track's melody, change its style: candidates are posted here to vote on."""
         candidates = candidates or self.bot.config.limits.default_candidates
@@ -63,6 +65,7 @@ class Restyle(commands.Cog):
             bpm=bpm,
             intro=intro or 0,
             layers=bool(layers),
+            strength=strength,
         )
         await self.bot.admission.restyle(interaction, audio, request)
 

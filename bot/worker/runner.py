@@ -57,6 +57,8 @@ class WorkOrder:
     stems: bool = False
     loop: LoopOptions | None = None  # a loop's, with the bars planned at admission
     layers: bool = False  # a loop's layers too (separated on the GPU thread)
+    # The family's parameters the job sets (ACE-Step's `strength`); the engine's defaults for the rest.
+    params: dict[str, Any] = field(default_factory=dict)
     # The seed file's bytes, for a worker on another machine (which cannot read the data dir).
     seed_data: bytes | None = field(default=None, repr=False)
 
@@ -336,7 +338,8 @@ class BatchRunner:
             # A loop's bars were planned (within the limit) at admission: its length in whole
             # samples may differ from its bars' in the last digits, which must not fail it now.
             most = order.duration_s + (LOOP_SLACK_S if order.loop is not None else 0.0)
-            options = RestyleOptions(order.candidates, order.duration_s, most, order.base_seed, None, stems)
+            params = _params(engine, order.params)
+            options = RestyleOptions(order.candidates, order.duration_s, most, order.base_seed, params, stems)
             if order.loop is None:
                 ready = prepare(engine, seed, order.prompt, options, separate=self.separate)
                 return _Prepared(order, ready, seed)
@@ -375,6 +378,15 @@ def _batches(engine: Engine, prepared: list[_Prepared]) -> list[list[_Prepared]]
         else:
             batch.append(item)
     return batches
+
+
+def _params(engine: Engine, values: dict[str, Any]) -> Any:
+    """The engine's default parameters with the job's `values` in place, checked (None: the defaults)."""
+    if not values:
+        return None
+    params = replace(engine.default_params, **values)
+    params.validate()
+    return params
 
 
 def _message(exc: Exception) -> str:

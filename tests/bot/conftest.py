@@ -21,6 +21,7 @@ from simcord.backend.errors import BackendError
 
 from bot.client import RestyleBot
 from bot.config import BotConfig, parse_config
+from generation.acestep.engine import AceStepEngine
 from generation.musicgen.engine import MusicGenEngine
 from tests.audio_factory import encode_format, melody
 
@@ -87,6 +88,19 @@ def shared_engine_loader(debug_lm) -> Callable[[str], MusicGenEngine]:
     def load(model: str) -> MusicGenEngine:
         assert model == "debug", model
         return MusicGenEngine(debug_lm, "fast")
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def both_families(debug_lm, debug_ace):
+    """`debug` and `debug-ace`, each bot with engines of its own over the session's models."""
+
+    def load(model: str):
+        if model == "debug":
+            return MusicGenEngine(debug_lm, "fast")
+        assert model == "debug-ace", model
+        return AceStepEngine(debug_ace)
 
     return load
 

@@ -8,23 +8,9 @@ import time
 
 import pytest
 
-from generation.acestep.engine import AceStepEngine
 from generation.audio.decode import decode_audio
-from generation.musicgen.engine import MusicGenEngine
+from generation.families import family_for
 from tests.bot.conftest import make_config, record_edits, seed_mp3, until
-
-
-@pytest.fixture(scope="session")
-def both_families(debug_lm, debug_ace):
-    """`debug` and `debug-ace`, each bot with engines of its own over the session's models."""
-
-    def load(model: str):
-        if model == "debug":
-            return MusicGenEngine(debug_lm, "fast")
-        assert model == "debug-ace", model
-        return AceStepEngine(debug_ace)
-
-    return load
 
 
 def two_families(tmp_path, **limits):
@@ -185,3 +171,22 @@ async def test_a_reroll_or_remix_of_a_model_no_longer_offered_is_refused(running
         assert reply.modal is None
     assert len(again.queue) == 0 and "debug-ace" not in loaded
     assert await again.store.jobs_with_status("queued", "running") == []
+
+
+async def test_a_fresh_bot_guesses_an_ace_step_wait_from_the_family(running, tmp_path, debug_ace):
+    """No job timed yet: the wait is the family's first guess for this device and length, so a
+    CPU never promises a cover "under a minute" (the old guess was MusicGen's, on a GPU)."""
+    folder = tmp_path / "cover-model"
+    debug_ace.pipe.save_pretrained(folder)  # not a random build: the real model's first guess
+    config = make_config(tmp_path, models={"available": [str(folder)], "device": "cpu"})
+    world = await running(config, start_worker=False)
+    reply = await world.alice.slash(
+        world.channel, "restyle", audio=("theme.mp3", seed_mp3(12.0)), prompt="harp", model=str(folder)
+    )
+    assert "Queued as job #1" in reply.response.content, reply.response.content
+    job = await world.bot.store.job(1)
+    family = family_for(str(folder))
+    guess = family.total_steps(job.duration_s) * family.first_guess_step_s(str(folder), "cpu", job.duration_s)
+    assert world.bot.jobs.eta(1) == pytest.approx(guess)
+    assert guess > 60 and "under a minute" not in reply.response.content
+    assert "under a minute" not in world.status_of(1).content

@@ -38,6 +38,7 @@ async def _nothing_recorded(world) -> None:
         ({"max_prompt_chars": 40}, {"prompt": "a" * 41}, "41 characters; the limit is 40"),
         ({"max_candidates": 2}, {"candidates": 3}, "Ask for 1 to 2 candidates"),
         ({"max_output_seconds": 30}, {"duration": 45.0}, "between 1 s and 30.0 s"),
+        ({}, {"prompt": "\u200b\u200d\u2060\ufeff"}, "The style prompt is empty"),
     ],
     ids=[
         "too-large",
@@ -48,6 +49,7 @@ async def _nothing_recorded(world) -> None:
         "prompt-too-long",
         "candidates",
         "duration",
+        "invisible-prompt",
     ],
 )
 async def test_bad_requests(running, tmp_path, limits, options, expected):

@@ -7,6 +7,7 @@ import pytest
 
 from bot import texts
 from bot.models import CandidateRow, JobRow, NewJob
+from bot.replies import without_paths
 from tests.bot.conftest import seed_mp3
 
 
@@ -159,3 +160,16 @@ def test_a_loops_results_fit_with_every_seam_in_words(hostile_job):
     brief = "not quite seamless where the intro meets the loop"
     assert all(f"{texts.NUMBERS[idx - 1]} {brief}\n" in text for idx in range(1, 5))
     assert "loops seamlessly" not in text
+
+
+def test_server_paths_are_cut_and_nothing_else():
+    cut = {
+        "There is no file at /srv/restyle/data/seeds/ab12.wav.": "There is no file at ….",
+        "No weights at C:\\models\\ace\\model_index.json: fetch them.": "No weights at …: fetch them.",
+        "see ~/.cache/huggingface/hub (offline)": "see … (offline)",
+        "The model `/opt/models/cover` is no longer offered": "The model `…` is no longer offered",
+    }
+    for text, shown in cut.items():
+        assert without_paths(text) == shown
+    kept = "24/7 AC/DC lo-fi / jazz, start a new /restyle, https://discord.com/channels/1/2/3 discord.gg/a/b"
+    assert without_paths(kept) == kept
