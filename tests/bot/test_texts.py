@@ -5,34 +5,35 @@ from __future__ import annotations
 import discord
 import pytest
 
-from bot import texts
+from bot import texts, user_text
 from bot.models import CandidateRow, JobRow, NewJob
 from bot.replies import without_paths
 from tests.bot.conftest import seed_mp3
 
 
 def test_clean_keeps_one_line_of_visible_text():
-    assert texts.clean("lofi\nbeats\r\n\tslow\x00ly") == "lofi beats slowly"
+    assert user_text.clean("lofi\nbeats\r\n\tslow\x00ly") == "lofi beats slowly"
     # Bidi overrides and isolates would turn the rest of the bot's line around.
-    assert texts.clean("song\u202emp3.exe\u2066x\u2069\u200f") == "songmp3.exex"
-    assert texts.clean("  ") == "" and texts.clean("emoji 👩‍🎤 stay") == "emoji 👩‍🎤 stay"
+    assert user_text.clean("song\u202emp3.exe\u2066x\u2069\u200f") == "songmp3.exex"
+    assert user_text.clean("  ") == "" and user_text.clean("emoji 👩‍🎤 stay") == "emoji 👩‍🎤 stay"
 
 
 def test_safe_escapes_markdown_and_mentions_and_keeps_links_quiet():
-    assert texts.safe("*bold* _it_ ~~s~~ ||spoiler||") == r"\*bold\* \_it\_ \~\~s\~\~ \|\|spoiler\|\|"
-    assert "@\u200beveryone" in texts.safe("hey @everyone")
-    assert texts.safe("join discord.gg/abc now") == "join <https://discord.gg/abc> now"
+    assert user_text.safe("*bold* _it_ ~~s~~ ||spoiler||") == r"\*bold\* \_it\_ \~\~s\~\~ \|\|spoiler\|\|"
+    assert "@\u200beveryone" in user_text.safe("hey @everyone")
+    assert user_text.safe("join discord.gg/abc now") == "join <https://discord.gg/abc> now"
     assert (
-        texts.safe("see https://x.io/a_b and <https://y.io>") == "see <https://x.io/a_b> and <https://y.io>"
+        user_text.safe("see https://x.io/a_b and <https://y.io>")
+        == "see <https://x.io/a_b> and <https://y.io>"
     )
-    assert texts.safe("discord.com/invite/xyz") == "<https://discord.com/invite/xyz>"
-    assert "\n" not in texts.safe("two\nlines")
+    assert user_text.safe("discord.com/invite/xyz") == "<https://discord.com/invite/xyz>"
+    assert "\n" not in user_text.safe("two\nlines")
 
 
 def test_safe_shortens_on_request():
-    shown = texts.safe("long " * 100, limit=40)
+    shown = user_text.safe("long " * 100, limit=40)
     assert len(shown) <= 40 and shown.endswith("…")
-    assert texts.safe("short", limit=40) == "short"
+    assert user_text.safe("short", limit=40) == "short"
 
 
 @pytest.mark.parametrize(
@@ -46,11 +47,11 @@ def test_safe_shortens_on_request():
     ],
 )
 def test_code_shows_a_filename_literally(name, shown):
-    assert texts.code(name) == shown
+    assert user_text.code(name) == shown
 
 
 def test_code_shortens_long_names():
-    shown = texts.code("x" * 1900 + ".mp3")
+    shown = user_text.code("x" * 1900 + ".mp3")
     assert len(shown) <= texts.NAME_SHOWN + 2 and shown.endswith("…`")
 
 
