@@ -22,7 +22,13 @@ from generation.audio.mastering import MasteringOptions
 from generation.catalog import DEFAULT_MODEL
 from generation.cli.batch_file import BatchFile, Track, load_batch_file
 from generation.cli.console import Console
-from generation.cli.guards import check_names, check_output, refuse_revision, track_named
+from generation.cli.guards import (
+    check_names,
+    check_output,
+    check_set_file,
+    refuse_revision,
+    track_named,
+)
 from generation.cli.loop_requests import (
     loop_options,
     planned,
@@ -176,6 +182,10 @@ def batch(args: argparse.Namespace) -> int:
     if spec.set and args.no_normalize:
         raise InvalidRequestError("A set's tracks are loudness-matched to one another: drop --no-normalize.")
     check_names([(plan.name, plan.files) for plan in plans], spec.seed, args.tracks_file)
+    if spec.set:
+        from generation.sets import SET_FILE
+
+        check_set_file(out_dir / SET_FILE, spec.seed, args.tracks_file)
     unlike = {plan.name: _unlike(plan, model) for plan in plans}
     todo = [plan for plan in plans if args.force or unlike[plan.name] is not None]
     for plan in plans:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from generation.errors import InvalidRequestError, RestyleError
 from generation.interface import Family
-from generation.outputs import TrackFiles, refuse_collisions, refuse_inputs
+from generation.outputs import TrackFiles, refuse_collisions, refuse_inputs, same_file
 
 
 def check_output(files: TrackFiles, seed: Path) -> None:
@@ -23,6 +23,16 @@ def check_names(tracks: list[tuple[str, TrackFiles]], seed: Path, tracks_file: P
     inputs = [("the seed", seed), ("the batch file", tracks_file)]
     refuse_inputs(writers, inputs, "rename the track, or choose another output folder (-o or output =)")
     refuse_collisions(tracks)
+
+
+def check_set_file(path: Path, seed: Path, tracks_file: Path) -> None:
+    """A set's set.json is an output too: a batch file (or a seed) of that name was replaced."""
+    for what, source in (("the seed", seed), ("the batch file", tracks_file)):
+        if same_file(path, source):
+            raise InvalidRequestError(
+                f"{path} is {what}: the set's {path.name} must not write over it;"
+                " choose another output folder (-o or output =)."
+            )
 
 
 def refuse_revision(family: Family, model: str, revision: str | None) -> None:
