@@ -170,7 +170,12 @@ def _unlike(
 
 
 # How a sidecar's key is said in a refusal.
-SAID = {"asked_duration_s": "duration", "duration_s": "duration", "guidance_scale": "guidance"}
+SAID = {
+    "asked_duration_s": "duration",
+    "duration_s": "duration",
+    "guidance_scale": "guidance",
+    "intro_bars": "intro",
+}
 
 
 def _said(value: object) -> str:

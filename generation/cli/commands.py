@@ -375,13 +375,13 @@ def _made_as(plan: Planned) -> dict[str, dict[str, Any]]:
     if options.duration_s is not None and plan.loop is None:
         parameters["duration_s"] = options.duration_s
     asked = {"bpm": plan.loop.bpm, "beats_per_bar": plan.loop.beats_per_bar} if plan.loop else {}
-    if plan.loop and plan.loop.intro_bars:
-        asked["intro_bars"] = plan.loop.intro_bars
     if plan.layers:
         asked["layered"] = True
     loop = {key: value for key, value in asked.items() if value is not None}
     if plan.loop is not None:  # None too: a loop of the seed's bars is not one of 16 s
         loop["asked_duration_s"] = options.duration_s
+        # None too: a plain loop's sidecar has no intro, and an intro + loop is not a plain loop
+        loop["intro_bars"] = plan.loop.intro_bars or None
     return {"parameters": parameters, "loop": loop}
 
 
