@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from generation.catalog import same_model
-from generation.errors import InvalidRequestError
+from generation.errors import InvalidRequestError, OutputWriteError
 from generation.results import candidate_filename
 
 SIDECAR_SUFFIX = ".json"
@@ -258,7 +258,8 @@ def refuse_to_clobber(tracks: Sequence[TrackFiles], unlike: Sequence[str | None]
 
 
 def write_pairs(folder: Path, files: Sequence[tuple[str, bytes, str]]) -> list[Path]:
-    """Write `(audio name, audio bytes, sidecar text)` triples; returns the audio paths."""
+    """Write `(audio name, audio bytes, sidecar text)` triples; returns the audio paths. Every file is
+    written in full under a temporary name before the first is renamed, so a full disk keeps none."""
     folder.mkdir(parents=True, exist_ok=True)
     staged: list[tuple[Path, Path]] = []
     try:
@@ -267,8 +268,14 @@ def write_pairs(folder: Path, files: Sequence[tuple[str, bytes, str]]) -> list[P
             partial_audio = folder / f"{_PARTIAL}{os.getpid()}-{name}"
             partial_sidecar = sidecar_path(partial_audio)
             staged += [(partial_sidecar, sidecar_path(final)), (partial_audio, final)]
-            partial_sidecar.write_text(sidecar)
-            partial_audio.write_bytes(data)
+            try:
+                partial_sidecar.write_text(sidecar)
+                partial_audio.write_bytes(data)
+            except OSError as exc:  # a full disk is the user's to fix, not an internal error
+                raise OutputWriteError(
+                    f"Restyle cannot write {final} ({exc.strerror or exc}); nothing of this track was"
+                    " kept: free some space or choose another -o."
+                ) from None
         with _interrupts_deferred():
             for partial, final in staged:  # sidecar before its audio, pair after pair
                 partial.replace(final)

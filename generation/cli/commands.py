@@ -497,10 +497,10 @@ def _write(
             loop=loop,
         )
         layers = [(layer.filename, layer.data, layer.sidecar) for item in rendered for layer in item.layers]
-        write_pairs(plan.files.folder, layers)  # before the candidates: a written candidate is a finished one
-        paths = write_pairs(
-            plan.files.folder, [(item.filename, item.data, item.sidecar) for item in rendered]
-        )
+        candidates = [(item.filename, item.data, item.sidecar) for item in rendered]
+        # One call: all written before any is renamed (a full disk keeps none), the layers renamed
+        # before the candidates (a written candidate is a finished one).
+        paths = write_pairs(plan.files.folder, layers + candidates)[len(layers) :]
     for path, candidate in zip(paths, result.candidates, strict=True):
         line = f"{path}  seed {candidate.seed}  melody adherence {candidate.adherence:.2f}"
         console.result(line + (f"  {seamless(loop, candidate.index)}" if loop is not None else ""))
