@@ -38,9 +38,11 @@ def check_set_file(path: Path, seed: Path, tracks_file: Path) -> None:
 def refuse_revision(family: Family, model: str, revision: str | None) -> None:
     """A model built in-process has no commits: a --revision for it would be ignored and then
     claimed (the sidecar, or a pinned family's refusal naming a hub commit)."""
-    if revision is not None and family.is_random(model):
+    name, at, typed = model.partition("@")  # `debug@abc` asks for a revision as --revision does
+    if (revision is not None or at) and family.is_random(name):
+        drop = "--revision" if revision is not None else f"@{typed}"
         raise InvalidRequestError(
-            f"{model} is built in-process with random weights: it has no revisions, drop --revision."
+            f"{name} is built in-process with random weights: it has no revisions, drop {drop}."
         )
 
 
