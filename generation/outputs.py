@@ -110,14 +110,28 @@ class TrackFiles:
         loop: bool = False,
         model: str | None = None,
         made_as: Mapping[str, Mapping[str, Any]] | None = None,
+        seed_sha256: str | None = None,
+        first_seed: int | None = None,
     ) -> bool:
         """Every file there, from this very prompt, by this `model` (when given: a batch switched
         to another model, MIT weights for non-commercial ones say, makes its tracks again), a loop
         if a loop is asked for, and recording every setting of `made_as` (sidecar section -> key ->
         value: a changed strength or length makes the track again). A loop's sidecar keeps the
         prompt as asked in its `loop` entry: its own `prompt` is what the model was given, the
-        tempo appended."""
-        return self.unlike(prompt, loop=loop, model=model, made_as=made_as) is None
+        tempo appended. `seed_sha256` (when given) is the seed track's file's, `first_seed` the
+        random seed asked for (candidate i took it + i - 1): another seed track or another asked
+        random seed makes the track again."""
+        return (
+            self.unlike(
+                prompt,
+                loop=loop,
+                model=model,
+                made_as=made_as,
+                seed_sha256=seed_sha256,
+                first_seed=first_seed,
+            )
+            is None
+        )
 
     def unlike(
         self,
@@ -126,20 +140,33 @@ class TrackFiles:
         loop: bool = False,
         model: str | None = None,
         made_as: Mapping[str, Mapping[str, Any]] | None = None,
+        seed_sha256: str | None = None,
+        first_seed: int | None = None,
     ) -> str | None:
         """None if `finished`; otherwise why not, as said after "already exists, ..." ("" when
         there is nothing to say: no files, or only some)."""
         if len(self.existing()) != len(self.all()):
             return ""
-        for audio in self.audio():
+        for index, audio in enumerate(self.audio()):
             try:
                 recorded = json.loads(sidecar_path(audio).read_text())
             except (OSError, ValueError):
                 return "its sidecar cannot be read"
             why = _unlike(recorded, audio.name, prompt=prompt, loop=loop, model=model, made_as=made_as or {})
+            why = why or _unseeded(recorded, seed_sha256, None if first_seed is None else first_seed + index)
             if why is not None:
                 return why
         return None
+
+
+def _unseeded(recorded: dict, seed_sha256: str | None, random_seed: int | None) -> str | None:
+    """Why a sidecar is not of this seed track's file or of this random seed (None if it is)."""
+    source = recorded.get("input")
+    if seed_sha256 is not None and (not isinstance(source, dict) or source.get("sha256") != seed_sha256):
+        return "made from another seed track"
+    if random_seed is not None and recorded.get("seed") != random_seed:
+        return f"made with another random seed ({_said(recorded.get('seed'))}, not {random_seed})"
+    return None
 
 
 def _unlike(

@@ -7,6 +7,7 @@ prompt, the options, the output files, the device, the model and the stem separa
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import re
 from collections.abc import Callable
@@ -186,7 +187,8 @@ def batch(args: argparse.Namespace) -> int:
         from generation.sets import SET_FILE
 
         check_set_file(out_dir / SET_FILE, spec.seed, args.tracks_file)
-    unlike = {plan.name: _unlike(plan, model) for plan in plans}
+    seed_sha256 = _sha256(spec.seed) if any(plan.files.existing() for plan in plans) else None
+    unlike = {plan.name: _unlike(plan, model, seed_sha256) for plan in plans}
     todo = [plan for plan in plans if args.force or unlike[plan.name] is not None]
     for plan in plans:
         if plan not in todo:
@@ -361,10 +363,29 @@ def _track_loop(
     return loop_options(looping, bpm, beats, family=family, format_name=format_name, intro=intro)
 
 
-def _unlike(plan: Planned, model: str) -> str | None:
+def _unlike(plan: Planned, model: str, seed_sha256: str | None = None) -> str | None:
     """None if the plan's files are there as asked now (kept on resume), else why not."""
-    made_as = _made_as(plan)
-    return plan.files.unlike(plan.prompt, loop=plan.loop is not None, model=model, made_as=made_as)
+    return plan.files.unlike(
+        plan.prompt,
+        loop=plan.loop is not None,
+        model=model,
+        made_as=_made_as(plan),
+        seed_sha256=seed_sha256,
+        first_seed=plan.options.seed,
+    )
+
+
+def _sha256(path: Path) -> str | None:
+    """The seed track's file's digest, as its sidecars record it (None if it cannot be read: the
+    seed's decoding says why, if anything is left to make)."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def _made_as(plan: Planned) -> dict[str, dict[str, Any]]:
