@@ -377,9 +377,12 @@ def _unlike(plan: Planned, model: str, seed_sha256: str | None = None) -> str | 
 
 def _sha256(path: Path) -> str | None:
     """The seed track's file's digest, as its sidecars record it (None if it cannot be read: the
-    seed's decoding says why, if anything is left to make)."""
+    seed's decoding says why, if anything is left to make). Only a plain file within the seed's
+    limit is read: a FIFO or /dev/zero named as the seed would never end."""
     digest = hashlib.sha256()
     try:
+        if not path.is_file() or path.stat().st_size > CLI_SEED_LIMITS.max_bytes:
+            return None
         with path.open("rb") as file:
             for block in iter(lambda: file.read(1 << 20), b""):
                 digest.update(block)
