@@ -273,15 +273,18 @@ def refuse_collisions(tracks: Sequence[tuple[str, TrackFiles]]) -> None:
                 )
 
 
-def refuse_to_clobber(tracks: Sequence[TrackFiles], unlike: Sequence[str | None] | None = None) -> None:
-    """Refuse earlier results; `unlike` says, per track, why a batch does not keep them."""
+def refuse_to_clobber(
+    tracks: Sequence[TrackFiles],
+    unlike: Sequence[str | None] | None = None,
+    instead: str = "use --force to overwrite, or -o another folder",
+) -> None:
+    """Refuse earlier results; `unlike` says, per track, why a batch does not keep them, and
+    `instead` what to do (a batch's --force makes its finished tracks again too: it says so)."""
     for track, why in zip(tracks, unlike or [None] * len(tracks), strict=True):
         existing = track.existing()
         if existing:
             said = f", {why}" if why else ""
-            raise InvalidRequestError(
-                f"{existing[0]} already exists{said}: use --force to overwrite, or -o another folder."
-            )
+            raise InvalidRequestError(f"{existing[0]} already exists{said}: {instead}.")
 
 
 def write_pairs(folder: Path, files: Sequence[tuple[str, bytes, str]]) -> list[Path]:

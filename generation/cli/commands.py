@@ -190,10 +190,10 @@ def batch(args: argparse.Namespace) -> int:
     seed_sha256 = _sha256(spec.seed) if any(plan.files.existing() for plan in plans) else None
     unlike = {plan.name: _unlike(plan, model, seed_sha256) for plan in plans}
     todo = [plan for plan in plans if args.force or unlike[plan.name] is not None]
-    for plan in plans:
-        if plan not in todo:
-            Console(plan.name).say("already written, skipped (--force makes it again)")
-    _check_outputs(out_dir, todo, args.force, [unlike[plan.name] for plan in todo])
+    kept = [plan.name for plan in plans if plan not in todo]
+    _check_outputs(out_dir, todo, args.force, [unlike[plan.name] for plan in todo], kept)
+    for name in kept:  # said once the run goes ahead: a refusal stays one line
+        Console(name).say("already written, skipped (--force makes it again)")
     if not todo:
         _write_set(spec, out_dir, plans)
         return 0
@@ -428,13 +428,27 @@ def _plan_all(
 
 
 def _check_outputs(
-    out_dir: Path, plans: list[Planned], force: bool, unlike: list[str | None] | None = None
+    out_dir: Path,
+    plans: list[Planned],
+    force: bool,
+    unlike: list[str | None] | None = None,
+    kept: list[str] | None = None,
 ) -> None:
     """Refuse, before any work, a folder that cannot be written and (unless told) earlier results
-    (`unlike`: why a batch makes each again)."""
+    (`unlike`: why a batch makes each again). Beside `kept` tracks, --force is no mere overwrite:
+    it would make them again too, so the refusal says so and what makes only this track again."""
     probe_folder(out_dir)
-    if not force:
+    if force:
+        return
+    if not kept:
         refuse_to_clobber([plan.files for plan in plans], unlike)
+        return
+    names = ", ".join(kept[:3]) + (" and the rest" if len(kept) > 3 else "")
+    instead = (
+        f"delete its files to make it again (--force makes every track again, {names} too),"
+        " or -o another folder"
+    )
+    refuse_to_clobber([plan.files for plan in plans], unlike, instead)
 
 
 def _preflight(
