@@ -43,6 +43,22 @@ def common_loudness(
     return round(min(most), 2)
 
 
+def written_loudness(files: Sequence[Path]) -> list[float]:
+    """The integrated loudness each written candidate's sidecar records (a resumed set's kept
+    tracks: the new ones are matched to them); unreadable or unmeasured ones are left out."""
+    values = []
+    for audio in files:
+        try:
+            value = json.loads(audio.with_name(audio.name + ".json").read_text())["loudness"][
+                "integrated_lufs"
+            ]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            values.append(float(value))
+    return values
+
+
 def set_manifest(tracks: Sequence[tuple[str, Sequence[Path]]]) -> dict[str, Any]:
     """`set.json`'s content from each track's name and candidate files (their sidecars beside them)."""
     entries, grid = [], None

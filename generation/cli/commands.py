@@ -210,7 +210,10 @@ def batch(args: argparse.Namespace) -> int:
     with console.phase("loading the model"):
         engine, separate, layer_separator = loader()
     session = Session(args, engine, seed, separate, format_name, layer_separator)
-    (_generate_set if spec.set else _generate_all)(session, todo)
+    if spec.set:
+        _generate_set(session, todo, [plan for plan in plans if plan not in todo])
+    else:
+        _generate_all(session, todo)
     _write_set(spec, out_dir, plans)
     console.say(engine.licence.notice(family.title))
     return 0
@@ -230,14 +233,23 @@ def _generate_all(session: Session, todo: list[Planned]) -> None:
             written.result()
 
 
-def _generate_set(session: Session, todo: list[Planned]) -> None:
-    """Every track first, then all written at one loudness that each can reach (generation.sets)."""
-    from generation.sets import common_loudness
+def _generate_set(session: Session, todo: list[Planned], kept: list[Planned]) -> None:
+    """Every track first, then all written at one loudness that each can reach (generation.sets),
+    the `kept` tracks of a resumed set included: the new ones go no louder than those are."""
+    from generation.sets import common_loudness, written_loudness
 
     made = [(plan, *session.restyle(plan, Console(plan.name))) for plan in todo]
     audios = [candidate.audio for _, result, _ in made for candidate in result.candidates]
     lufs = common_loudness(audios, made[0][1].sample_rate, session.args.lufs, MasteringOptions().true_peak_db)
-    Console("set").say(f"every track at {lufs:g} LUFS")
+    levels = written_loudness([path for plan in kept for path in plan.files.audio()])
+    lufs = round(min([lufs, *levels]), 2)
+    louder = [level for level in levels if level > lufs + 0.05]
+    Console("set").say(
+        f"every track at {lufs:g} LUFS"
+        if not louder
+        else f"the new tracks at {lufs:g} LUFS; the kept ones are louder"
+        f" (up to {max(louder):g} LUFS): --force makes the whole set again at one loudness"
+    )
     for plan, result, loop in made:
         _write(session, result, loop, plan, Console(plan.name), lufs=lufs)
 
