@@ -137,3 +137,35 @@ def test_resume_does_not_keep_tracks_of_another_random_seed_or_another_seed_trac
     seed_wav.write_bytes(encode_format("wav16", melody([300.0, 500.0, 600.0], 0.5, 32_000)))
     line = refused(capsys, "batch", str(tracks))
     assert "a-1.wav already exists, made from another seed track" in line
+
+
+def test_a_refusal_beside_finished_tracks_says_force_makes_them_again(capsys, tmp_path, seed_wav):  # noqa: F811
+    """ "use --force to overwrite" made every finished track again too (new random seeds): the line
+    now says so, and how to make only the one track again."""
+    tracks = tmp_path / "t.toml"
+    body = 'seed = "seed.wav"\nmodel = "debug"\nstems = false\nduration = 1\n[tracks]\na = "x"\nb = "{}"\n'
+    tracks.write_text(body.format("y"))
+    assert main(["batch", str(tracks)]) == 0
+    capsys.readouterr()
+    tracks.write_text(body.format("z"))
+    line = refused(capsys, "batch", str(tracks))
+    assert "b.wav already exists, made from another prompt" in line
+    assert "delete" in line and "--force makes every track again, a too" in line
+
+
+def test_a_resumed_set_matches_the_loudness_of_the_tracks_it_kept(capsys, tmp_path, groove):
+    """A track made again alone went to --lufs while the kept ones stayed at the set's level, and
+    the run said "every track at -14 LUFS"."""
+    from generation.sets import SET_FILE
+
+    tracks = tmp_path / "t.toml"
+    tracks.write_text(LOOP.replace("loop = true", "set = true") + '[tracks]\na = "x"\nb = "y"\n')
+    assert main(["batch", str(tracks), "--lufs", "-20"]) == 0
+    for path in (tmp_path / "b.wav", tmp_path / "b.wav.json"):
+        path.unlink()
+    capsys.readouterr()
+    assert main(["batch", str(tracks)]) == 0
+    assert "every track at -14 LUFS" not in capsys.readouterr().err
+    import json
+
+    assert json.loads((tmp_path / SET_FILE).read_text())["loudness_spread_db"] <= 0.1
