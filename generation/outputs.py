@@ -299,8 +299,8 @@ def write_pairs(folder: Path, files: Sequence[tuple[str, bytes, str]]) -> list[P
             partial_sidecar = sidecar_path(partial_audio)
             staged += [(partial_sidecar, sidecar_path(final)), (partial_audio, final)]
             try:
-                partial_sidecar.write_text(sidecar)
-                partial_audio.write_bytes(data)
+                write_new(partial_sidecar, sidecar.encode())
+                write_new(partial_audio, data)
             except OSError as exc:  # a full disk is the user's to fix, not an internal error
                 raise OutputWriteError(
                     f"Restyle cannot write {final} ({exc.strerror or exc}); nothing of this track was"
@@ -314,6 +314,13 @@ def write_pairs(folder: Path, files: Sequence[tuple[str, bytes, str]]) -> list[P
             with contextlib.suppress(OSError):
                 partial.unlink(missing_ok=True)
     return [final for _, final in staged[1::2]]
+
+
+def write_new(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary name as a new file: whatever is there already (a leftover, or a
+    link planted at the predictable name in a shared folder) is removed, never written through."""
+    path.unlink(missing_ok=True)
+    path.write_bytes(data)
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ import numpy as np
 from generation.audio.mastering import measure
 from generation.errors import RestyleError
 from generation.loops import bar_lines
+from generation.outputs import write_new
 
 SET_FILE = "set.json"
 GRID_KEYS = ("bpm", "beats_per_bar", "bars", "sample_rate", "loop_start", "loop_end")
@@ -131,6 +132,6 @@ def _spread(entries: list[dict[str, Any]]) -> float | None:
 def write_set(folder: Path, manifest: dict[str, Any]) -> Path:
     path = folder / SET_FILE
     partial = folder / f".partial-{SET_FILE}"
-    partial.write_text(json.dumps(manifest, indent=2) + "\n")
+    write_new(partial, (json.dumps(manifest, indent=2) + "\n").encode())
     partial.replace(path)
     return path

@@ -169,3 +169,26 @@ def test_a_resumed_set_matches_the_loudness_of_the_tracks_it_kept(capsys, tmp_pa
     import json
 
     assert json.loads((tmp_path / SET_FILE).read_text())["loudness_spread_db"] <= 0.1
+
+
+@pytest.mark.parametrize("writer", ["pairs", "set"])
+def test_a_planted_link_at_a_temporary_name_is_not_written_through(tmp_path, writer):
+    """The temporary names are predictable (the pid; `.partial-set.json`): a link planted there in a
+    shared folder had the output written into whatever it pointed at."""
+    import os
+
+    from generation.outputs import write_pairs
+    from generation.sets import write_set
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = tmp_path / "out"
+    out.mkdir()
+    partial = ".partial-set.json" if writer == "set" else f".partial-{os.getpid()}-a.wav"
+    (out / partial).symlink_to(victim)
+    (out / (partial + ".json")).symlink_to(victim)
+    if writer == "set":
+        write_set(out, {"bpm": 120})
+    else:
+        write_pairs(out, [("a.wav", b"audio", "{}")])
+    assert victim.read_text() == "precious"
