@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from generation.audio.mastering import measure
-from generation.errors import RestyleError
+from generation.errors import OutputWriteError, RestyleError
 from generation.loops import bar_lines
 from generation.outputs import write_new
 
@@ -132,6 +132,10 @@ def _spread(entries: list[dict[str, Any]]) -> float | None:
 def write_set(folder: Path, manifest: dict[str, Any]) -> Path:
     path = folder / SET_FILE
     partial = folder / f".partial-{SET_FILE}"
-    write_new(partial, (json.dumps(manifest, indent=2) + "\n").encode())
-    partial.replace(path)
+    try:
+        write_new(partial, (json.dumps(manifest, indent=2) + "\n").encode())
+        partial.replace(path)
+    except OSError as exc:  # a full disk: one line, and nothing half-written left behind
+        partial.unlink(missing_ok=True)
+        raise OutputWriteError(f"Restyle cannot write {path} ({exc.strerror or exc}).") from None
     return path

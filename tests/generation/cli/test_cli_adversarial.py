@@ -192,3 +192,13 @@ def test_a_planted_link_at_a_temporary_name_is_not_written_through(tmp_path, wri
     else:
         write_pairs(out, [("a.wav", b"audio", "{}")])
     assert victim.read_text() == "precious"
+
+
+def test_a_full_disk_while_writing_set_json_is_one_line_and_leaves_no_partial(tmp_path, monkeypatch):
+    from generation.errors import OutputWriteError
+    from generation.sets import write_set
+
+    _full_disk_at(monkeypatch, "set.json")
+    with pytest.raises(OutputWriteError, match="No space left on device"):
+        write_set(tmp_path, {"bpm": 120})
+    assert list(tmp_path.iterdir()) == []
