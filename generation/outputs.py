@@ -28,6 +28,15 @@ SIDECAR_SUFFIX = ".json"
 _PARTIAL = ".partial-"
 
 
+def exists(path: Path) -> bool:
+    """`path.exists()`, False for a path the file system cannot even name (too long, say): such a
+    path is refused where it is read or written, in one line, not met here as an OSError."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
 def sidecar_path(audio: Path) -> Path:
     return audio.with_name(audio.name + SIDECAR_SUFFIX)
 
@@ -59,12 +68,12 @@ def probe_folder(folder: Path) -> None:
     """Refuse, before any work, a folder that cannot be created or written: made and unmade here."""
     missing = []
     probe = folder
-    while not probe.exists():
+    while not exists(probe):
         missing.append(probe)
         if probe.parent == probe:
             break
         probe = probe.parent
-    if probe.exists() and not probe.is_dir():
+    if exists(probe) and not probe.is_dir():
         raise InvalidRequestError(f"{probe} is a file, not a folder: choose another -o.")
     try:
         write_probe(folder)
@@ -101,7 +110,7 @@ class TrackFiles:
         return own + ([path for audio in self.audio() for path in layer_paths(audio)] if self.layers else [])
 
     def existing(self) -> list[Path]:
-        return [path for path in self.all() if path.exists()]
+        return [path for path in self.all() if exists(path)]
 
     def finished(
         self,
@@ -230,7 +239,7 @@ def same_file(one: Path, other: Path) -> bool:
     """Whether two paths are one file: the same path once links and `..` are resolved, or the same
     file on disk (a hard link; a name differing only in case on a case-insensitive file system).
     `other` is an input: one that is not there is no file to lose (reading it is refused later)."""
-    if not other.exists():
+    if not exists(other):
         return False
     with contextlib.suppress(OSError, RuntimeError):
         if one.resolve() == other.resolve():

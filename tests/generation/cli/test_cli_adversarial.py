@@ -202,3 +202,11 @@ def test_a_full_disk_while_writing_set_json_is_one_line_and_leaves_no_partial(tm
     with pytest.raises(OutputWriteError, match="No space left on device"):
         write_set(tmp_path, {"bpm": 120})
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["output folder", "seed"])
+def test_a_name_too_long_for_the_file_system_is_one_line(capsys, tmp_path, seed_wav, no_model, where):  # noqa: F811
+    long = tmp_path / ("a" * 300)
+    seed, out = (seed_wav, long) if where == "output folder" else (long / "seed.wav", tmp_path)
+    line = refused(capsys, "generate", str(seed), "lofi", "--model", "debug", "-o", str(out))
+    assert "internal error" not in line
