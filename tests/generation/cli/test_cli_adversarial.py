@@ -210,3 +210,12 @@ def test_a_name_too_long_for_the_file_system_is_one_line(capsys, tmp_path, seed_
     seed, out = (seed_wav, long) if where == "output folder" else (long / "seed.wav", tmp_path)
     line = refused(capsys, "generate", str(seed), "lofi", "--model", "debug", "-o", str(out))
     assert "internal error" not in line
+
+
+def test_a_batch_file_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """Windows' Notepad saves UTF-8 with a BOM: it was "not valid TOML ... line 1, column 1"."""
+    from generation.cli.batch_file import load_batch_file
+
+    path = tmp_path / "t.toml"
+    path.write_bytes('seed = "s.wav"\n[tracks]\nboss = "épique"\n'.encode("utf-8-sig"))
+    assert load_batch_file(path).tracks[0].prompt == "épique"
