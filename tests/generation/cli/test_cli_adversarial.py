@@ -219,3 +219,12 @@ def test_a_batch_file_saved_with_a_byte_order_mark_is_read(tmp_path):
     path = tmp_path / "t.toml"
     path.write_bytes('seed = "s.wav"\n[tracks]\nboss = "épique"\n'.encode("utf-8-sig"))
     assert load_batch_file(path).tracks[0].prompt == "épique"
+
+
+@pytest.mark.parametrize("index", ["[1, 2]", '"AceStepPipeline"', "null"])
+def test_a_model_index_that_is_no_table_is_one_line(capsys, tmp_path, seed_wav, no_model, index):  # noqa: F811
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model_index.json").write_text(index)
+    line = refused(capsys, "generate", str(seed_wav), "lofi", "--model", str(folder), "-o", str(tmp_path))
+    assert "internal error" not in line
