@@ -211,7 +211,10 @@ SAID = {
     "duration_s": "duration",
     "guidance_scale": "guidance",
     "intro_bars": "intro",
+    "tempo_detected": "tempo",
 }
+# Keys whose values are said in words: "tempo (given, not detected)".
+IN_WORDS = {"tempo_detected": {True: "detected", False: "given", None: "not recorded"}}
 
 
 def _said(value: object) -> str:
@@ -231,7 +234,9 @@ def _unrecorded(recorded: dict, made_as: Mapping[str, Mapping[str, Any]]) -> str
                 if not math.isclose(kept, value, rel_tol=1e-9, abs_tol=1e-9):
                     return f"{SAID.get(key, key)} ({kept:g}, not {value:g})"
             elif kept != value:
-                return f"{SAID.get(key, key)} ({_said(kept)}, not {_said(value)})"
+                words = IN_WORDS.get(key)
+                was, now = (words.get(kept), words.get(value)) if words else (_said(kept), _said(value))
+                return f"{SAID.get(key, key)} ({was}, not {now})"
     return None
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from generation.audio.decode import AudioLimits, SeedAudio
 from generation.audio.encode import get_format
 from generation.audio.mastering import MasteringOptions
+from generation.audio.tempo import DEFAULT_BEATS_PER_BAR
 from generation.catalog import DEFAULT_MODEL
 from generation.cli.batch_file import BatchFile, Track, load_batch_file
 from generation.cli.console import Console
@@ -405,12 +406,16 @@ def _sha256(path: Path) -> str | None:
 
 def _made_as(plan: Planned) -> dict[str, dict[str, Any]]:
     """What a track's sidecars must record to be kept on resume: its family's settings, stems, an
-    asked length (a loop's is its bars) and an asked tempo or metre."""
+    asked length (a loop's is its bars), its tempo (or that it is detected) and metre."""
     options = plan.options
     parameters: dict[str, Any] = {**asdict(options.params), "stems": options.stems}
     if options.duration_s is not None and plan.loop is None:
         parameters["duration_s"] = options.duration_s
-    asked = {"bpm": plan.loop.bpm, "beats_per_bar": plan.loop.beats_per_bar} if plan.loop else {}
+    asked: dict[str, Any] = {}
+    if plan.loop is not None:  # a metre not given is 4; a tempo not given is detected, not a given one
+        beats = plan.loop.beats_per_bar
+        asked = {"beats_per_bar": DEFAULT_BEATS_PER_BAR if beats is None else beats}
+        asked |= {"bpm": plan.loop.bpm} if plan.loop.bpm is not None else {"tempo_detected": True}
     if plan.layers:
         asked["layered"] = True
     loop = {key: value for key, value in asked.items() if value is not None}

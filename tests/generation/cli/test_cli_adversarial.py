@@ -228,3 +228,15 @@ def test_a_model_index_that_is_no_table_is_one_line(capsys, tmp_path, seed_wav, 
     (folder / "model_index.json").write_text(index)
     line = refused(capsys, "generate", str(seed_wav), "lofi", "--model", str(folder), "-o", str(tmp_path))
     assert "internal error" not in line
+
+
+def test_resume_does_not_keep_a_loop_of_a_tempo_or_metre_no_longer_given(capsys, tmp_path, groove):
+    """Dropping `beats_per_bar = 3` (now 4, the default) or `bpm` (now detected) kept the loop."""
+    tracks = tmp_path / "t.toml"
+    tracks.write_text(LOOP + "beats_per_bar = 3\n[tracks]\na = 'x'\n")
+    assert main(["batch", str(tracks)]) == 0
+    capsys.readouterr()
+    tracks.write_text(LOOP + "[tracks]\na = 'x'\n")
+    assert "made with another beats_per_bar (3, not 4)" in refused(capsys, "batch", str(tracks))
+    tracks.write_text(LOOP.replace("bpm = 120\n", "") + "beats_per_bar = 3\n[tracks]\na = 'x'\n")
+    assert "made with another tempo (given, not detected)" in refused(capsys, "batch", str(tracks))
