@@ -36,6 +36,10 @@ class StemsUnavailableError(RestyleError):
     """Stem separation was asked for but demucs or its weights are not available."""
 
 
+class OutputWriteError(RestyleError):
+    """An output could not be written (a full disk, a folder gone read-only): nothing of it is kept."""
+
+
 class DeviceFailedError(RestyleError):
     """The accelerator failed in a way that outlives the job (a device-side assert, say) or has
     too little memory even for one candidate; the engine is marked broken when it must be rebuilt."""

@@ -21,11 +21,20 @@ from pathlib import Path
 from typing import Any
 
 from generation.catalog import same_model
-from generation.errors import InvalidRequestError
+from generation.errors import InvalidRequestError, OutputWriteError
 from generation.results import candidate_filename
 
 SIDECAR_SUFFIX = ".json"
 _PARTIAL = ".partial-"
+
+
+def exists(path: Path) -> bool:
+    """`path.exists()`, False for a path the file system cannot even name (too long, say): such a
+    path is refused where it is read or written, in one line, not met here as an OSError."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def sidecar_path(audio: Path) -> Path:
@@ -59,12 +68,12 @@ def probe_folder(folder: Path) -> None:
     """Refuse, before any work, a folder that cannot be created or written: made and unmade here."""
     missing = []
     probe = folder
-    while not probe.exists():
+    while not exists(probe):
         missing.append(probe)
         if probe.parent == probe:
             break
         probe = probe.parent
-    if probe.exists() and not probe.is_dir():
+    if exists(probe) and not probe.is_dir():
         raise InvalidRequestError(f"{probe} is a file, not a folder: choose another -o.")
     try:
         write_probe(folder)
@@ -101,7 +110,7 @@ class TrackFiles:
         return own + ([path for audio in self.audio() for path in layer_paths(audio)] if self.layers else [])
 
     def existing(self) -> list[Path]:
-        return [path for path in self.all() if path.exists()]
+        return [path for path in self.all() if exists(path)]
 
     def finished(
         self,
@@ -110,14 +119,28 @@ class TrackFiles:
         loop: bool = False,
         model: str | None = None,
         made_as: Mapping[str, Mapping[str, Any]] | None = None,
+        seed_sha256: str | None = None,
+        first_seed: int | None = None,
     ) -> bool:
         """Every file there, from this very prompt, by this `model` (when given: a batch switched
         to another model, MIT weights for non-commercial ones say, makes its tracks again), a loop
         if a loop is asked for, and recording every setting of `made_as` (sidecar section -> key ->
         value: a changed strength or length makes the track again). A loop's sidecar keeps the
         prompt as asked in its `loop` entry: its own `prompt` is what the model was given, the
-        tempo appended."""
-        return self.unlike(prompt, loop=loop, model=model, made_as=made_as) is None
+        tempo appended. `seed_sha256` (when given) is the seed track's file's, `first_seed` the
+        random seed asked for (candidate i took it + i - 1): another seed track or another asked
+        random seed makes the track again."""
+        return (
+            self.unlike(
+                prompt,
+                loop=loop,
+                model=model,
+                made_as=made_as,
+                seed_sha256=seed_sha256,
+                first_seed=first_seed,
+            )
+            is None
+        )
 
     def unlike(
         self,
@@ -126,20 +149,33 @@ class TrackFiles:
         loop: bool = False,
         model: str | None = None,
         made_as: Mapping[str, Mapping[str, Any]] | None = None,
+        seed_sha256: str | None = None,
+        first_seed: int | None = None,
     ) -> str | None:
         """None if `finished`; otherwise why not, as said after "already exists, ..." ("" when
         there is nothing to say: no files, or only some)."""
         if len(self.existing()) != len(self.all()):
             return ""
-        for audio in self.audio():
+        for index, audio in enumerate(self.audio()):
             try:
                 recorded = json.loads(sidecar_path(audio).read_text())
             except (OSError, ValueError):
                 return "its sidecar cannot be read"
             why = _unlike(recorded, audio.name, prompt=prompt, loop=loop, model=model, made_as=made_as or {})
+            why = why or _unseeded(recorded, seed_sha256, None if first_seed is None else first_seed + index)
             if why is not None:
                 return why
         return None
+
+
+def _unseeded(recorded: dict, seed_sha256: str | None, random_seed: int | None) -> str | None:
+    """Why a sidecar is not of this seed track's file or of this random seed (None if it is)."""
+    source = recorded.get("input")
+    if seed_sha256 is not None and (not isinstance(source, dict) or source.get("sha256") != seed_sha256):
+        return "made from another seed track"
+    if random_seed is not None and recorded.get("seed") != random_seed:
+        return f"made with another random seed ({_said(recorded.get('seed'))}, not {random_seed})"
+    return None
 
 
 def _unlike(
@@ -170,7 +206,15 @@ def _unlike(
 
 
 # How a sidecar's key is said in a refusal.
-SAID = {"asked_duration_s": "duration", "duration_s": "duration", "guidance_scale": "guidance"}
+SAID = {
+    "asked_duration_s": "duration",
+    "duration_s": "duration",
+    "guidance_scale": "guidance",
+    "intro_bars": "intro",
+    "tempo_detected": "tempo",
+}
+# Keys whose values are said in words: "tempo (given, not detected)".
+IN_WORDS = {"tempo_detected": {True: "detected", False: "given", None: "not recorded"}}
 
 
 def _said(value: object) -> str:
@@ -190,7 +234,9 @@ def _unrecorded(recorded: dict, made_as: Mapping[str, Mapping[str, Any]]) -> str
                 if not math.isclose(kept, value, rel_tol=1e-9, abs_tol=1e-9):
                     return f"{SAID.get(key, key)} ({kept:g}, not {value:g})"
             elif kept != value:
-                return f"{SAID.get(key, key)} ({_said(kept)}, not {_said(value)})"
+                words = IN_WORDS.get(key)
+                was, now = (words.get(kept), words.get(value)) if words else (_said(kept), _said(value))
+                return f"{SAID.get(key, key)} ({was}, not {now})"
     return None
 
 
@@ -198,7 +244,7 @@ def same_file(one: Path, other: Path) -> bool:
     """Whether two paths are one file: the same path once links and `..` are resolved, or the same
     file on disk (a hard link; a name differing only in case on a case-insensitive file system).
     `other` is an input: one that is not there is no file to lose (reading it is refused later)."""
-    if not other.exists():
+    if not exists(other):
         return False
     with contextlib.suppress(OSError, RuntimeError):
         if one.resolve() == other.resolve():
@@ -241,19 +287,23 @@ def refuse_collisions(tracks: Sequence[tuple[str, TrackFiles]]) -> None:
                 )
 
 
-def refuse_to_clobber(tracks: Sequence[TrackFiles], unlike: Sequence[str | None] | None = None) -> None:
-    """Refuse earlier results; `unlike` says, per track, why a batch does not keep them."""
+def refuse_to_clobber(
+    tracks: Sequence[TrackFiles],
+    unlike: Sequence[str | None] | None = None,
+    instead: str = "use --force to overwrite, or -o another folder",
+) -> None:
+    """Refuse earlier results; `unlike` says, per track, why a batch does not keep them, and
+    `instead` what to do (a batch's --force makes its finished tracks again too: it says so)."""
     for track, why in zip(tracks, unlike or [None] * len(tracks), strict=True):
         existing = track.existing()
         if existing:
             said = f", {why}" if why else ""
-            raise InvalidRequestError(
-                f"{existing[0]} already exists{said}: use --force to overwrite, or -o another folder."
-            )
+            raise InvalidRequestError(f"{existing[0]} already exists{said}: {instead}.")
 
 
 def write_pairs(folder: Path, files: Sequence[tuple[str, bytes, str]]) -> list[Path]:
-    """Write `(audio name, audio bytes, sidecar text)` triples; returns the audio paths."""
+    """Write `(audio name, audio bytes, sidecar text)` triples; returns the audio paths. Every file is
+    written in full under a temporary name before the first is renamed, so a full disk keeps none."""
     folder.mkdir(parents=True, exist_ok=True)
     staged: list[tuple[Path, Path]] = []
     try:
@@ -262,8 +312,14 @@ def write_pairs(folder: Path, files: Sequence[tuple[str, bytes, str]]) -> list[P
             partial_audio = folder / f"{_PARTIAL}{os.getpid()}-{name}"
             partial_sidecar = sidecar_path(partial_audio)
             staged += [(partial_sidecar, sidecar_path(final)), (partial_audio, final)]
-            partial_sidecar.write_text(sidecar)
-            partial_audio.write_bytes(data)
+            try:
+                write_new(partial_sidecar, sidecar.encode())
+                write_new(partial_audio, data)
+            except OSError as exc:  # a full disk is the user's to fix, not an internal error
+                raise OutputWriteError(
+                    f"Restyle cannot write {final} ({exc.strerror or exc}); nothing of this track was"
+                    " kept: free some space or choose another -o."
+                ) from None
         with _interrupts_deferred():
             for partial, final in staged:  # sidecar before its audio, pair after pair
                 partial.replace(final)
@@ -272,6 +328,13 @@ def write_pairs(folder: Path, files: Sequence[tuple[str, bytes, str]]) -> list[P
             with contextlib.suppress(OSError):
                 partial.unlink(missing_ok=True)
     return [final for _, final in staged[1::2]]
+
+
+def write_new(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary name as a new file: whatever is there already (a leftover, or a
+    link planted at the predictable name in a shared folder) is removed, never written through."""
+    path.unlink(missing_ok=True)
+    path.write_bytes(data)
 
 
 @contextlib.contextmanager

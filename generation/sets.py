@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from generation.audio.mastering import measure
-from generation.errors import RestyleError
+from generation.errors import OutputWriteError, RestyleError
 from generation.loops import bar_lines
+from generation.outputs import write_new
 
 SET_FILE = "set.json"
 GRID_KEYS = ("bpm", "beats_per_bar", "bars", "sample_rate", "loop_start", "loop_end")
@@ -41,6 +42,22 @@ def common_loudness(
         if loudness.integrated_lufs is not None and math.isfinite(loudness.true_peak_dbtp):
             most.append(loudness.integrated_lufs + ceiling_dbtp - loudness.true_peak_dbtp)
     return round(min(most), 2)
+
+
+def written_loudness(files: Sequence[Path]) -> list[float]:
+    """The integrated loudness each written candidate's sidecar records (a resumed set's kept
+    tracks: the new ones are matched to them); unreadable or unmeasured ones are left out."""
+    values = []
+    for audio in files:
+        try:
+            value = json.loads(audio.with_name(audio.name + ".json").read_text())["loudness"][
+                "integrated_lufs"
+            ]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            values.append(float(value))
+    return values
 
 
 def set_manifest(tracks: Sequence[tuple[str, Sequence[Path]]]) -> dict[str, Any]:
@@ -115,6 +132,10 @@ def _spread(entries: list[dict[str, Any]]) -> float | None:
 def write_set(folder: Path, manifest: dict[str, Any]) -> Path:
     path = folder / SET_FILE
     partial = folder / f".partial-{SET_FILE}"
-    partial.write_text(json.dumps(manifest, indent=2) + "\n")
-    partial.replace(path)
+    try:
+        write_new(partial, (json.dumps(manifest, indent=2) + "\n").encode())
+        partial.replace(path)
+    except OSError as exc:  # a full disk: one line, and nothing half-written left behind
+        partial.unlink(missing_ok=True)
+        raise OutputWriteError(f"Restyle cannot write {path} ({exc.strerror or exc}).") from None
     return path

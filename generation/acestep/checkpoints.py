@@ -201,6 +201,9 @@ def listed(index: dict, name: str) -> bool:
 
 def read_index(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
+        index = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ModelUnavailableError(f"{path.parent} has no readable model_index.json.") from exc
+    if not isinstance(index, dict):  # `[1, 2]` is JSON, but no pipeline's index
+        raise ModelUnavailableError(f"{path.parent}'s model_index.json is not a table of components.")
+    return index

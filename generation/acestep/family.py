@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from generation.acestep.architectures import CHANNELS, DEBUG_MODELS, SAMPLE_RATE
-from generation.acestep.loading import DEBUG_MIN_DURATION_S, HUB_REVISION, RANDOM_PREFIX, is_acestep_spec
+from generation.acestep.loading import (
+    CHECKPOINTS,
+    DEBUG_MIN_DURATION_S,
+    HUB_REVISION,
+    RANDOM_PREFIX,
+    is_acestep_spec,
+)
 from generation.acestep.params import (
     LICENCE,
     MAX_DURATION_S,
@@ -100,9 +106,11 @@ class AceStepFamily:
 
 
 def _pinned(spec: str, revision: str | None) -> None:
-    if revision is not None:
+    """No --revision, and no `ace-step@abc` either."""
+    name, at, _ = spec.partition("@")
+    if revision is not None or (at and name in CHECKPOINTS):
         raise ModelUnavailableError(
-            f"{spec} is loaded at the commit Restyle was checked with ({HUB_REVISION[:12]}): "
+            f"{name} is loaded at the commit Restyle was checked with ({HUB_REVISION[:12]}): "
             "it takes no other revision."
         )
 

@@ -87,7 +87,7 @@ class LoadedAceStep:
 
 def is_acestep_spec(spec: str) -> bool:
     """Whether `spec` names an ACE-Step model (for a front that offers several families)."""
-    if spec in (*CHECKPOINTS, *DEBUG_MODELS):
+    if spec.partition("@")[0] in (*CHECKPOINTS, *DEBUG_MODELS):  # `ace-step@abc`: refused as ours
         return True
     if spec.startswith(RANDOM_PREFIX):
         return spec.removeprefix(RANDOM_PREFIX) in ARCHITECTURES

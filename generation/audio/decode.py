@@ -142,17 +142,23 @@ def decode_audio(
 
 def _read_bounded(source: bytes | str | Path, max_bytes: int) -> bytes:
     if isinstance(source, bytes | bytearray | memoryview):
-        size = len(source)
-    else:
-        path = Path(source)
+        _check_size(len(source), max_bytes)
+        return bytes(source)
+    path = Path(source)
+    try:  # a name too long, a folder that cannot be read: one line, not an internal error
         if not path.is_file():
             raise AudioInputError(f"There is no file at {path}.")
-        size = path.stat().st_size
+        _check_size(path.stat().st_size, max_bytes)
+        return path.read_bytes()
+    except OSError as exc:
+        raise AudioInputError(f"Restyle cannot read {path} ({exc.strerror or exc}).") from None
+
+
+def _check_size(size: int, max_bytes: int) -> None:
     if size == 0:
         raise AudioInputError("The file is empty.")
     if size > max_bytes:
         raise AudioInputError(f"The file is {format_bytes(size)}; the limit is {format_bytes(max_bytes)}.")
-    return bytes(source) if isinstance(source, bytes | bytearray | memoryview) else Path(source).read_bytes()
 
 
 def _decode(data: bytes, limits: AudioLimits, output: _Output) -> tuple[np.ndarray, str, bool]:

@@ -54,6 +54,7 @@ FLUX_LEAD = 1600
 SNAP_S = 0.05  # how far off a bar line a seed's start or end may be and still count as on it
 GIVEN_BPM_RANGE = (30.0, 300.0)
 BEATS_PER_BAR_RANGE = (1, 16)
+DEFAULT_BEATS_PER_BAR = 4  # a metre not given
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def find_tempo(
     samples: np.ndarray, rate: int, *, bpm: float | None = None, beats_per_bar: int | None = None
 ) -> Tempo:
     """The beat grid of mono `samples`; `bpm` and `beats_per_bar` override detection."""
-    beats_per_bar = check_beats_per_bar(4 if beats_per_bar is None else beats_per_bar)
+    beats_per_bar = check_beats_per_bar(DEFAULT_BEATS_PER_BAR if beats_per_bar is None else beats_per_bar)
     if bpm is not None:
         bpm = check_bpm(bpm)
     envelope = onset_envelope(samples, rate)

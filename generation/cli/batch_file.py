@@ -94,6 +94,8 @@ def load_batch_file(path: Path) -> BatchFile:
     except ValueError as exc:
         raise InvalidRequestError(f"{exc}.") from exc
     _no_unknown(data, TOP_KEYS, str(path))
+    _typed(data, "seed", str)  # `output = 5` was dropped in silence: the tracks went elsewhere
+    output = _typed(data, "output", str)
     if not isinstance(data.get("seed"), str):
         raise InvalidRequestError(f'{path} needs a seed track: seed = "theme.mp3".')
     tracks = data.get("tracks")
@@ -105,7 +107,7 @@ def load_batch_file(path: Path) -> BatchFile:
         tracks=[_track(name, value) for name, value in tracks.items()],
         model=_typed(data, "model", str),
         format=_typed(data, "format", str),
-        output=base / data["output"] if isinstance(data.get("output"), str) else None,
+        output=None if output is None else base / output,
         candidates=in_file(data, "candidates", where),
         duration=in_file(data, "duration", where),
         random_seed=in_file(data, "random_seed", where, "seed"),

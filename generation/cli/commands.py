@@ -7,6 +7,7 @@ prompt, the options, the output files, the device, the model and the stem separa
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import re
 from collections.abc import Callable
@@ -19,10 +20,17 @@ from typing import Any
 from generation.audio.decode import AudioLimits, SeedAudio
 from generation.audio.encode import get_format
 from generation.audio.mastering import MasteringOptions
+from generation.audio.tempo import DEFAULT_BEATS_PER_BAR
 from generation.catalog import DEFAULT_MODEL
 from generation.cli.batch_file import BatchFile, Track, load_batch_file
 from generation.cli.console import Console
-from generation.cli.guards import check_names, check_output, refuse_revision, track_named
+from generation.cli.guards import (
+    check_names,
+    check_output,
+    check_set_file,
+    refuse_revision,
+    track_named,
+)
 from generation.cli.loop_requests import (
     loop_options,
     planned,
@@ -176,12 +184,17 @@ def batch(args: argparse.Namespace) -> int:
     if spec.set and args.no_normalize:
         raise InvalidRequestError("A set's tracks are loudness-matched to one another: drop --no-normalize.")
     check_names([(plan.name, plan.files) for plan in plans], spec.seed, args.tracks_file)
-    unlike = {plan.name: _unlike(plan, model) for plan in plans}
+    if spec.set:
+        from generation.sets import SET_FILE
+
+        check_set_file(out_dir / SET_FILE, spec.seed, args.tracks_file)
+    seed_sha256 = _sha256(spec.seed) if any(plan.files.existing() for plan in plans) else None
+    unlike = {plan.name: _unlike(plan, model, seed_sha256) for plan in plans}
     todo = [plan for plan in plans if args.force or unlike[plan.name] is not None]
-    for plan in plans:
-        if plan not in todo:
-            Console(plan.name).say("already written, skipped (--force makes it again)")
-    _check_outputs(out_dir, todo, args.force, [unlike[plan.name] for plan in todo])
+    kept = [plan.name for plan in plans if plan not in todo]
+    _check_outputs(out_dir, todo, args.force, [unlike[plan.name] for plan in todo], kept)
+    for name in kept:  # said once the run goes ahead: a refusal stays one line
+        Console(name).say("already written, skipped (--force makes it again)")
     if not todo:
         _write_set(spec, out_dir, plans)
         return 0
@@ -198,7 +211,10 @@ def batch(args: argparse.Namespace) -> int:
     with console.phase("loading the model"):
         engine, separate, layer_separator = loader()
     session = Session(args, engine, seed, separate, format_name, layer_separator)
-    (_generate_set if spec.set else _generate_all)(session, todo)
+    if spec.set:
+        _generate_set(session, todo, [plan for plan in plans if plan not in todo])
+    else:
+        _generate_all(session, todo)
     _write_set(spec, out_dir, plans)
     console.say(engine.licence.notice(family.title))
     return 0
@@ -218,14 +234,23 @@ def _generate_all(session: Session, todo: list[Planned]) -> None:
             written.result()
 
 
-def _generate_set(session: Session, todo: list[Planned]) -> None:
-    """Every track first, then all written at one loudness that each can reach (generation.sets)."""
-    from generation.sets import common_loudness
+def _generate_set(session: Session, todo: list[Planned], kept: list[Planned]) -> None:
+    """Every track first, then all written at one loudness that each can reach (generation.sets),
+    the `kept` tracks of a resumed set included: the new ones go no louder than those are."""
+    from generation.sets import common_loudness, written_loudness
 
     made = [(plan, *session.restyle(plan, Console(plan.name))) for plan in todo]
     audios = [candidate.audio for _, result, _ in made for candidate in result.candidates]
     lufs = common_loudness(audios, made[0][1].sample_rate, session.args.lufs, MasteringOptions().true_peak_db)
-    Console("set").say(f"every track at {lufs:g} LUFS")
+    levels = written_loudness([path for plan in kept for path in plan.files.audio()])
+    lufs = round(min([lufs, *levels]), 2)
+    louder = [level for level in levels if level > lufs + 0.05]
+    Console("set").say(
+        f"every track at {lufs:g} LUFS"
+        if not louder
+        else f"the new tracks at {lufs:g} LUFS; the kept ones are louder"
+        f" (up to {max(louder):g} LUFS): --force makes the whole set again at one loudness"
+    )
     for plan, result, loop in made:
         _write(session, result, loop, plan, Console(plan.name), lufs=lufs)
 
@@ -351,27 +376,53 @@ def _track_loop(
     return loop_options(looping, bpm, beats, family=family, format_name=format_name, intro=intro)
 
 
-def _unlike(plan: Planned, model: str) -> str | None:
+def _unlike(plan: Planned, model: str, seed_sha256: str | None = None) -> str | None:
     """None if the plan's files are there as asked now (kept on resume), else why not."""
-    made_as = _made_as(plan)
-    return plan.files.unlike(plan.prompt, loop=plan.loop is not None, model=model, made_as=made_as)
+    return plan.files.unlike(
+        plan.prompt,
+        loop=plan.loop is not None,
+        model=model,
+        made_as=_made_as(plan),
+        seed_sha256=seed_sha256,
+        first_seed=plan.options.seed,
+    )
+
+
+def _sha256(path: Path) -> str | None:
+    """The seed track's file's digest, as its sidecars record it (None if it cannot be read: the
+    seed's decoding says why, if anything is left to make). Only a plain file within the seed's
+    limit is read: a FIFO or /dev/zero named as the seed would never end."""
+    digest = hashlib.sha256()
+    try:
+        if not path.is_file() or path.stat().st_size > CLI_SEED_LIMITS.max_bytes:
+            return None
+        with path.open("rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def _made_as(plan: Planned) -> dict[str, dict[str, Any]]:
     """What a track's sidecars must record to be kept on resume: its family's settings, stems, an
-    asked length (a loop's is its bars) and an asked tempo or metre."""
+    asked length (a loop's is its bars), its tempo (or that it is detected) and metre."""
     options = plan.options
     parameters: dict[str, Any] = {**asdict(options.params), "stems": options.stems}
     if options.duration_s is not None and plan.loop is None:
         parameters["duration_s"] = options.duration_s
-    asked = {"bpm": plan.loop.bpm, "beats_per_bar": plan.loop.beats_per_bar} if plan.loop else {}
-    if plan.loop and plan.loop.intro_bars:
-        asked["intro_bars"] = plan.loop.intro_bars
+    asked: dict[str, Any] = {}
+    if plan.loop is not None:  # a metre not given is 4; a tempo not given is detected, not a given one
+        beats = plan.loop.beats_per_bar
+        asked = {"beats_per_bar": DEFAULT_BEATS_PER_BAR if beats is None else beats}
+        asked |= {"bpm": plan.loop.bpm} if plan.loop.bpm is not None else {"tempo_detected": True}
     if plan.layers:
         asked["layered"] = True
     loop = {key: value for key, value in asked.items() if value is not None}
     if plan.loop is not None:  # None too: a loop of the seed's bars is not one of 16 s
         loop["asked_duration_s"] = options.duration_s
+        # None too: a plain loop's sidecar has no intro, and an intro + loop is not a plain loop
+        loop["intro_bars"] = plan.loop.intro_bars or None
     return {"parameters": parameters, "loop": loop}
 
 
@@ -394,13 +445,27 @@ def _plan_all(
 
 
 def _check_outputs(
-    out_dir: Path, plans: list[Planned], force: bool, unlike: list[str | None] | None = None
+    out_dir: Path,
+    plans: list[Planned],
+    force: bool,
+    unlike: list[str | None] | None = None,
+    kept: list[str] | None = None,
 ) -> None:
     """Refuse, before any work, a folder that cannot be written and (unless told) earlier results
-    (`unlike`: why a batch makes each again)."""
+    (`unlike`: why a batch makes each again). Beside `kept` tracks, --force is no mere overwrite:
+    it would make them again too, so the refusal says so and what makes only this track again."""
     probe_folder(out_dir)
-    if not force:
+    if force:
+        return
+    if not kept:
         refuse_to_clobber([plan.files for plan in plans], unlike)
+        return
+    names = ", ".join(kept[:3]) + (" and the rest" if len(kept) > 3 else "")
+    instead = (
+        f"delete its files to make it again (--force makes every track again, {names} too),"
+        " or -o another folder"
+    )
+    refuse_to_clobber([plan.files for plan in plans], unlike, instead)
 
 
 def _preflight(
@@ -487,10 +552,10 @@ def _write(
             loop=loop,
         )
         layers = [(layer.filename, layer.data, layer.sidecar) for item in rendered for layer in item.layers]
-        write_pairs(plan.files.folder, layers)  # before the candidates: a written candidate is a finished one
-        paths = write_pairs(
-            plan.files.folder, [(item.filename, item.data, item.sidecar) for item in rendered]
-        )
+        candidates = [(item.filename, item.data, item.sidecar) for item in rendered]
+        # One call: all written before any is renamed (a full disk keeps none), the layers renamed
+        # before the candidates (a written candidate is a finished one).
+        paths = write_pairs(plan.files.folder, layers + candidates)[len(layers) :]
     for path, candidate in zip(paths, result.candidates, strict=True):
         line = f"{path}  seed {candidate.seed}  melody adherence {candidate.adherence:.2f}"
         console.result(line + (f"  {seamless(loop, candidate.index)}" if loop is not None else ""))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from generation.errors import InvalidRequestError, RestyleError
 from generation.interface import Family
-from generation.outputs import TrackFiles, refuse_collisions, refuse_inputs
+from generation.outputs import TrackFiles, refuse_collisions, refuse_inputs, same_file
 
 
 def check_output(files: TrackFiles, seed: Path) -> None:
@@ -25,12 +25,24 @@ def check_names(tracks: list[tuple[str, TrackFiles]], seed: Path, tracks_file: P
     refuse_collisions(tracks)
 
 
+def check_set_file(path: Path, seed: Path, tracks_file: Path) -> None:
+    """A set's set.json is an output too: a batch file (or a seed) of that name was replaced."""
+    for what, source in (("the seed", seed), ("the batch file", tracks_file)):
+        if same_file(path, source):
+            raise InvalidRequestError(
+                f"{path} is {what}: the set's {path.name} must not write over it;"
+                " choose another output folder (-o or output =)."
+            )
+
+
 def refuse_revision(family: Family, model: str, revision: str | None) -> None:
     """A model built in-process has no commits: a --revision for it would be ignored and then
     claimed (the sidecar, or a pinned family's refusal naming a hub commit)."""
-    if revision is not None and family.is_random(model):
+    name, at, typed = model.partition("@")  # `debug@abc` asks for a revision as --revision does
+    if (revision is not None or at) and family.is_random(name):
+        drop = "--revision" if revision is not None else f"@{typed}"
         raise InvalidRequestError(
-            f"{model} is built in-process with random weights: it has no revisions, drop --revision."
+            f"{name} is built in-process with random weights: it has no revisions, drop {drop}."
         )
 
 
