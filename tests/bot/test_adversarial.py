@@ -1,0 +1,101 @@
+"""A hostile pass on the bot's buttons and per-job memory: two members pressing Cancel at once,
+results Discord refuses for good, and what the job board and the worker still hold of a job whose
+story has ended (nothing: anything kept grows with every job the bot ever ran)."""
+
+from __future__ import annotations
+
+import bot.lifecycle
+from tests.bot.conftest import at_once, click_call, seed_mp3, until
+
+
+def held(world) -> dict[str, object]:
+    """Everything the board and the worker keep per job: empty once every job has ended."""
+    board, worker = world.bot.jobs, world.bot.worker
+    kept = {
+        "orders": dict(board._orders),
+        "interactions": dict(board._interactions),
+        "progress": dict(board._progress),
+        "cancelled_by": dict(board._cancelled_by),
+        "locks": dict(board._locks),
+        "early_cancels": set(worker._early_cancels),
+        "tokens": dict(worker._tokens),
+    }
+    return {name: value for name, value in kept.items() if value}
+
+
+async def _queued(world, actor, prompt: str = "calm"):
+    reply = await actor.slash(world.channel, "restyle", audio=("a.mp3", seed_mp3(2.0)), prompt=prompt)
+    assert "Queued" in reply.response.content, reply.response.content
+    return reply
+
+
+async def test_two_members_cancel_one_queued_job_at_once_and_nothing_is_kept(running):
+    world = await running(start_worker=False)
+    for _ in range(3):
+        await _queued(world, world.alice)
+    for job_id in (1, 2, 3):  # the owner and a moderator, at the same instant (a double-click too)
+        status = world.status_of(job_id)
+        replies = await at_once(
+            world.env,
+            [click_call(world.alice, status, "Cancel"), click_call(world.moderator, status, "Cancel")],
+        )
+        answers = [reply.response.content for reply in replies]
+        assert all(f"job #{job_id}" in answer for answer in answers), answers
+        assert (await world.bot.store.job(job_id)).status == "cancelled"
+        assert "Cancelled by" in world.status_of(job_id).content
+    assert held(world) == {}
+
+
+async def test_results_refused_for_good_leave_nothing_kept(running):
+    world = await running(start_worker=False)
+    await _queued(world, world.alice)
+    for path in ("/webhooks/*", "/channels/*/messages"):
+        world.env.inject_error(
+            "POST", path, status=413, code=40005, message="Request entity too large", times=None
+        )
+    await world.bot.start_worker()
+
+    async def failed() -> bool:
+        return (await world.bot.store.job(1)).status == "failed"
+
+    await until(world.env, failed, what="the job to fail")
+    await world.env.settle()
+    assert held(world) == {}
+
+
+async def test_a_finished_job_leaves_nothing_kept(running):
+    world = await running()
+    await _queued(world, world.alice)
+    await until(world.env, lambda: world.results(), what="the results")
+    await world.env.settle()
+    assert held(world) == {}
+
+
+async def test_results_discord_kept_failing_leave_nothing_kept(running, monkeypatch):
+    monkeypatch.setattr(bot.lifecycle, "MAX_POST_ATTEMPTS", 1)
+    world = await running(start_worker=False)
+    await _queued(world, world.alice)
+    for path in ("/webhooks/*", "/channels/*/messages"):
+        world.env.inject_error("POST", path, status=502, message="Bad Gateway", times=None)
+    await world.bot.start_worker()
+
+    async def failed() -> bool:
+        return (await world.bot.store.job(1)).status == "failed"
+
+    await until(world.env, failed, what="the job to fail")
+    await world.env.settle()
+    assert held(world) == {}
+
+
+async def test_a_cancel_that_lands_as_the_job_finishes_is_not_kept(running):
+    world = await running()
+    # The race, made certain: the press reaches the worker just after its last look at the token,
+    # so the worker says it is stopping the job, and the job finishes and is posted anyway.
+    world.bot.worker.cancel = lambda job_id: True
+    await _queued(world, world.alice)
+    await until(world.env, lambda: world.bot.jobs._progress, what="the job to run")
+    reply = await world.alice.click(world.status_of(1), label="Cancel")
+    assert "Stopping job #1" in reply.response.content
+    await until(world.env, lambda: world.results(), what="the results")
+    await world.env.settle()
+    assert held(world) == {}
