@@ -5,7 +5,8 @@ story has ended (nothing: anything kept grows with every job the bot ever ran)."
 from __future__ import annotations
 
 import bot.lifecycle
-from tests.bot.conftest import at_once, click_call, seed_mp3, until
+from generation.errors import ModelUnavailableError
+from tests.bot.conftest import at_once, click_call, make_config, seed_mp3, until
 
 
 def held(world) -> dict[str, object]:
@@ -99,3 +100,31 @@ async def test_a_cancel_that_lands_as_the_job_finishes_is_not_kept(running):
     await until(world.env, lambda: world.results(), what="the results")
     await world.env.settle()
     assert held(world) == {}
+
+
+async def test_a_model_that_fails_to_load_shows_members_no_server_path(
+    running, tmp_path, shared_engine_loader
+):
+    # The second model's cache snapshot went bad after start-up: its loader's message names the
+    # folder, which is the admin's business (the log has it), not the channel's.
+    broken = tmp_path / "hub" / "models--someone--melody" / "snapshots" / "0123abcd"
+
+    def load(model: str):
+        if model == "debug-ace":
+            raise ModelUnavailableError(f"{broken} does not hold a complete MusicGen-melody model.")
+        return shared_engine_loader(model)
+
+    world = await running(make_config(tmp_path, models={"available": ["debug-ace"]}), load_engine=load)
+    reply = await world.alice.slash(
+        world.channel, "restyle", audio=("a.mp3", seed_mp3(2.0)), prompt="calm", model="debug-ace"
+    )
+    assert "Queued" in reply.response.content, reply.response.content
+
+    async def failed() -> bool:
+        return (await world.bot.store.job(1)).status == "failed"
+
+    await until(world.env, failed, what="the job to fail")
+    status = world.status_of(1).content
+    assert "could not be loaded" in status
+    assert str(tmp_path) not in status and "snapshots" not in status
+    assert str(tmp_path) not in (await world.bot.store.job(1)).error
