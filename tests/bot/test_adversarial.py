@@ -4,9 +4,14 @@ story has ended (nothing: anything kept grows with every job the bot ever ran)."
 
 from __future__ import annotations
 
+import pytest
+
 import bot.lifecycle
 from generation.errors import ModelUnavailableError
 from tests.bot.conftest import at_once, click_call, make_config, seed_mp3, until
+from tests.bot.test_crash_stages import Crash, _after
+from tests.bot.test_loops import BAR_120, _loop_job
+from tests.generation.audio.loop_audio import smpl_loops
 
 
 def held(world) -> dict[str, object]:
@@ -128,3 +133,44 @@ async def test_a_model_that_fails_to_load_shows_members_no_server_path(
     assert "could not be loaded" in status
     assert str(tmp_path) not in status and "snapshots" not in status
     assert str(tmp_path) not in (await world.bot.store.job(1)).error
+
+
+@pytest.mark.parametrize("stage", ["rendered", "posting"])
+async def test_a_kill_while_a_loop_job_posts_posts_it_once_and_keeps_its_files(
+    running, tmp_path, shared_engine_loader, stage
+):
+    config = make_config(tmp_path)
+    world = await running(config)
+    crash = Crash(world, config, tmp_path / "image")
+    if stage == "rendered":
+        _after(world.bot.store, "mark_rendered", crash, lambda _, job_id, *__: job_id == 1)
+    else:
+
+        def on_message(event: str, payload) -> None:  # Discord has the post; the bot has no answer yet
+            if event == "MESSAGE_CREATE" and "Job #1 is ready" in payload.get("content", ""):
+                crash.now()
+
+        world.env.backend.subscribers.append(on_message)
+    await _loop_job(world, candidates=2, intro=1, layers=True)
+    await until(world.env, lambda: crash.done, what=f"the kill at {stage}")
+    again = await crash.restart(shared_engine_loader)
+
+    async def done() -> bool:
+        return (await again.store.job(1)).status == "done"
+
+    await until(world.env, done, what="the job to be done")
+    posted = [message for message in world.results() if "Job #1 is ready" in message.content]
+    assert len(posted) == 1
+    for idx in (1, 2):
+        download = await world.bob.click(posted[0], label=f"Loop {idx}")
+        files = [
+            attachment
+            for message in (download.response, *download.followups)
+            for attachment in message.attachments
+        ]
+        assert [file.filename for file in files] == [
+            f"restyle-1-{idx}-loop.wav",
+            *(f"restyle-1-{idx}-loop-{layer}.wav" for layer in ("drums", "bass", "other", "vocals")),
+        ]
+        for file in files:
+            assert smpl_loops(await file.read()) == [(0, BAR_120, 3 * BAR_120 - 1, 0)]
