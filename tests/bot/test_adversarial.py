@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 import bot.lifecycle
+from bot.replies import UPLOAD_MARGIN
 from generation.errors import ModelUnavailableError
 from tests.bot.conftest import at_once, click_call, make_config, seed_mp3, until
 from tests.bot.test_crash_stages import Crash, _after
@@ -174,3 +175,30 @@ async def test_a_kill_while_a_loop_job_posts_posts_it_once_and_keeps_its_files(
         ]
         for file in files:
             assert smpl_loops(await file.read()) == [(0, BAR_120, 3 * BAR_120 - 1, 0)]
+
+
+async def test_discord_refusing_the_loop_files_is_said_in_one_line(running, discord_limits):
+    world = await running()
+    await _loop_job(world, candidates=1, layers=True)
+    await until(world.env, lambda: world.results(), what="the results")
+    posted = world.results()[0]
+    wav_size = (world.bot.files.results / "1" / "1-loop.wav").stat().st_size
+    discord_limits.upload = UPLOAD_MARGIN + 2 * wav_size + 1024  # three messages: 2, 2 and 1 files
+
+    world.env.inject_error(
+        "POST", "/interactions/*", status=413, code=40005, message="Request entity too large"
+    )
+    first = await world.bob.click(posted, label="Loop 1")
+    assert (
+        first.ephemeral and first.response.content == "Discord refused the files: Request entity too large."
+    )
+    assert not first.response.attachments and not first.followups
+
+    world.env.inject_error("POST", "/webhooks/*", status=413, code=40005, message="Request entity too large")
+    second = await world.bob.click(posted, label="Loop 1")  # the first part goes, the second is refused
+    assert len(second.response.attachments) == 2
+    assert [message.content for message in second.followups] == [
+        "Discord refused the files: Request entity too large."
+    ]
+    for message in (first.response, second.response, *second.followups):
+        assert str(world.bot.files.root) not in message.content and "Traceback" not in message.content
