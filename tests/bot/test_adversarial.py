@@ -4,6 +4,8 @@ story has ended (nothing: anything kept grows with every job the bot ever ran)."
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 import bot.lifecycle
@@ -11,6 +13,7 @@ from bot.replies import UPLOAD_MARGIN
 from generation.errors import ModelUnavailableError
 from tests.bot.conftest import at_once, click_call, make_config, seed_mp3, until
 from tests.bot.test_crash_stages import Crash, _after
+from tests.bot.test_locked_database import SHORT_BUSY_TIMEOUT, hold_database
 from tests.bot.test_loops import BAR_120, _loop_job
 from tests.generation.audio.loop_audio import smpl_loops
 
@@ -202,3 +205,21 @@ async def test_discord_refusing_the_loop_files_is_said_in_one_line(running, disc
     ]
     for message in (first.response, second.response, *second.followups):
         assert str(world.bot.files.root) not in message.content and "Traceback" not in message.content
+
+
+async def test_cancel_while_another_process_holds_the_database_is_answered(running):
+    world = await running(start_worker=False)
+    await _queued(world, world.alice)
+    await world.bot.store.db.execute(SHORT_BUSY_TIMEOUT)
+    holder = hold_database(world.bot.files.database, 1.5)
+
+    async def three_seconds_pass() -> None:  # Discord's clock, while the bot waits for the database
+        await asyncio.sleep(0.3)
+        world.env.backend.clock.advance(4.0)
+
+    passing = asyncio.create_task(three_seconds_pass())
+    reply = await world.alice.click(world.status_of(1), label="Cancel")
+    await passing
+    await until(world.env, lambda: not holder.is_alive(), what="the other process to let go")
+    assert reply.ephemeral and "Cancelled job #1" in reply.response.content
+    assert (await world.bot.store.job(1)).status == "cancelled"
