@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import simcord.http.router
+from simcord.backend.errors import BackendError
 
 import bot.lifecycle
 from bot.replies import UPLOAD_MARGIN
@@ -223,3 +225,31 @@ async def test_cancel_while_another_process_holds_the_database_is_answered(runni
     await until(world.env, lambda: not holder.is_alive(), what="the other process to let go")
     assert reply.ephemeral and "Cancelled job #1" in reply.response.content
     assert (await world.bot.store.job(1)).status == "cancelled"
+
+
+async def test_results_discord_made_but_answered_500_are_posted_once(running, monkeypatch):
+    """Discord can create a message and still answer 500 (an incident on its side); the bot's
+    next try must find it rather than post the results twice."""
+    dispatch = simcord.http.router.dispatch
+    answered: list[str] = []
+
+    def made_then_500(backend, method, path, **request):
+        result = dispatch(backend, method, path, **request)
+        body = request.get("json")
+        content = (body.get("content") or "") if isinstance(body, dict) else ""
+        if method == "POST" and "is ready" in content and not answered:
+            answered.append(path)
+            raise BackendError(500, 0, "Internal Server Error")
+        return result
+
+    monkeypatch.setattr(simcord.http.router, "dispatch", made_then_500)
+    world = await running()
+    await _queued(world, world.alice)
+    await until(world.env, lambda: answered, what="the results to be answered 500")
+    await world.env.advance_time(61)  # the bot tries again, and finds the message Discord made
+
+    async def done() -> bool:
+        return (await world.bot.store.job(1)).status == "done"
+
+    await until(world.env, done, what="the job to be done")
+    assert len(world.results()) == 1, [message.content[:40] for message in world.results()]
