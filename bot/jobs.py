@@ -140,8 +140,10 @@ class JobBoard:
         self._locks.pop(job_id, None)
 
     def forget(self, job_id: int) -> None:
-        """The job left the queue and the GPU for good: its order, interaction and progress go."""
+        """The job left the queue and the GPU for good: its order, interaction, progress and
+        canceller go (a Cancel pressed as the job finished anyway is never read)."""
         with self._orders_lock:
             self._orders.pop(job_id, None)
         self._interactions.pop(job_id, None)
         self._progress.pop(job_id, None)
+        self._cancelled_by.pop(job_id, None)

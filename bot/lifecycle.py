@@ -107,14 +107,24 @@ class Lifecycle:
 
     async def cancel(self, job_id: int, who: str) -> bool:
         """Cancel an active job for `who`: True if it is running and stops within a step (the
-        worker's `cancelled` event ends it), False if it ended here."""
-        self.board.cancelling(job_id, who)
-        if not self.board.dequeue(job_id) and self._stop_running(job_id):
-            return True
-        # Waiting, or known to neither the queue nor the GPU (a job its results could not be
-        # saved for, say): the database row ends here. Should the worker have just taken it,
-        # the cancel it was handed stops it as it starts.
-        await self.on_cancelled(job_id)
+        worker's `cancelled` event ends it), False if it ended here (or had already ended).
+
+        Under the job's lock, and only while the database still has it active: two presses at
+        once (a double-click, the owner and a moderator) would otherwise both find it gone from
+        the queue, and the second would hand the worker a cancel for a job it will never take."""
+        async with self._lock(job_id):
+            job = await self.store.job(job_id)
+            if job is None or job.status not in ("queued", "running"):
+                return False
+            self.board.cancelling(job_id, who)
+            if not self.board.dequeue(job_id) and self._stop_running(job_id):
+                return True
+            # Waiting, or known to neither the queue nor the GPU (a job its results could not be
+            # saved for, say): the database row ends here. Should the worker have just taken it,
+            # the cancel it was handed stops it as it starts.
+            who = self.board.cancelled_by(job_id)
+            await self._end_locked(job_id, "cancelled", lambda job: texts.cancelled(job, who))
+        self.board.drop_lock(job_id)
         return False
 
     async def withdraw(self, job_id: int, why: str) -> None:
@@ -176,22 +186,21 @@ class Lifecycle:
             try:
                 await self._publish(job_id)
             except discord.HTTPException as exc:
-                if refusals.is_permanent(exc):
-                    await self._give_up_posting(job_id, texts.refused(refusals.describe(exc)))
+                if not refusals.is_permanent(exc):
+                    if await self._post_later(job_id, refusals.describe(exc)):
+                        return
                 else:
-                    await self._post_later(job_id, refusals.describe(exc))
-                return
+                    await self._give_up_posting(job_id, texts.refused(refusals.describe(exc)))
             except refusals.NETWORK_ERRORS as exc:
-                await self._post_later(job_id, type(exc).__name__)
-                return
+                if await self._post_later(job_id, type(exc).__name__):
+                    return
             except OSError as exc:  # the files are gone (deleted by hand, say): never postable
                 log.error("job %d: the results files cannot be read: %s", job_id, exc)
                 await self._give_up_posting(job_id, texts.RESULTS_MISSING)
-                return
             except sqlite3.OperationalError as exc:  # the database stayed locked: next round
                 log.warning("job %d: posting waits for the database: %s", job_id, exc)
                 return
-        self.board.drop_lock(job_id)  # the job's story is over: no lock to keep
+        self.board.drop_lock(job_id)  # posted or given up on: the job's story is over, no lock to keep
 
     async def _publish(self, job_id: int) -> None:
         store = self.store
@@ -210,14 +219,16 @@ class Lifecycle:
         for part in parts:  # a refused one is tried again by the maintenance loop
             await self.poster.add_vote_reactions(job, part)
 
-    async def _post_later(self, job_id: int, why: str) -> None:
+    async def _post_later(self, job_id: int, why: str) -> bool:
+        """Try again after a pause (True), or give up after too many tries (False)."""
         attempts = (await self.store.delivery(job_id)).attempts
         if attempts >= MAX_POST_ATTEMPTS:
             await self._give_up_posting(job_id, texts.refused(why, attempts))
-            return
+            return False
         pause = min(FIRST_POST_RETRY_S * 2 ** max(0, attempts - 1), LONGEST_POST_RETRY_S)
         await self.store.post_later(job_id, now() + pause)
         log.warning("job %d: posting the results failed (%s); trying again in %d s", job_id, why, pause)
+        return True
 
     async def _give_up_posting(self, job_id: int, message: str) -> None:
         """The job ends as failed; its status message says why, or, without one, a line in the channel."""
@@ -248,12 +259,17 @@ class Lifecycle:
         self, job_id: int, status: str, text: Callable[[JobRow], str], error: str | None = None
     ) -> None:
         async with self._lock(job_id):
-            ended = await self.store.mark_ended(job_id, status, now(), error)
-            self.board.forget(job_id)
-            job = await self.store.job(job_id)
-            if ended and job is not None:
-                await self.edit_status(job, text(job), view=None)
+            await self._end_locked(job_id, status, text, error)
         self.board.drop_lock(job_id)
+
+    async def _end_locked(
+        self, job_id: int, status: str, text: Callable[[JobRow], str], error: str | None = None
+    ) -> None:
+        ended = await self.store.mark_ended(job_id, status, now(), error)
+        self.board.forget(job_id)
+        job = await self.store.job(job_id)
+        if ended and job is not None:
+            await self.edit_status(job, text(job), view=None)
 
     async def edit_status(self, job: JobRow, content: str, **changes: Any) -> None:
         """Edit the job's public status message; a deleted message is not an error."""

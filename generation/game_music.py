@@ -33,6 +33,10 @@ def seam_verdict(seam: SeamFigures, *, where: str = "where it starts again") -> 
     jump = seam.jump_ratio
     if flux <= SEAMLESS_FLUX and jump <= SEAMLESS_JUMP:
         return SeamVerdict(True, f"seamless {where}: no bigger a change than at any other bar line")
+    # A ratio that is not finite (NaN, or a sidecar's null) was not measured, say on a silent
+    # track: a member reads that in words, never "inf times".
+    if not (math.isfinite(flux) and math.isfinite(jump)):
+        return SeamVerdict(False, f"not quite seamless {where}: its seam could not be measured")
     problems = []
     if flux > SEAMLESS_FLUX:
         problems.append(f"the sound changes {flux:.1f} times as much as at its other bar lines")

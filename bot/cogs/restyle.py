@@ -83,7 +83,11 @@ class Restyle(commands.Cog):
         refusal = cancel_refusal(job, interaction)
         if refusal:
             await refuse(interaction, refusal)
-        elif await self.bot.lifecycle.cancel(job.id, interaction.user.display_name):
+            return
+        # Acknowledged first: ending the job writes to the database, which another process (a
+        # backup, an admin's shell) may hold for longer than Discord's 3 s.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        if await self.bot.lifecycle.cancel(job.id, interaction.user.display_name):
             await refuse(interaction, f"Stopping job #{job.id}…")  # it stops within a step
         else:
             await refuse(interaction, f"Cancelled job #{job.id}.")

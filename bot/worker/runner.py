@@ -25,7 +25,13 @@ from typing import Any, Protocol
 
 from generation.audio.decode import AudioLimits, SeedAudio
 from generation.audio.mastering import MasteringOptions
-from generation.errors import GenerationCancelled, InvalidRequestError, RestyleError
+from generation.errors import (
+    GenerationCancelled,
+    InvalidRequestError,
+    ModelUnavailableError,
+    RestyleError,
+    StemsUnavailableError,
+)
 from generation.finishing import FinishingThread
 from generation.interface import CancelToken, Engine
 from generation.layers import with_layers
@@ -187,7 +193,7 @@ class BatchRunner:
             log.exception("jobs %s failed", [order.job_id for order in orders])
             for order in orders:
                 if order.job_id not in handed_over:
-                    self.events.failed(order.job_id, _message(exc))
+                    self.events.failed(order.job_id, member_message(exc))
         finally:
             for order in orders:
                 if order.job_id not in handed_over:
@@ -232,7 +238,7 @@ class BatchRunner:
                 layered = self._layered(engine, item, outcome, elapsed)
             except Exception as exc:  # this job fails; the batch's others go on
                 log.exception("job %d: the layers could not be separated", item.order.job_id)
-                self.events.failed(item.order.job_id, _message(exc))
+                self.events.failed(item.order.job_id, member_message(exc))
                 continue
             finishing = self.finishing.submit(partial(self._finish, engine, item, outcome, elapsed, layered))
             handed_over[item.order.job_id] = finishing
@@ -261,7 +267,7 @@ class BatchRunner:
         except Exception as exc:
             log.exception("job %d could not be finished", job_id)
             self._forget(job_id)
-            self.events.failed(job_id, _message(exc))
+            self.events.failed(job_id, member_message(exc))
             return
         cancelled = self._cancelled_meanwhile(job_id)
         self._forget(job_id)
@@ -346,7 +352,9 @@ class BatchRunner:
             loop = prepare_loop(engine, seed, order.prompt, options, order.loop, separate=self.separate)
             return _Prepared(order, loop.prepared, seed, loop)
         except RestyleError as exc:
-            self.events.failed(order.job_id, str(exc))
+            if isinstance(exc, SERVER_SIDE):
+                log.error("job %d: %s", order.job_id, exc)
+            self.events.failed(order.job_id, member_message(exc))
             return None
 
     def _reporter(self, job_id: int, started: float) -> Callable[[int, int], None]:
@@ -389,7 +397,16 @@ def _params(engine: Engine, values: dict[str, Any]) -> Any:
     return params
 
 
-def _message(exc: Exception) -> str:
+# What a member is told when the server cannot load a model or the stem separator: their messages
+# name the server's folders (a cache snapshot, a model directory), which the log keeps for the admin.
+SERVER_SIDE = (ModelUnavailableError, StemsUnavailableError)
+SERVER_SIDE_MESSAGE = "What this job needs could not be loaded on the server; the error has been logged."
+
+
+def member_message(exc: Exception) -> str:
+    """Why a job failed, as its channel may read it."""
+    if isinstance(exc, SERVER_SIDE):
+        return SERVER_SIDE_MESSAGE
     if isinstance(exc, RestyleError):
         return str(exc)
     return "Something went wrong while generating; the error has been logged."

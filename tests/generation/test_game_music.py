@@ -48,3 +48,12 @@ def test_a_candidates_deliverables_are_its_loop_then_its_layers_with_their_sizes
         ("t-bass.wav", "layer", "bass", 2),
         ("t.flac", "lossless", None, 5),
     ]
+
+
+def test_an_unmeasured_seam_is_said_in_words_not_as_inf_or_nan():
+    unmeasured = {"flux_ratio": None, "flux_ratio_bar_lines": None, "jump_ratio": None}
+    for entry in (unmeasured, {"flux_ratio": float("nan"), "jump_ratio": float("nan")}):
+        verdict = loop_verdict({"seam": entry, "intro_seam": entry})
+        assert not verdict.seamless
+        assert "could not be measured" in verdict.words
+        assert not {"inf", "nan"} & set(verdict.words.replace(":", " ").replace(";", " ").split())

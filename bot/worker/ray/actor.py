@@ -29,7 +29,7 @@ import numpy as np
 import ray
 
 from bot.worker.loading import Separator
-from bot.worker.runner import BatchRunner, Engines, Finished, RenderSettings, WorkOrder
+from bot.worker.runner import BatchRunner, Engines, Finished, RenderSettings, WorkOrder, member_message
 from generation.errors import RestyleError
 from generation.interface import Engine
 
@@ -165,7 +165,7 @@ class WorkerActor:
         except Exception as exc:  # the separator failed to load: the batch fails, the worker lives
             log.exception("batch %s failed", [order.job_id for order in orders])
             finishing = []
-            message = str(exc) if isinstance(exc, RestyleError) else BATCH_FAILED
+            message = member_message(exc) if isinstance(exc, RestyleError) else BATCH_FAILED
             for order in orders:
                 stream.put("failed", order.job_id, message)
         stream.put(GENERATED, dict(self._runner.seconds_per_step))

@@ -13,7 +13,7 @@ from generation.cli import main
 from tests.generation.audio.loop_audio import click_track
 from tests.generation.cli.running import refused, run
 from tests.generation.cli.test_cli_loops import _wav
-from tests.generation.cli.test_cli_safety import _digest, no_model, seed_wav  # noqa: F401 (fixtures)
+from tests.generation.cli.test_cli_safety import _digest, seed_wav  # noqa: F401 (fixtures)
 
 LOOP = 'seed = "groove.wav"\nmodel = "debug"\nstems = false\nloop = true\nbpm = 120\nduration = 4\n'
 
@@ -70,7 +70,7 @@ def test_a_revision_typed_in_the_model_name_is_judged_like_revision(
     capsys,
     tmp_path,
     seed_wav,  # noqa: F811
-    no_model,  # noqa: F811
+    no_model,
     model,
     said,
 ):
