@@ -75,9 +75,9 @@ class AceStepFamily:
         return per_30s * max(duration_s, MIN_DURATION_S) / 30.0
 
     def dtype_name(self, spec: str, dtype: str, device) -> str:
-        from generation.devices import pick_dtype
+        from generation.acestep.precision import pick_acestep_dtype
 
-        return str(pick_dtype(dtype, device)).removeprefix("torch.")
+        return str(pick_acestep_dtype(spec, dtype, device)).removeprefix("torch.")
 
     def locate(self, spec: str, options: LoadOptions) -> ModelLocation:
         from generation.acestep.loading import locate_acestep
