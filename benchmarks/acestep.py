@@ -156,7 +156,7 @@ def measure_dit(arch_name: str, layers: int, seconds: float, dtype: torch.dtype)
     }
 
 
-VAE_PATHS = ("reference float32", "fast float32", "fast, bf16 decode")
+VAE_PATHS = ("reference float32", "fast float32", "fast, bf16 decode", "fast, bf16 encode and decode")
 
 
 def measure_vae_paths(seconds: float, turns: int = 4) -> dict:
@@ -178,18 +178,23 @@ def measure_vae_paths(seconds: float, turns: int = 4) -> dict:
     speed_up(fast)
     tune = torch.from_numpy(melody(seconds, 48_000))
     audio = torch.stack([tune, 0.8 * tune])[None].to(device)
-    paths = {
-        VAE_PATHS[0]: (reference, None),
-        VAE_PATHS[1]: (fast, None),
-        VAE_PATHS[2]: (fast, torch.bfloat16),
+    paths = {  # the VAE, the dtype its encoder runs in, and its decoder's
+        VAE_PATHS[0]: (reference, None, None),
+        VAE_PATHS[1]: (fast, None, None),
+        VAE_PATHS[2]: (fast, None, torch.bfloat16),
+        VAE_PATHS[3]: (fast, torch.bfloat16, torch.bfloat16),
     }
     kinds = ("encode", "decode", "encode_cpu", "decode_cpu")
     times: dict[str, dict[str, list[float]]] = {name: {kind: [] for kind in kinds} for name in paths}
     outputs: dict[str, torch.Tensor] = {}
     for _ in range(turns):
-        for name, (vae, decode_dtype) in paths.items():
+        for name, (vae, encode_dtype, decode_dtype) in paths.items():
             with torch.inference_mode():
-                latents, encode_s, encode_cpu = _timed(lambda vae=vae: vae.encode(audio).latent_dist.mode())
+                with decoding(device, encode_dtype):
+                    latents, encode_s, encode_cpu = _timed(
+                        lambda vae=vae: vae.encode(audio).latent_dist.mode()
+                    )
+                latents = latents.float()
                 with decoding(device, decode_dtype):
                     out, decode_s, decode_cpu = _timed(
                         lambda vae=vae, z=latents: vae.decode(z[:, :, :frames]).sample
@@ -324,7 +329,7 @@ COVER_PATHS = {
     "float32, before (auto on a CPU)": (DIT_PATHS[0], VAE_PATHS[1]),
     "bfloat16, before (--dtype bfloat16)": (DIT_PATHS[2], VAE_PATHS[2]),
     "float32, now (CPUs without bfloat16)": (DIT_PATHS[1], VAE_PATHS[1]),
-    "bfloat16, now (auto here)": (DIT_PATHS[3], VAE_PATHS[2]),
+    "bfloat16, now (auto here)": (DIT_PATHS[3], VAE_PATHS[3]),
 }
 
 

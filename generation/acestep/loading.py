@@ -137,11 +137,11 @@ def load_acestep(
 ) -> LoadedAceStep:
     """Load once and keep, in eval mode on its device; the VAE stays in float32."""
     kind, target = resolve(spec)
-    from generation.acestep.precision import pick_acestep_dtype  # torch: only once a model loads
+    from generation.acestep.precision import is_tiny, pick_acestep_dtype  # torch: once a model loads
     from generation.devices import pick_device
 
     torch_device = pick_device(device)
-    torch_dtype = pick_acestep_dtype(spec, dtype, torch_device)
+    torch_dtype = pick_acestep_dtype(dtype, torch_device, tiny=is_tiny(kind, target))
     parts: tuple[Part, ...] = ()
     if kind == "random":
         pipe = build_pipeline(ARCHITECTURES[target], seed=seed, device=torch_device, dtype=torch_dtype)

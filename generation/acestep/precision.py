@@ -8,20 +8,39 @@ float32's there, and the whole cover about 2x (benchmarks/RESULTS.md, ACE-Step);
 gives is about 30 dB from float32's on the real shapes (measured beside the speed), where
 ACE-Step's own checkpoints are stored in bfloat16. Without those instructions torch emulates
 bfloat16 products, slower than float32, so float32 stays. The debug models stay float32 under
-`auto`: tests use them as oracles, and reduced precision buys them nothing.
+`auto` (`is_tiny`): tests use them as oracles, and reduced precision buys them nothing.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
 
-from generation.acestep.architectures import DEBUG_MODELS
+from generation.acestep.architectures import ARCHITECTURES
 from generation.devices import pick_dtype
 from generation.musicgen.precision import cpu_has_fast_bf16
 
+TINY_DIT_WIDTH = 512  # the released DiTs are 2048 and 2560 wide; the debug and test builds 32
 
-def pick_acestep_dtype(spec: str, name: str, device: torch.device) -> torch.dtype:
-    """`name` (auto, float32, bfloat16, float16) for `spec` on `device`; see the module's docstring."""
-    if name == "auto" and device.type == "cpu" and spec not in DEBUG_MODELS and cpu_has_fast_bf16():
+
+def pick_acestep_dtype(name: str, device: torch.device, *, tiny: bool) -> torch.dtype:
+    """`name` (auto, float32, bfloat16, float16) on `device`; see the module's docstring."""
+    if name == "auto" and device.type == "cpu" and not tiny and cpu_has_fast_bf16():
         return torch.bfloat16
     return pick_dtype(name, device)
+
+
+def is_tiny(kind: str, target: str) -> bool:
+    """Whether a resolved model (`loading.resolve`) has a debug-sized DiT: a random build's
+    architecture, or a saved folder's `transformer/config.json`; hub checkpoints are real."""
+    if kind == "random":
+        return ARCHITECTURES[target].dit_hidden < TINY_DIT_WIDTH
+    if kind == "local":
+        config = Path(target) / "transformer" / "config.json"
+        try:
+            return json.loads(config.read_text()).get("hidden_size", TINY_DIT_WIDTH) < TINY_DIT_WIDTH
+        except (OSError, ValueError):
+            return False  # loading will say what is wrong with the folder
+    return False

@@ -17,7 +17,7 @@ from generation.acestep.architectures import ARCHITECTURES, DEBUG_MODELS, build_
 from generation.acestep.engine import AceStepEngine
 from generation.acestep.loading import load_acestep
 from generation.acestep.params import CoverParams, cover_job
-from generation.acestep.precision import pick_acestep_dtype
+from generation.acestep.precision import is_tiny, pick_acestep_dtype
 
 
 def snr_db(truth: torch.Tensor | np.ndarray, other: torch.Tensor | np.ndarray) -> float:
@@ -126,13 +126,18 @@ def test_a_bfloat16_cover_stays_within_its_stated_distance(covers):
     assert 25 < snr_db(reference, reduced) < 100  # ran in bfloat16, ~36 dB here (docs/models-acestep.md)
 
 
-def test_auto_is_bfloat16_for_released_models_on_cpus_with_bfloat16_instructions(monkeypatch):
+def test_auto_is_bfloat16_for_released_models_on_cpus_with_bfloat16_instructions(monkeypatch, tmp_path):
     from generation.acestep import precision
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: True)
-    assert pick_acestep_dtype("ace-step", "auto", cpu) is torch.bfloat16
-    assert pick_acestep_dtype("ace-step", "float32", cpu) is torch.float32
-    assert all(pick_acestep_dtype(spec, "auto", cpu) is torch.float32 for spec in DEBUG_MODELS)
+    assert pick_acestep_dtype("auto", cpu, tiny=False) is torch.bfloat16
+    assert pick_acestep_dtype("float32", cpu, tiny=False) is torch.float32
+    assert pick_acestep_dtype("auto", cpu, tiny=True) is torch.float32
+    assert all(is_tiny("random", spec) for spec in DEBUG_MODELS)
+    assert not is_tiny("random", "ace-step") and not is_tiny("hub", "ace-step")
+    (tmp_path / "transformer").mkdir()
+    (tmp_path / "transformer" / "config.json").write_text('{"hidden_size": 2048}')
+    assert not is_tiny("local", str(tmp_path))
     monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: False)  # emulated: slower than float32
-    assert pick_acestep_dtype("ace-step", "auto", cpu) is torch.float32
+    assert pick_acestep_dtype("auto", cpu, tiny=False) is torch.float32
