@@ -15,6 +15,11 @@ and the total is their sum:
   memory a shared machine spares, so it runs with 4 and with 8 of its 32 layers and its step time
   is extrapolated linearly to 32; its weights' memory is counted on the meta device.
 Every figure says which of these it is. On a GPU the same parts run, the XL DiT in full.
+
+First, paths taking turns in one process with the same weights, each with its distance to float32:
+the VAE (diffusers', the fast one, its decoder and then also its encoder in bfloat16) and the 2B
+DiT (diffusers' and `generation.acestep.fastdit`, each in float32 and bfloat16); then a whole
+cover per path from them (`--paths-only`: those tables alone).
 """
 
 from __future__ import annotations

@@ -1,17 +1,22 @@
-"""ACE-Step's DiT made cheaper per step, most of all on a CPU, where its 8 steps are most of a cover.
+"""ACE-Step's DiT with less work per step than diffusers' (the same numbers, within float rounding).
 
-Measured (a DiT step at the 2B shapes, 30 s, bfloat16, 2 CPU cores; `docs/models-acestep.md`): the
-matrix products are only about a third of a step; copies, multiplies, powers and sums, most of them
-the RMS norms (five per layer, each casting to float32 and back in six passes) and the rotary
-embedding, take about as long again. So, once at load:
-- every RMS norm is `torch.nn.functional.rms_norm`: one fused pass, the same formula (it still sums
-  in float32; in bfloat16 it rounds once where diffusers' rounds twice);
+Where a step's time goes (the 2B DiT at 30 s, 375 positions, 2 shared CPU cores; see
+docs/models-acestep.md): in CPU seconds the step is its matrix products. In bfloat16 a step of its
+24 layers does about 1.06 TFLOP in about 13 CPU seconds, some 80 GFLOPS a core, what the products
+reach alone; float32's are 1.8x slower, which is why `auto` picks bfloat16 on CPUs with bfloat16
+instructions (`generation.acestep.precision`). A wall-clock profile on the busy machine showed the
+many small passes (RMS norms casting to float32 and back in six passes each, the rotary embedding)
+as half of a step, but that was waiting on a descheduled thread at each of them, not work. So what
+this module does is small, and it keeps the numbers; once at load:
+- every RMS norm is `torch.nn.functional.rms_norm`: the same formula (it still sums in float32; in
+  bfloat16 it rounds once where diffusers' rounds twice);
 - the rotary embedding multiplies and adds in one fused multiply-add, in float32 as before;
 - the condition embedder's output, and each layer's cross-attention keys and values computed from
-  it, are kept for the next step while the pipeline passes the same conditions: they do not change
-  across the 8 steps of a call (diffusers recomputes them every step). The same numbers, not
-  approximations: only the work is skipped.
-Nothing here changes a weight or the state dict: `save_pretrained` writes what diffusers reads.
+  it, are kept for the next step while the pipeline passes the same conditions tensor, unchanged:
+  they do not change across the steps of a call (diffusers recomputes them every step).
+Measured against diffusers' DiT (`python -m benchmarks --only acestep`): the same CPU seconds within
+noise, a few per cent less wall time on a busy machine. Nothing here changes a weight or the state
+dict: `save_pretrained` writes what diffusers reads.
 """
 
 from __future__ import annotations

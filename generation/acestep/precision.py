@@ -1,14 +1,15 @@
 """Which dtype an ACE-Step pipeline runs in under `--dtype auto`.
 
 On a GPU, half precision (bfloat16 where supported), as everywhere. On a CPU with bfloat16
-instructions (AVX-512 BF16 or AMX), bfloat16 for the released models: the DiT and the encoders
-are stored and run in it, and the VAE's decoder runs its convolutions in it (`fastvae`), while
-the VAE's weights and the audio stay float32. Its matrix products run about 2.5x faster than
-float32's there, and the whole cover about 2x (benchmarks/RESULTS.md, ACE-Step); the audio it
-gives is about 30 dB from float32's on the real shapes (measured beside the speed), where
-ACE-Step's own checkpoints are stored in bfloat16. Without those instructions torch emulates
-bfloat16 products, slower than float32, so float32 stays. The debug models stay float32 under
-`auto` (`is_tiny`): tests use them as oracles, and reduced precision buys them nothing.
+instructions (AVX-512 BF16 or AMX), bfloat16 for the released models: the DiT, the encoders and
+the audio tokenizer are stored and run in it, and the VAE's convolutions run in it for the seed's
+encode and the output's decode (`fastvae`; the VAE's weights and the audio stay float32). There a
+DiT step runs 2.3x faster than in float32 and a whole 30 s cover about 2x (benchmarks/RESULTS.md,
+ACE-Step, 2026-12-07), at 41.7 dB from float32 per DiT step and 45.6 dB on the VAE's audio (real
+shapes, random weights; a whole debug cover 36.5 dB); ACE-Step's own checkpoints are stored in
+bfloat16. Without those instructions torch emulates bfloat16 products, slower than float32, so
+float32 stays. The debug models stay float32 under `auto` (`is_tiny`): tests use them as oracles,
+and reduced precision buys them nothing.
 """
 
 from __future__ import annotations
