@@ -21,9 +21,15 @@ import torch
 
 from generation.acestep.architectures import ARCHITECTURES
 from generation.devices import pick_dtype
-from generation.musicgen.precision import cpu_has_fast_bf16
 
 TINY_DIT_WIDTH = 512  # the released DiTs are 2048 and 2560 wide; the debug and test builds 32
+
+
+def cpu_has_fast_bf16() -> bool:
+    """bfloat16 products run in hardware (AVX-512 BF16 or AMX). The same probe as MusicGen's
+    (`generation.musicgen.precision`); a family does not import another's modules."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
 
 
 def pick_acestep_dtype(name: str, device: torch.device, *, tiny: bool) -> torch.dtype:

@@ -141,3 +141,14 @@ def test_auto_is_bfloat16_for_released_models_on_cpus_with_bfloat16_instructions
     assert not is_tiny("local", str(tmp_path))
     monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: False)  # emulated: slower than float32
     assert pick_acestep_dtype("auto", cpu, tiny=False) is torch.float32
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_the_seed_is_encoded_in_the_pipelines_dtype(rising, dtype):
+    from generation.acestep.audio import source_codes
+
+    pipe = load_acestep("debug-ace", device="cpu", dtype=dtype).pipe
+    seen = []
+    pipe.vae.encoder.register_forward_hook(lambda _module, _inputs, out: seen.append(out.dtype))
+    codes = source_codes(pipe, rising, 25)
+    assert codes.startswith("<|audio_code_") and seen == [getattr(torch, dtype)]
