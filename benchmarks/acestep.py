@@ -15,6 +15,11 @@ and the total is their sum:
   memory a shared machine spares, so it runs with 4 and with 8 of its 32 layers and its step time
   is extrapolated linearly to 32; its weights' memory is counted on the meta device.
 Every figure says which of these it is. On a GPU the same parts run, the XL DiT in full.
+
+First, paths taking turns in one process with the same weights, each with its distance to float32:
+the VAE (diffusers', the fast one, its decoder and then also its encoder in bfloat16) and the 2B
+DiT (diffusers' and `generation.acestep.fastdit`, each in float32 and bfloat16); then a whole
+cover per path from them (`--paths-only`: those tables alone).
 """
 
 from __future__ import annotations
@@ -52,6 +57,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=Path("benchmarks/acestep-last-run.json"))
     parser.add_argument(
         "--vae-seconds", type=float, default=None, help="length for the VAE paths (default 30, 5 on a CPU)"
+    )
+    parser.add_argument(
+        "--paths-only", action="store_true", help="only the VAE's and the DiT's paths and the cover per path"
     )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -153,7 +161,7 @@ def measure_dit(arch_name: str, layers: int, seconds: float, dtype: torch.dtype)
     }
 
 
-VAE_PATHS = ("reference float32", "fast float32", "fast, bf16 decode")
+VAE_PATHS = ("reference float32", "fast float32", "fast, bf16 decode", "fast, bf16 encode and decode")
 
 
 def measure_vae_paths(seconds: float, turns: int = 4) -> dict:
@@ -175,18 +183,23 @@ def measure_vae_paths(seconds: float, turns: int = 4) -> dict:
     speed_up(fast)
     tune = torch.from_numpy(melody(seconds, 48_000))
     audio = torch.stack([tune, 0.8 * tune])[None].to(device)
-    paths = {
-        VAE_PATHS[0]: (reference, None),
-        VAE_PATHS[1]: (fast, None),
-        VAE_PATHS[2]: (fast, torch.bfloat16),
+    paths = {  # the VAE, the dtype its encoder runs in, and its decoder's
+        VAE_PATHS[0]: (reference, None, None),
+        VAE_PATHS[1]: (fast, None, None),
+        VAE_PATHS[2]: (fast, None, torch.bfloat16),
+        VAE_PATHS[3]: (fast, torch.bfloat16, torch.bfloat16),
     }
     kinds = ("encode", "decode", "encode_cpu", "decode_cpu")
     times: dict[str, dict[str, list[float]]] = {name: {kind: [] for kind in kinds} for name in paths}
     outputs: dict[str, torch.Tensor] = {}
     for _ in range(turns):
-        for name, (vae, decode_dtype) in paths.items():
+        for name, (vae, encode_dtype, decode_dtype) in paths.items():
             with torch.inference_mode():
-                latents, encode_s, encode_cpu = _timed(lambda vae=vae: vae.encode(audio).latent_dist.mode())
+                with decoding(device, encode_dtype):
+                    latents, encode_s, encode_cpu = _timed(
+                        lambda vae=vae: vae.encode(audio).latent_dist.mode()
+                    )
+                latents = latents.float()
                 with decoding(device, decode_dtype):
                     out, decode_s, decode_cpu = _timed(
                         lambda vae=vae, z=latents: vae.decode(z[:, :, :frames]).sample
@@ -221,6 +234,156 @@ def print_vae_paths(figure: dict) -> None:
             f"| {name} | {row['encode_s']:.1f} ({row['encode_cpu_s']:.1f}) "
             f"| {row['decode_s']:.1f} ({row['decode_cpu_s']:.1f}) | {wall:.2f} | {cpu:.2f} "
             f"| {ref['decode_cpu_s'] / row['decode_cpu_s']:.2f} | {snr} |",
+            flush=True,
+        )
+
+
+DIT_PATHS = ("reference float32", "fast float32", "reference bfloat16", "fast bfloat16")
+DIT_PATH_LAYERS = 6  # of the 2B's 24: the layers are alike, so a step is priced per layer
+CONDITION_TOKENS = 150  # prompt, "[Instrumental]" lyrics and the timbre, packed
+
+
+def measure_dit_paths(seconds: float, turns: int = 3) -> dict:
+    """The 2B DiT as diffusers ships it against `generation.acestep.fastdit`, in float32 and in
+    bfloat16, the same weights, taking turns in one process, best of `turns`, and each path's
+    distance to float32 diffusers' (dB). A cover is two pipeline calls of 4 steps (cover, then
+    text-to-music): the first step of each computes the conditions' keys and values, the fast path
+    keeps them for the other three, so a step is priced as (2 first + 6 later) / 8."""
+    import copy
+
+    from generation.acestep.architectures import ARCHITECTURES, build_transformer
+    from generation.acestep.fastdit import forget, speed_up
+
+    arch = dataclasses.replace(ARCHITECTURES["ace-step-2b"], dit_layers=DIT_PATH_LAYERS)
+    device, frames = _device(), round(seconds * 25)
+    torch.manual_seed(0)
+    with torch.device(device):
+        reference = build_transformer(arch).eval()
+    reduced = copy.deepcopy(reference).to(torch.bfloat16)
+    models = {DIT_PATHS[0]: reference, DIT_PATHS[2]: reduced}
+    for slow, fast in ((DIT_PATHS[0], DIT_PATHS[1]), (DIT_PATHS[2], DIT_PATHS[3])):
+        models[fast] = copy.deepcopy(models[slow])
+        speed_up(models[fast])
+    models = {name: models[name] for name in DIT_PATHS}
+    inputs = [torch.randn(1, frames, 64), torch.randn(1, frames, 128), torch.randn(1, CONDITION_TOKENS, 2048)]
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in models}
+    outputs: dict[str, torch.Tensor] = {}
+    for _ in range(turns):
+        for name, dit in models.items():
+            noisy, context, conditions = (x.to(device, dit.dtype) for x in inputs)
+            t = torch.full((1,), 0.5, device=device, dtype=dit.dtype)
+
+            def step(dit=dit, noisy=noisy, t=t, conditions=conditions, context=context) -> torch.Tensor:
+                return dit(noisy, t, t, conditions, context).sample
+
+            with torch.no_grad():
+                walls, cpus = [], []
+                for _call in range(2):  # the first fills what the fast path keeps
+                    out, wall, cpu = _timed(step)
+                    walls.append(wall)
+                    cpus.append(cpu)
+            forget(dit)
+            times[name].append(((2 * walls[0] + 6 * walls[1]) / 8, (2 * cpus[0] + 6 * cpus[1]) / 8))
+            outputs[name] = out.float().cpu()
+    truth = outputs[DIT_PATHS[0]]
+    figures = {
+        name: {
+            "step_s": min(t[0] for t in times[name]),
+            "step_cpu_s": min(t[1] for t in times[name]),
+            "snr_db": _snr_db(truth, outputs[name]),
+        }
+        for name in models
+    }
+    return {
+        "part": "dit_paths",
+        "seconds": seconds,
+        "layers": DIT_PATH_LAYERS,
+        "turns": turns,
+        "paths": figures,
+    }
+
+
+def _snr_db(truth: torch.Tensor, other: torch.Tensor) -> float:
+    error = float(((other - truth) ** 2).mean())
+    return math.inf if error == 0 else 10 * math.log10(float((truth**2).mean()) / error)
+
+
+def print_dit_paths(figure: dict) -> None:
+    ref = figure["paths"][DIT_PATHS[0]]
+    print(
+        f"\n### ACE-Step 2B DiT step, {figure['seconds']:g} s, {figure['layers']} of 24 layers, "
+        f"best of {figure['turns']} turns each\n"
+    )
+    print(
+        "| path | s per step (CPU s) | x float32 reference, wall | x, CPU | distance to float32 ref. (dB) |"
+    )
+    print("|---|---|---|---|---|")
+    for name, row in figure["paths"].items():
+        snr = "exact" if math.isinf(row["snr_db"]) else f"{row['snr_db']:.1f}"
+        print(
+            f"| {name} | {row['step_s']:.2f} ({row['step_cpu_s']:.2f}) | {ref['step_s'] / row['step_s']:.2f} "
+            f"| {ref['step_cpu_s'] / row['step_cpu_s']:.2f} | {snr} |",
+            flush=True,
+        )
+
+
+# A whole cover per path: (DiT path, VAE path); the encoders are the same in every row.
+COVER_PATHS = {
+    "float32, as diffusers ships": (DIT_PATHS[0], VAE_PATHS[0]),
+    "bfloat16 DiT, diffusers' VAE (issue 19's 447 s)": (DIT_PATHS[2], VAE_PATHS[0]),
+    "float32, before (auto on a CPU)": (DIT_PATHS[0], VAE_PATHS[1]),
+    "bfloat16, before (--dtype bfloat16)": (DIT_PATHS[2], VAE_PATHS[2]),
+    "float32, now (CPUs without bfloat16)": (DIT_PATHS[1], VAE_PATHS[1]),
+    "bfloat16, now (auto here)": (DIT_PATHS[3], VAE_PATHS[3]),
+}
+
+
+def cover_paths(dit: dict, vae: dict, seconds: float, conditions_s: float, wall: bool) -> dict[str, dict]:
+    """Each path's whole cover of `seconds` at the 2B's 24 layers, from the two tables: on a CPU
+    their CPU seconds over the threads (the steadier on a shared machine), on a GPU wall seconds;
+    8 steps priced per layer, the VAE per second of audio and per decoded frame (the reference
+    decodes 20 s tiles, the fast VAE one 30 s tile), plus the encoders' measured seconds, the
+    same in every row (bfloat16's; float32's would be more, so float32's ratios are understated)."""
+    from generation.acestep.fastvae import DECODE_TILE_FRAMES
+
+    frames, cpu, threads = round(seconds * 25), "" if wall else "_cpu", 1 if wall else torch.get_num_threads()
+    rows = {}
+    for name, (dit_path, vae_path) in COVER_PATHS.items():
+        step = dit["paths"][dit_path][f"step{cpu}_s"] / threads * ARCHES["ace-step-2b"] / dit["layers"]
+        row = vae["paths"][vae_path]
+        tile = DECODE_TILE_FRAMES if vae_path != VAE_PATHS[0] else 512
+        decoded = tiled_length(frames, tile, 64) / round(vae["seconds"] * 25)
+        encode_s, decode_s = row[f"encode{cpu}_s"], row[f"decode{cpu}_s"]
+        vae_s = (encode_s * seconds / vae["seconds"] + decode_s * decoded) / threads
+        rows[name] = {
+            "steps_s": TURBO_STEPS * step,
+            "vae_s": vae_s,
+            "conditions_s": conditions_s,
+            "total_s": TURBO_STEPS * step + vae_s + conditions_s,
+            "dit_snr_db": dit["paths"][dit_path]["snr_db"],
+            "vae_snr_db": row["snr_db"],
+        }
+    return rows
+
+
+def print_cover_paths(rows: dict[str, dict], seconds: float) -> None:
+    base = rows[next(iter(COVER_PATHS))]["total_s"]
+    before = rows["bfloat16, before (--dtype bfloat16)"]["total_s"]
+    issue = rows["bfloat16 DiT, diffusers' VAE (issue 19's 447 s)"]["total_s"]
+    print(f"\n### Whole 2B cover of {seconds:g} s per path (on a CPU: CPU seconds over the threads)\n")
+    print(
+        "| path | 8 steps s | VAE s | encoders s | cover s | x float32 diffusers | x issue 19's | "
+        "x bf16 before | DiT step dB | VAE dB |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, row in rows.items():
+        dit_db, vae_db = (
+            "exact" if math.isinf(row[key]) else f"{row[key]:.1f}" for key in ("dit_snr_db", "vae_snr_db")
+        )
+        print(
+            f"| {name} | {row['steps_s']:.0f} | {row['vae_s']:.0f} | {row['conditions_s']:.0f} "
+            f"| {row['total_s']:.0f} | {base / row['total_s']:.2f} | {issue / row['total_s']:.2f} "
+            f"| {before / row['total_s']:.2f} | {dit_db} | {vae_db} |",
             flush=True,
         )
 
@@ -301,22 +464,32 @@ def main() -> None:
             figure = measure_vae(dtype)
         elif kind == "vaepaths":
             figure = measure_vae_paths(float(rest[0]))
+        elif kind == "ditpaths":
+            figure = measure_dit_paths(float(rest[0]))
         else:
             figure = measure_dit(rest[0], int(rest[1]), float(rest[2]), dtype)
         print(json.dumps(figure), flush=True)
         return
     seconds = [float(value) for value in args.seconds.split(",")]
-    args.json.write_text(json.dumps(run(seconds, args.dtype, args.vae_seconds), indent=2))
+    args.json.write_text(json.dumps(run(seconds, args.dtype, args.vae_seconds, args.paths_only), indent=2))
 
 
-def run(lengths: list[float], dtype: str, vae_seconds: float | None = None) -> dict:
+def run(lengths: list[float], dtype: str, vae_seconds: float | None = None, paths_only: bool = False) -> dict:
     """Every part in a process of its own, a table row per architecture and length; the figures
-    (what `python -m benchmarks --only acestep` records, too). The VAE's paths come first."""
+    (what `python -m benchmarks --only acestep` records, too). The VAE's and the DiT's paths come
+    first, and the whole cover per path last (`paths_only`: those alone, without the encoders)."""
     on_gpu = torch.cuda.is_available()
     paths = _isolated("vaepaths", str(vae_seconds or (30.0 if on_gpu else 5.0)), dtype=dtype)
     print_vae_paths(paths)
+    dit_paths = _isolated("ditpaths", str(lengths[0]), dtype=dtype)
+    print_dit_paths(dit_paths)
+    if paths_only:
+        covers = cover_paths(dit_paths, paths, lengths[0], 0.0, wall=on_gpu)
+        print_cover_paths(covers, lengths[0])
+        figures = [paths, dit_paths, {"part": "cover_paths", "seconds": lengths[0], "paths": covers}]
+        return {"machine": machine.describe(), "load_after": os.getloadavg()[0], "figures": figures}
     vae = _isolated("vae", dtype=dtype)
-    figures = [paths, vae]
+    figures = [paths, dit_paths, vae]
     print(f"\n### ACE-Step 1.5 cover, batch 1, {TURBO_STEPS} turbo steps, {dtype}\n")
     print(
         "| architecture | output | total s | RTF | s per DiT step | 8 steps s | encoders s (x2) "
@@ -346,6 +519,10 @@ def run(lengths: list[float], dtype: str, vae_seconds: float | None = None) -> d
             figures.append({"part": "total", **row})
             _print_row(row)
     _print_whole_cover(figures)
+    first = next(f for f in figures if f["part"] == "total" and f["arch"] == "ace-step-2b")
+    covers = cover_paths(dit_paths, paths, lengths[0], first["conditions_s"], wall=on_gpu)
+    print_cover_paths(covers, lengths[0])
+    figures.append({"part": "cover_paths", "seconds": lengths[0], "paths": covers})
     return {"machine": machine.describe(), "load_after": os.getloadavg()[0], "figures": figures}
 
 

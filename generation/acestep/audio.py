@@ -25,11 +25,13 @@ def fit_source(source: np.ndarray, samples: int) -> np.ndarray:
 def source_codes(pipe, source: np.ndarray, frames: int) -> str:
     """The pipeline's `<|audio_code_N|>` string for `source` fitted to `frames` latent frames."""
     fitted = fit_source(source, frames * SAMPLES_PER_FRAME)
-    vae = pipe.vae
+    vae, tokenizer = pipe.vae, pipe.audio_tokenizer
     with torch.inference_mode():
         audio = torch.from_numpy(np.ascontiguousarray(fitted)).to(vae.device, vae.dtype)
-        latents = vae.encode(audio[None]).latent_dist.mode()[:, :, :frames].transpose(1, 2)
-        tokenizer = pipe.audio_tokenizer
+        # The encoder's convolutions in bfloat16 when the tokenizer is: its latents are rounded to
+        # bfloat16 on their way in anyway (the distance is measured: `benchmarks.acestep`).
+        with decoding(vae.device, tokenizer.dtype):
+            latents = vae.encode(audio[None]).latent_dist.mode()[:, :, :frames].transpose(1, 2)
         silence = pipe.condition_encoder.silence_latent.to(tokenizer.device, tokenizer.dtype)
         _, indices = tokenizer.tokenize(latents.to(tokenizer.device, tokenizer.dtype), silence)
     codes = indices[0, : frames // FRAMES_PER_CODE, 0].tolist()

@@ -22,6 +22,7 @@ import torch
 
 from generation.acestep.architectures import CHANNELS, SAMPLE_RATE
 from generation.acestep.audio import decode_latents, source_codes
+from generation.acestep.fastdit import forget
 from generation.acestep.loading import LoadedAceStep
 from generation.acestep.params import (
     LICENCE,
@@ -104,7 +105,10 @@ class AceStepEngine(Engine):
     ) -> list[CoverLatents | GenerationCancelled]:
         self._check(jobs, on_progress, cancels)
         watch = CoverWatch(jobs[0].params.total_steps, on_progress, cancels)
-        latents = None if watch.check_cancels() else self._denoise(jobs, watch)
+        try:
+            latents = None if watch.check_cancels() else self._denoise(jobs, watch)
+        finally:
+            forget(self.pipe.transformer)  # the conditions the DiT kept across this batch's steps
         if latents is None or watch.all_cancelled:
             del latents
             release_memory(self.loaded.device)

@@ -81,9 +81,11 @@ class AceStepFamily:
         return per_30s * max(duration_s, MIN_DURATION_S) / 30.0
 
     def dtype_name(self, spec: str, dtype: str, device) -> str:
-        from generation.devices import pick_dtype
+        from generation.acestep.loading import resolve
+        from generation.acestep.precision import is_tiny, pick_acestep_dtype
 
-        return str(pick_dtype(dtype, device)).removeprefix("torch.")
+        tiny = is_tiny(*resolve(spec))
+        return str(pick_acestep_dtype(dtype, device, tiny=tiny)).removeprefix("torch.")
 
     def locate(self, spec: str, options: LoadOptions) -> ModelLocation:
         from generation.acestep.loading import locate_acestep

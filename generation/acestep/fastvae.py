@@ -9,8 +9,9 @@ forward, another 6 %. So, once at load:
   precomputed: `x + sin(alpha * x)^2 / (beta + 1e-9)`, the same formula;
 - the decoder's tiles are 30 s long, like the encoder's window (`DECODE_TILE_FRAMES`);
 and, on request, the decoder's convolutions run in bfloat16 (autocast: weights and sums stay float32),
-which CPUs with AVX-512 BF16 or AMX run much faster; the distance it costs is measured beside the
-speed by the benchmark.
+which CPUs with AVX-512 BF16 or AMX run much faster, and so do the encoder's when the pipeline runs
+in bfloat16 (`audio.source_codes`); the distance it costs is measured beside the speed by the
+benchmark.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def speed_up(vae) -> None:
 
 
 def decoding(device: torch.device, dtype: torch.dtype | None):
-    """The context a decode runs in: bfloat16 autocast when asked for (CPU or CUDA), else none."""
+    """The context a decode (or an encode) runs in: bfloat16 autocast when asked for (CPU or CUDA),
+    else none."""
     if dtype is torch.bfloat16 and device.type in ("cpu", "cuda"):
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()

@@ -137,10 +137,11 @@ def load_acestep(
 ) -> LoadedAceStep:
     """Load once and keep, in eval mode on its device; the VAE stays in float32."""
     kind, target = resolve(spec)
-    from generation.devices import pick_device, pick_dtype  # torch: only once a model loads
+    from generation.acestep.precision import is_tiny, pick_acestep_dtype  # torch: once a model loads
+    from generation.devices import pick_device
 
     torch_device = pick_device(device)
-    torch_dtype = pick_dtype(dtype, torch_device)
+    torch_dtype = pick_acestep_dtype(dtype, torch_device, tiny=is_tiny(kind, target))
     parts: tuple[Part, ...] = ()
     if kind == "random":
         pipe = build_pipeline(ARCHITECTURES[target], seed=seed, device=torch_device, dtype=torch_dtype)
@@ -153,11 +154,12 @@ def load_acestep(
         pipe = load_parts(spec, parts, torch_dtype, cache_dir, offline)
         repository, revision = parts[0].repo, parts[0].revision
     _check_loaded(pipe, spec)
-    from generation.acestep.fastvae import speed_up
+    from generation.acestep import fastdit, fastvae
 
     pipe.to(torch_device)
     pipe.vae.enable_tiling()  # 30 s tiles: a 10-minute piece never goes through the VAE at once
-    speed_up(pipe.vae)  # weight norm folded, snakes fused: the same VAE, cheaper per call
+    fastvae.speed_up(pipe.vae)  # weight norm folded, snakes fused: the same VAE, cheaper per call
+    fastdit.speed_up(pipe.transformer)  # fused norms, conditions kept across steps: the same DiT
     pipe.set_progress_bar_config(disable=True)
     log.info("loaded %s (%s) on %s as %s", spec, kind, torch_device, torch_dtype)
     # The debug model takes short pieces too, so tests run in seconds; lengths are otherwise real
