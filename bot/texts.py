@@ -29,7 +29,8 @@ MODEL_FACTS = {
     "acestep": (
         "melody, rhythm and structure (cover `strength` {strength:g} by default)",
         "10 s to 10 min, in one pass",
-        "~450 s per 30 s with the 2B turbo DiT (RTF ~15), ~630 s with the XL one; ~1.8x faster on CPUs with bfloat16",
+        "~450 s per 30 s with the 2B turbo DiT (RTF ~15), ~630 s with the XL one;"
+        " ~1.8x faster on CPUs with bfloat16",
     ),
 }
 BAR_WIDTH = 20
