@@ -84,6 +84,7 @@ class AceStepFamily:
         from generation.acestep.loading import resolve
         from generation.acestep.precision import is_tiny, pick_acestep_dtype
 
+        _pinned(spec, None)  # `ace-step@abc` is refused as a revision, not as an unknown name
         tiny = is_tiny(*resolve(spec))
         return str(pick_acestep_dtype(dtype, device, tiny=tiny)).removeprefix("torch.")
 
