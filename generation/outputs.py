@@ -112,35 +112,9 @@ class TrackFiles:
     def existing(self) -> list[Path]:
         return [path for path in self.all() if exists(path)]
 
-    def finished(
-        self,
-        prompt: str,
-        *,
-        loop: bool = False,
-        model: str | None = None,
-        made_as: Mapping[str, Mapping[str, Any]] | None = None,
-        seed_sha256: str | None = None,
-        first_seed: int | None = None,
-    ) -> bool:
-        """Every file there, from this very prompt, by this `model` (when given: a batch switched
-        to another model, MIT weights for non-commercial ones say, makes its tracks again), a loop
-        if a loop is asked for, and recording every setting of `made_as` (sidecar section -> key ->
-        value: a changed strength or length makes the track again). A loop's sidecar keeps the
-        prompt as asked in its `loop` entry: its own `prompt` is what the model was given, the
-        tempo appended. `seed_sha256` (when given) is the seed track's file's, `first_seed` the
-        random seed asked for (candidate i took it + i - 1): another seed track or another asked
-        random seed makes the track again."""
-        return (
-            self.unlike(
-                prompt,
-                loop=loop,
-                model=model,
-                made_as=made_as,
-                seed_sha256=seed_sha256,
-                first_seed=first_seed,
-            )
-            is None
-        )
+    def finished(self, prompt: str, **asked: Any) -> bool:
+        """Every file there as asked now: `unlike` finds no difference (its keywords)."""
+        return self.unlike(prompt, **asked) is None
 
     def unlike(
         self,
@@ -152,8 +126,15 @@ class TrackFiles:
         seed_sha256: str | None = None,
         first_seed: int | None = None,
     ) -> str | None:
-        """None if `finished`; otherwise why not, as said after "already exists, ..." ("" when
-        there is nothing to say: no files, or only some)."""
+        """None if every file is there, from this very prompt, by this `model` (when given: a batch
+        switched to another model, MIT weights for non-commercial ones say, makes its tracks again),
+        a loop if a loop is asked for, and recording every setting of `made_as` (sidecar section ->
+        key -> value: a changed strength or length makes the track again). A loop's sidecar keeps
+        the prompt as asked in its `loop` entry: its own `prompt` is what the model was given, the
+        tempo appended. `seed_sha256` (when given) is the seed track's file's, `first_seed` the
+        random seed asked for (candidate i took it + i - 1): another seed track or another asked
+        random seed makes the track again. Otherwise why not, as said after "already exists, ..."
+        ("" when there is nothing to say: no files, or only some)."""
         if len(self.existing()) != len(self.all()):
             return ""
         for index, audio in enumerate(self.audio()):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fractions
 import io
+import wave
 
 import numpy as np
 
@@ -81,3 +82,16 @@ def encode(
 def encode_format(name: str, samples_at_rate: np.ndarray, channels: int = 2) -> bytes:
     container, codec, sample_format, rate = FORMATS[name]
     return encode(samples_at_rate, rate, container, codec, sample_format=sample_format, channels=channels)
+
+
+def pcm_wav(channels: list[np.ndarray], rate: int) -> bytes:
+    """16-bit PCM WAV of `channels` (each -1..1, one array per channel), written with the standard
+    library: no encoder between the test and the samples it means."""
+    frames = np.stack(channels, axis=1)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(len(channels))
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes((frames * 32767).astype("<i2").tobytes())
+    return buffer.getvalue()

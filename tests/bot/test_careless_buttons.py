@@ -4,17 +4,14 @@ to today's limits), opposite-phase stereo is heard, and a prompt of invisible ch
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
-import wave
 
-import numpy as np
 import pytest
 
 from generation.errors import ModelUnavailableError, RestyleError
 from generation.pipeline import MIN_OUTPUT_S
-from tests.audio_factory import melody
+from tests.audio_factory import melody, pcm_wav
 from tests.bot.conftest import make_config, seed_mp3, until
 from tests.bot.test_acestep import two_families
 from tests.bot.test_refusals import _reconfigure
@@ -141,14 +138,7 @@ def _groove(seconds: float = 6.0) -> bytes:
 def opposite_phase_wav(seconds: float = 2.0) -> bytes:
     """Stereo whose channels cancel in a mono mix: each channel holds the tune."""
     tune = melody([392.0, 440.0, 493.9, 523.3], seconds / 4, RATE)
-    frames = np.stack([tune, -tune], axis=1)
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(2)
-        out.setsampwidth(2)
-        out.setframerate(RATE)
-        out.writeframes((frames * 32767).astype("<i2").tobytes())
-    return buffer.getvalue()
+    return pcm_wav([tune, -tune], RATE)
 
 
 @pytest.mark.parametrize("model", ["debug", "debug-ace"])

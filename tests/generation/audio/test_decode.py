@@ -6,7 +6,6 @@ import io
 import struct
 import threading
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ import pytest
 from generation.audio.chroma import chroma
 from generation.audio.decode import NOT_AUDIO, AudioLimits, decode_audio
 from generation.errors import AudioInputError
-from tests.audio_factory import FORMATS, encode_format, melody
+from tests.audio_factory import FORMATS, encode_format, melody, pcm_wav
 
 SECONDS = 3.0
 
@@ -55,14 +54,7 @@ def test_stereo_is_downmixed_and_a_path_works_like_bytes(tmp_path):
 
 
 def _stereo_wav(left: np.ndarray, right: np.ndarray, rate: int) -> bytes:
-    frames = (np.stack([left, right], axis=1) * 32767).astype("<i2")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as file:
-        file.setnchannels(2)
-        file.setsampwidth(2)
-        file.setframerate(rate)
-        file.writeframes(frames.tobytes())
-    return buffer.getvalue()
+    return pcm_wav([left, right], rate)
 
 
 def test_a_stereo_decode_keeps_each_channel_at_the_rate_asked_for():
@@ -117,13 +109,7 @@ def _cut_ogg() -> bytes:
 
 
 def _wav(samples: np.ndarray, rate: int) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes((samples * 32767).astype("<i2").tobytes())
-    return buffer.getvalue()
+    return pcm_wav([samples], rate)
 
 
 @pytest.mark.parametrize(

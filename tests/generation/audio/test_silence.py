@@ -3,28 +3,18 @@ are opposite in phase cancels in a mono mix, yet each channel holds the music.""
 
 from __future__ import annotations
 
-import io
-import wave
-
 import numpy as np
 import pytest
 
 from generation.audio.decode import decode_audio, is_silent, mono_of
 from generation.errors import AudioInputError
-from tests.audio_factory import melody
+from tests.audio_factory import melody, pcm_wav
 
 RATE = 32_000
 
 
 def _stereo_wav(left: np.ndarray, right: np.ndarray) -> bytes:
-    frames = np.stack([left, right], axis=1)
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(2)
-        out.setsampwidth(2)
-        out.setframerate(RATE)
-        out.writeframes((frames * 32767).astype("<i2").tobytes())
-    return buffer.getvalue()
+    return pcm_wav([left, right], RATE)
 
 
 @pytest.fixture(scope="module")
