@@ -7,22 +7,20 @@ prompt, the options, the output files, the device, the model and the stem separa
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import re
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from generation.audio.decode import AudioLimits, SeedAudio
+from generation.audio.decode import SeedAudio
 from generation.audio.encode import get_format
 from generation.audio.mastering import MasteringOptions
-from generation.audio.tempo import DEFAULT_BEATS_PER_BAR
 from generation.catalog import DEFAULT_MODEL
-from generation.cli.batch_file import BatchFile, Track, load_batch_file
+from generation.cli.batch_file import BatchFile, load_batch_file
 from generation.cli.console import Console
 from generation.cli.guards import (
     check_names,
@@ -38,18 +36,18 @@ from generation.cli.loop_requests import (
     refuse_stray_tempo,
     seamless,
 )
+from generation.cli.plans import CLI_SEED_LIMITS, Planned, seed_sha256, unlike
+from generation.cli.settings import params_from, restyle_options, track_loop, track_options
 from generation.errors import InvalidRequestError, ModelNotCachedError
 from generation.families import offered_family
 from generation.finishing import FinishingThread
 from generation.humanize import format_duration
-from generation.interface import Engine, Family, LoadOptions, Params
+from generation.interface import Engine, Family, LoadOptions
 from generation.layers import layers_line
-from generation.loops import LoopInfo, LoopOptions, LoopPlan, plan_loop, restyle_loop
+from generation.loops import LoopInfo, restyle_loop
 from generation.outputs import TrackFiles, probe_folder, refuse_to_clobber, write_pairs
 from generation.pipeline import (
     Separate,
-    candidate_seeds,
-    check_duration,
     check_length,
     check_memory,
     check_prompt,
@@ -57,24 +55,11 @@ from generation.pipeline import (
     output_duration,
     restyle,
 )
-from generation.results import Restyled, RestyleOptions
+from generation.results import Restyled
 
 log = logging.getLogger(__name__)
 
-# A desk user may hand over a whole album side; the output length is capped separately.
-CLI_SEED_LIMITS = AudioLimits(max_bytes=1024**3, max_seconds=3600.0)
 TRY_DEBUG = " To try Restyle without downloading anything: --model debug (or debug-ace)."
-# Generation settings on the command line: argument -> (the families' parameter, what people type).
-PARAM_OPTIONS = {
-    "top_k": ("top_k", "--top-k"),
-    "top_p": ("top_p", "--top-p"),
-    "temperature": ("temperature", "--temperature"),
-    "guidance": ("guidance_scale", "--guidance"),
-    "strength": ("strength", "--strength"),
-}
-# Why a family lacks a setting, said with the refusal.
-WHOSE = {"strength": "it is ACE-Step's cover strength (--model ace-step)"}
-SAMPLING = "it is MusicGen-melody's sampling; ACE-Step takes --strength"
 
 
 @dataclass(frozen=True)
@@ -112,31 +97,13 @@ class Session:
         return looped.result, looped.info
 
 
-@dataclass(frozen=True)
-class Planned:
-    """One name to generate: its prompt, options and files (and its loop, for loops)."""
-
-    name: str
-    prompt: str
-    options: RestyleOptions
-    files: TrackFiles
-    loop: LoopOptions | None = None
-    loop_plan: LoopPlan | None = None  # made once the seed is read, before the model loads
-    layers: bool = False  # a loop's candidates also as layers (generation.layers)
-
-    def with_loop_planned(self, seed: SeedAudio, family: Family) -> Planned:
-        if self.loop is None:
-            return self
-        return replace(self, loop_plan=plan_loop(seed, self.options, self.loop, frame_rate=family.frame_rate))
-
-
 def generate(args: argparse.Namespace) -> int:
     fmt = get_format(args.format)
     prompt = check_prompt(args.prompt)
     name = args.name or default_name(args.seed_track, prompt)
     family = offered_family(args.model)
-    params = _params(args, family, args.model, args.strength)
-    options = _options(
+    params = params_from(args, family, args.model, args.strength)
+    options = restyle_options(
         args, family, args.candidates, args.duration, args.seed, params=params, stems=not args.no_stems
     )
     refuse_stray_tempo(args.bpm, args.beats_per_bar, looping=args.loop)
@@ -173,8 +140,8 @@ def batch(args: argparse.Namespace) -> int:
     plans = []
     for track in spec.tracks:
         with track_named(track.name):
-            options = _track_options(args, family, model, spec, track)
-            loop = _track_loop(args, family, format_name, spec, track)
+            options = track_options(args, family, model, spec, track)
+            loop = track_loop(args, family, format_name, spec, track)
             layers = bool(loop) and (args.layers or spec.wants_layers(track))
             files = TrackFiles(out_dir, track.name, options.candidates, extension, layers=layers)
             prompt = check_prompt(track.prompt)
@@ -188,11 +155,11 @@ def batch(args: argparse.Namespace) -> int:
         from generation.sets import SET_FILE
 
         check_set_file(out_dir / SET_FILE, spec.seed, args.tracks_file)
-    seed_sha256 = _sha256(spec.seed) if any(plan.files.existing() for plan in plans) else None
-    unlike = {plan.name: _unlike(plan, model, seed_sha256) for plan in plans}
-    todo = [plan for plan in plans if args.force or unlike[plan.name] is not None]
+    digest = seed_sha256(spec.seed) if any(plan.files.existing() for plan in plans) else None
+    why_again = {plan.name: unlike(plan, model, digest) for plan in plans}
+    todo = [plan for plan in plans if args.force or why_again[plan.name] is not None]
     kept = [plan.name for plan in plans if plan not in todo]
-    _check_outputs(out_dir, todo, args.force, [unlike[plan.name] for plan in todo], kept)
+    _check_outputs(out_dir, todo, args.force, [why_again[plan.name] for plan in todo], kept)
     for name in kept:  # said once the run goes ahead: a refusal stays one line
         Console(name).say("already written, skipped (--force makes it again)")
     if not todo:
@@ -280,150 +247,6 @@ def default_name(seed_path: Path, prompt: str) -> str:
     words = re.findall(r"[a-z0-9]+", prompt.lower())
     slug = "-".join(words)[:40].rstrip("-") or "restyled"
     return f"{seed_path.stem}-{slug}"
-
-
-def _params(
-    args: argparse.Namespace,
-    family: Family,
-    model: str,
-    strength: float | None,
-    strength_typed: str = "--strength",
-) -> Params:
-    """The family's parameters with the settings given in place; one the family lacks is refused,
-    named as it is typed. `strength` is the command line's or, in a batch, the file's (said as
-    `strength_typed` then: "strength = 0.5 in tracks.toml")."""
-    _refuse_melody_options(args, family, model)
-    given = {arg: getattr(args, arg) for arg in PARAM_OPTIONS} | {"strength": strength}
-    values = {}
-    for arg, value in given.items():
-        name, typed = PARAM_OPTIONS[arg]
-        typed = strength_typed if arg == "strength" else typed
-        if value is None:
-            continue
-        if not hasattr(family.default_params, name):
-            why = WHOSE.get(arg, SAMPLING)
-            raise InvalidRequestError(f"{typed} is not a setting of {family.title} ({model}): {why}.")
-        values[name] = value
-    return family.make_params(**values)
-
-
-def _refuse_melody_options(args: argparse.Namespace, family: Family, model: str) -> None:
-    """--backend and --no-stems only change how MusicGen-melody runs: refused, not ignored, elsewhere."""
-    if family.reads_melody:
-        return
-    where = f"is not a setting of {family.title} ({model})"
-    if getattr(args, "backend", "auto") not in (None, "auto"):
-        raise InvalidRequestError(f"--backend {where}: it picks MusicGen-melody's decoding loop.")
-    if getattr(args, "no_stems", False):
-        raise InvalidRequestError(f"--no-stems {where}: it hears the whole mix, never stems.")
-
-
-def _options(
-    args: argparse.Namespace,
-    family: Family,
-    candidates: int,
-    duration: float | None,
-    seed: int | None,
-    *,
-    params: Params,
-    stems: bool,
-) -> RestyleOptions:
-    options = RestyleOptions(
-        candidates, duration, args.max_duration, seed, params, stems and family.reads_melody
-    )
-    candidate_seeds(options)  # checks the count and the seed's range now, before any work
-    check_duration(options)
-    return options
-
-
-def _track_options(
-    args: argparse.Namespace, family: Family, model: str, spec: BatchFile, track: Track
-) -> RestyleOptions:
-    candidates = track.candidates or spec.candidates or 1
-    duration = track.duration if track.duration is not None else spec.duration
-    seed = track.random_seed if track.random_seed is not None else spec.random_seed
-    # The command line's --strength wins over the file's, as its other options do.
-    strength, typed = next(
-        (
-            (value, typed)
-            for value, typed in (
-                (args.strength, "--strength"),
-                (track.strength, f"strength = {track.strength}"),
-                (spec.strength, f"strength = {spec.strength} in {args.tracks_file.name}"),
-            )
-            if value is not None
-        ),
-        (None, "--strength"),
-    )
-    params = _params(args, family, model, strength, typed)
-    return _options(
-        args, family, candidates, duration, seed, params=params, stems=spec.stems and not args.no_stems
-    )
-
-
-def _track_loop(
-    args: argparse.Namespace, family: Family, format_name: str, spec: BatchFile, track: Track
-) -> LoopOptions | None:
-    """A track's loop: the command line's settings over the track's over the file's."""
-
-    def first(*values):
-        return next((value for value in values if value is not None), None)
-
-    bpm = first(args.bpm, track.bpm, spec.bpm)
-    beats = first(args.beats_per_bar, track.beats_per_bar, spec.beats_per_bar)
-    intro = first(args.intro, track.intro, spec.intro)
-    looping = args.loop or spec.loops(track)
-    return loop_options(looping, bpm, beats, family=family, format_name=format_name, intro=intro)
-
-
-def _unlike(plan: Planned, model: str, seed_sha256: str | None = None) -> str | None:
-    """None if the plan's files are there as asked now (kept on resume), else why not."""
-    return plan.files.unlike(
-        plan.prompt,
-        loop=plan.loop is not None,
-        model=model,
-        made_as=_made_as(plan),
-        seed_sha256=seed_sha256,
-        first_seed=plan.options.seed,
-    )
-
-
-def _sha256(path: Path) -> str | None:
-    """The seed track's file's digest, as its sidecars record it (None if it cannot be read: the
-    seed's decoding says why, if anything is left to make). Only a plain file within the seed's
-    limit is read: a FIFO or /dev/zero named as the seed would never end."""
-    digest = hashlib.sha256()
-    try:
-        if not path.is_file() or path.stat().st_size > CLI_SEED_LIMITS.max_bytes:
-            return None
-        with path.open("rb") as file:
-            for block in iter(lambda: file.read(1 << 20), b""):
-                digest.update(block)
-    except OSError:
-        return None
-    return digest.hexdigest()
-
-
-def _made_as(plan: Planned) -> dict[str, dict[str, Any]]:
-    """What a track's sidecars must record to be kept on resume: its family's settings, stems, an
-    asked length (a loop's is its bars), its tempo (or that it is detected) and metre."""
-    options = plan.options
-    parameters: dict[str, Any] = {**asdict(options.params), "stems": options.stems}
-    if options.duration_s is not None and plan.loop is None:
-        parameters["duration_s"] = options.duration_s
-    asked: dict[str, Any] = {}
-    if plan.loop is not None:  # a metre not given is 4; a tempo not given is detected, not a given one
-        beats = plan.loop.beats_per_bar
-        asked = {"beats_per_bar": DEFAULT_BEATS_PER_BAR if beats is None else beats}
-        asked |= {"bpm": plan.loop.bpm} if plan.loop.bpm is not None else {"tempo_detected": True}
-    if plan.layers:
-        asked["layered"] = True
-    loop = {key: value for key, value in asked.items() if value is not None}
-    if plan.loop is not None:  # None too: a loop of the seed's bars is not one of 16 s
-        loop["asked_duration_s"] = options.duration_s
-        # None too: a plain loop's sidecar has no intro, and an intro + loop is not a plain loop
-        loop["intro_bars"] = plan.loop.intro_bars or None
-    return {"parameters": parameters, "loop": loop}
 
 
 def _plan_all(
