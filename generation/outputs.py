@@ -112,10 +112,6 @@ class TrackFiles:
     def existing(self) -> list[Path]:
         return [path for path in self.all() if exists(path)]
 
-    def finished(self, prompt: str, **asked: Any) -> bool:
-        """Every file there as asked now: `unlike` finds no difference (its keywords)."""
-        return self.unlike(prompt, **asked) is None
-
     def unlike(
         self,
         prompt: str,
