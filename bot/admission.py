@@ -144,21 +144,8 @@ class Admission:
         if refusal:
             await refuse(interaction, refusal)
             return
-        submission = Submission(
-            prompt=job.prompt,
-            candidates=job.candidates,
-            duration=self._rerun_duration(job),
-            seed=None,
-            model=job.model,
-            seed_name=job.seed_name,
-            seed_path=Path(job.seed_path),
-            kind="reroll",
-            parent_id=job.id,
-            loop=job.loop,
-            bpm=job.loop_bpm,
-            intro=job.loop_intro_bars,
-            layers=job.loop_layers,
-            strength=job.strength,
+        submission = self._built_on(
+            job, "reroll", job.prompt, job.seed_name, Path(job.seed_path), bpm=job.loop_bpm
         )
         await self._submit(interaction, submission)
 
@@ -184,23 +171,31 @@ class Admission:
             await refuse(interaction, refusal)
             return
         candidate = next(c for c in await self.store.candidates(job.id) if c.idx == idx)
-        submission = Submission(
+        seed_name, seed_path = f"job {job.id} candidate {idx}", Path(candidate.lossless_path)
+        # The seed is that loop: its tempo is known.
+        submission = self._built_on(job, "remix", prompt, seed_name, seed_path, bpm=job.loop_tempo)
+        await self._submit(interaction, submission)
+
+    def _built_on(
+        self, job: JobRow, kind: str, prompt: str, seed_name: str, seed_path: Path, *, bpm: float | None
+    ) -> Submission:
+        """A new job on `job`'s settings (new random seeds), from `seed_path` with `prompt`."""
+        return Submission(
             prompt=prompt,
             candidates=job.candidates,
             duration=self._rerun_duration(job),
             seed=None,
             model=job.model,
-            seed_name=f"job {job.id} candidate {idx}",
-            seed_path=Path(candidate.lossless_path),
-            kind="remix",
+            seed_name=seed_name,
+            seed_path=seed_path,
+            kind=kind,
             parent_id=job.id,
             loop=job.loop,
-            bpm=job.loop_tempo,  # the seed is that loop: its tempo is known
+            bpm=bpm,
             intro=job.loop_intro_bars,
             layers=job.loop_layers,
             strength=job.strength,
         )
-        await self._submit(interaction, submission)
 
     def _rerun_duration(self, job: JobRow) -> float:
         """A loop is planned again from its length, within today's limit; other jobs keep theirs."""
