@@ -58,13 +58,20 @@ async def test_two_members_cancel_one_queued_job_at_once_and_nothing_is_kept(run
     assert held(world) == {}
 
 
-async def test_results_refused_for_good_leave_nothing_kept(running):
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        {"status": 413, "code": 40005, "message": "Request entity too large"},  # for good
+        {"status": 502, "message": "Bad Gateway"},  # again and again, until the bot gives up
+    ],
+    ids=["refused-for-good", "kept-failing"],
+)
+async def test_results_discord_will_not_take_leave_nothing_kept(running, monkeypatch, refusal):
+    monkeypatch.setattr(bot.lifecycle, "MAX_POST_ATTEMPTS", 1)
     world = await running(start_worker=False)
     await _queued(world, world.alice)
     for path in ("/webhooks/*", "/channels/*/messages"):
-        world.env.inject_error(
-            "POST", path, status=413, code=40005, message="Request entity too large", times=None
-        )
+        world.env.inject_error("POST", path, times=None, **refusal)
     await world.bot.start_worker()
 
     async def failed() -> bool:
@@ -79,22 +86,6 @@ async def test_a_finished_job_leaves_nothing_kept(running):
     world = await running()
     await _queued(world, world.alice)
     await until(world.env, lambda: world.results(), what="the results")
-    await world.env.settle()
-    assert held(world) == {}
-
-
-async def test_results_discord_kept_failing_leave_nothing_kept(running, monkeypatch):
-    monkeypatch.setattr(bot.lifecycle, "MAX_POST_ATTEMPTS", 1)
-    world = await running(start_worker=False)
-    await _queued(world, world.alice)
-    for path in ("/webhooks/*", "/channels/*/messages"):
-        world.env.inject_error("POST", path, status=502, message="Bad Gateway", times=None)
-    await world.bot.start_worker()
-
-    async def failed() -> bool:
-        return (await world.bot.store.job(1)).status == "failed"
-
-    await until(world.env, failed, what="the job to fail")
     await world.env.settle()
     assert held(world) == {}
 
