@@ -23,14 +23,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
+from bot.worker.failures import SERVER_SIDE, member_message
 from generation.audio.decode import AudioLimits, SeedAudio
 from generation.audio.mastering import MasteringOptions
 from generation.errors import (
     GenerationCancelled,
     InvalidRequestError,
-    ModelUnavailableError,
     RestyleError,
-    StemsUnavailableError,
 )
 from generation.finishing import FinishingThread
 from generation.interface import CancelToken, Engine
@@ -395,18 +394,3 @@ def _params(engine: Engine, values: dict[str, Any]) -> Any:
     params = replace(engine.default_params, **values)
     params.validate()
     return params
-
-
-# What a member is told when the server cannot load a model or the stem separator: their messages
-# name the server's folders (a cache snapshot, a model directory), which the log keeps for the admin.
-SERVER_SIDE = (ModelUnavailableError, StemsUnavailableError)
-SERVER_SIDE_MESSAGE = "What this job needs could not be loaded on the server; the error has been logged."
-
-
-def member_message(exc: Exception) -> str:
-    """Why a job failed, as its channel may read it."""
-    if isinstance(exc, SERVER_SIDE):
-        return SERVER_SIDE_MESSAGE
-    if isinstance(exc, RestyleError):
-        return str(exc)
-    return "Something went wrong while generating; the error has been logged."

@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 import ray
 
+from bot.worker.failures import member_message
 from bot.worker.loading import Separator
-from bot.worker.runner import BatchRunner, Engines, Finished, RenderSettings, WorkOrder, member_message
+from bot.worker.runner import BatchRunner, Engines, Finished, RenderSettings, WorkOrder
 from generation.errors import RestyleError
 from generation.interface import Engine
 
